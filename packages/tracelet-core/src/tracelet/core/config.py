@@ -1,0 +1,74 @@
+"""Per-experiment configuration (the spec's `ExperimentConfig`) and how it overlays the global settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from tracelet.settings import TraceletSettings
+
+
+@attrs.define
+class AutomagicConfig:
+    """What automagic capture looks at."""
+
+    detect_hyperparameters: bool = True
+    max_value_length: int = 500
+    ignore_names: set[str] = attrs.field(factory=lambda: {"self", "cls"})
+
+
+@attrs.define
+class ExperimentConfig:
+    """Detailed settings for one experiment; when given, its fields win over the global settings."""
+
+    # Core tracking settings
+    track_metrics: bool = True
+    track_environment: bool = True
+    track_args: bool = True
+    track_stdout: bool = True
+    track_checkpoints: bool = True
+    track_system_metrics: bool = True
+    track_git: bool = True
+
+    # Automagic instrumentation settings
+    enable_automagic: bool = False
+    automagic_frameworks: set[str] | None = None
+
+    # Artifact tracking settings
+    enable_artifacts: bool = False
+    automagic_artifacts: bool = False
+    artifact_watch_dirs: list[str] | None = None
+    watch_filesystem: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: TraceletSettings) -> ExperimentConfig:
+        return cls(
+            track_environment=settings.track_env,
+            track_system_metrics=settings.track_system,
+            track_git=settings.track_git,
+            track_stdout=settings.track_stdout,
+            enable_automagic=settings.enable_automagic,
+            automagic_frameworks=set(settings.automagic_frameworks) or None,
+            enable_artifacts=settings.enable_artifacts,
+            automagic_artifacts=settings.automagic_artifacts,
+            artifact_watch_dirs=list(settings.artifact_watch_dirs) or None,
+            watch_filesystem=settings.watch_filesystem,
+        )
+
+    def overlay(self, settings: TraceletSettings) -> TraceletSettings:
+        """The settings with this config's fields in their place."""
+        changes: dict[str, Any] = {
+            "track_env": self.track_environment,
+            "track_system": self.track_system_metrics,
+            "track_git": self.track_git,
+            "enable_automagic": self.enable_automagic,
+            "enable_artifacts": self.enable_artifacts,
+            "automagic_artifacts": self.automagic_artifacts,
+            "watch_filesystem": self.watch_filesystem,
+        }
+        if self.automagic_frameworks is not None:
+            changes["automagic_frameworks"] = set(self.automagic_frameworks)
+        if self.artifact_watch_dirs is not None:
+            changes["artifact_watch_dirs"] = list(self.artifact_watch_dirs)
+        return attrs.evolve(settings, **changes)

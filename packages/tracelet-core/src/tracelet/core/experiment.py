@@ -1,0 +1,464 @@
+"""The experiment: the public object training code logs to."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelet.core import discovery, journal, lifecycle, runinfo
+from tracelet.core.backend import Backend, instantiate
+from tracelet.core.config import AutomagicConfig, ExperimentConfig
+from tracelet.core.orchestrator import Orchestrator, StopReport
+from tracelet.core.plugins import PluginType
+from tracelet.core.records import METRIC, PARAMS, TAGS, RunContext, RunStatus
+from tracelet.core.redact import redact_mapping
+from tracelet.core.values import normalize_params, plain, to_float, to_step
+from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
+from tracelet.settings import TraceletSettings
+
+if TYPE_CHECKING:
+    from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+
+logger = logging.getLogger("tracelet")
+
+_time = time.time
+
+
+def _new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _safe_dirname(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "default"
+
+
+def backend_config(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config dict addressed to backend `name`: its `{name: {...}}` block, then `name_*` keys."""
+    block = options.get(name)
+    config = dict(block) if isinstance(block, dict) else {}
+    prefix = f"{name}_"
+    config.update({k[len(prefix) :]: v for k, v in options.items() if k.startswith(prefix)})
+    return config
+
+
+class Experiment:
+    """One tracked run, fanned out to every selected backend."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ExperimentConfig | None = None,
+        backend: list[str] | None = None,
+        tags: list[str] | None = None,
+        automagic: bool = False,
+        automagic_config: AutomagicConfig | None = None,
+        artifacts: bool = False,
+        automagic_artifacts: bool = False,
+        *,
+        project: str | None = None,
+        settings: TraceletSettings | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("an experiment needs a non-empty name")
+        settings = settings if settings is not None else TraceletSettings()
+        if config is not None:
+            settings = config.overlay(settings)
+        self.config = config if config is not None else ExperimentConfig.from_settings(settings)
+        if automagic:
+            self.config.enable_automagic = True
+        if artifacts:
+            self.config.enable_artifacts = True
+        if automagic_artifacts:
+            self.config.automagic_artifacts = True
+        self.settings = settings
+        self.automagic_config = automagic_config or AutomagicConfig()
+        self.options: dict[str, Any] = dict(options or {})
+        names = [backend] if isinstance(backend, str) else list(backend or settings.backend or ["local"])
+        self.backend_names: list[str] = list(dict.fromkeys(names))
+        self.project = project or settings.project
+        self._name = name
+        self._tags = list(tags or [])
+        self._id = _new_run_id()
+        self._created_at = datetime.now(timezone.utc)
+        self._iteration = 0
+        self._append = _not_started
+        self.status = RunStatus.RUNNING
+        self.report: StopReport | None = None
+        self.run_dir: Path | None = None
+        self._orchestrator: Orchestrator | None = None
+        self._journal: journal.JournalWriter | None = None
+        self._frameworks: list[Backend] = []
+        self._collectors: Any = None
+        self._artifacts: Any = None
+        self._state_lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    # -- properties --------------------------------------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        return self._iteration
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def experiment_id(self) -> str:
+        return self._id
+
+    @property
+    def created_at(self) -> datetime:
+        return self._created_at
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+    @property
+    def backends(self) -> list[Backend]:
+        """The active backend plugins, each with a `name`."""
+        return self._orchestrator.backends if self._orchestrator is not None else []
+
+    @property
+    def orchestrator(self) -> Orchestrator | None:
+        return self._orchestrator
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> Experiment:
+        """Start the experiment and initialize all backends."""
+        with self._state_lock:
+            if self._started:
+                return self
+            self._started = True
+            try:
+                self._start()
+            except BaseException:
+                self._started = False
+                self._abort()
+                raise
+        return self
+
+    def _start(self) -> None:
+        settings = self.settings
+        if "local" in self.backend_names and not settings.local_store:
+            raise ConfigurationError("backend 'local' was selected but the local store is off (TRACELET_LOCAL_STORE)")
+        specs = [discovery.find(PluginType.BACKEND, n) for n in self.backend_names]  # fail fast on unknown names
+        metadata = runinfo.collect(settings.track_git, settings.track_env)
+        if settings.local_store:
+            self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
+            self._journal = journal.JournalWriter(self.run_dir)
+            self._write_meta(metadata=metadata)
+        orch = Orchestrator(self._journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
+        self._orchestrator = orch
+        redacted_options = redact_mapping(self.options)
+        for name, spec in zip(self.backend_names, specs):
+            run = RunContext(
+                run_id=self._id,
+                name=self._name,
+                project=self.project,
+                created_at=self._created_at,
+                tags=list(self._tags),
+                config=backend_config(name, self.options),
+                metadata={**metadata, "config": redacted_options},
+                run_dir=str(self.run_dir) if self.run_dir else None,
+                settings=settings,
+            )
+            orch.add_backend(Backend(name, instantiate(spec.load()), run, spec))
+        self._artifacts = self._make_artifact_manager()
+        orch.start()
+        self._append = orch.append
+        lifecycle.register(self)
+        self._await_backends(settings.start_timeout)
+        self._start_frameworks()
+        self._start_collectors()
+        if self._artifacts is not None:
+            self._artifacts.start()
+
+    def _await_backends(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        assert self._orchestrator is not None
+        for worker in self._orchestrator.workers.values():
+            if not worker.started.wait(max(deadline - time.monotonic(), 0)):
+                logger.warning("tracelet: backend %r is still starting; logging goes on", worker.backend.name)
+            elif worker.start_error is not None:
+                exc = worker.start_error
+                cls = ConfigurationError if isinstance(exc, (ConfigurationError, ImportError)) else BackendError
+                raise cls(f"backend {worker.backend.name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+
+    def _make_artifact_manager(self) -> Any:
+        try:
+            from tracelet.core.artifact_manager import ArtifactManager
+        except ImportError:
+            return None
+        manager = ArtifactManager(self)
+        assert self._orchestrator is not None
+        self._orchestrator.artifact_handler = manager.deliver
+        return manager
+
+    def _start_frameworks(self) -> None:
+        wanted = self.settings.automagic_frameworks
+        for spec in discovery.installed(PluginType.FRAMEWORK):
+            if wanted and spec.name not in wanted:
+                continue
+            try:
+                handle = Backend(spec.name, instantiate(spec.load()), self._context_for(spec.name), spec)
+                handle.call("framework_instrument", experiment=self)
+                self._frameworks.append(handle)
+            except Exception as exc:  # an integration that cannot hook in must not stop the run
+                logger.warning("tracelet: framework plugin %r not active: %s", spec.name, exc)
+
+    def _start_collectors(self) -> None:
+        if not self.settings.track_system:
+            return
+        from tracelet.core.collectors import CollectorRunner
+
+        self._collectors = CollectorRunner(self, self.settings.metrics_interval)
+        self._collectors.start()
+
+    def _context_for(self, name: str) -> RunContext:
+        return RunContext(
+            run_id=self._id,
+            name=self._name,
+            project=self.project,
+            created_at=self._created_at,
+            tags=list(self._tags),
+            config=backend_config(name, self.options),
+            run_dir=str(self.run_dir) if self.run_dir else None,
+            settings=self.settings,
+        )
+
+    def stop(self, *, status: RunStatus | str = RunStatus.FINISHED) -> StopReport | None:
+        """Stop the experiment: deliver everything, end each backend's run, close the journal."""
+        status = RunStatus(status)
+        with self._state_lock:
+            if self._stopped or not self._started:
+                return self.report
+            self._stopped = True
+        for handle in self._frameworks:
+            try:
+                handle.call("framework_uninstrument", experiment=self)
+            except Exception as exc:
+                logger.warning("tracelet: framework plugin %r failed to uninstrument: %s", handle.name, exc)
+        if self._collectors is not None:
+            self._collectors.stop()
+        if self._artifacts is not None:
+            self._artifacts.stop()
+        self._append = _after_stop
+        assert self._orchestrator is not None
+        self.report = self._orchestrator.stop(status)
+        self.status = status
+        lifecycle.unregister(self)
+        if self._journal is not None:
+            self._write_meta(ended=True)
+        if not self.report.complete and self.run_dir is not None:
+            logger.warning("tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir)
+        return self.report
+
+    def end(self) -> StopReport | None:
+        """Alias for stop()."""
+        return self.stop()
+
+    def _abort(self) -> None:
+        if self._orchestrator is not None:
+            self._orchestrator.stop(RunStatus.FAILED)
+        lifecycle.unregister(self)
+
+    def _write_meta(self, metadata: dict[str, Any] | None = None, ended: bool = False) -> None:
+        assert self.run_dir is not None
+        meta: dict[str, Any] = {
+            "run_id": self._id,
+            "name": self._name,
+            "project": self.project,
+            "created_at": self._created_at.isoformat(),
+            "status": self.status.value,
+            "tags": self._tags,
+            "backends": self.backend_names,
+        }
+        if metadata is not None:
+            meta["metadata"] = metadata
+            self._meta_cache = meta
+        else:
+            meta = {**self._meta_cache, **meta}
+        if ended and self.report is not None:
+            meta["ended_at"] = datetime.now(timezone.utc).isoformat()
+            meta["events"] = self.report.events
+            meta["delivery"] = {
+                name: {
+                    "delivered": r.delivered,
+                    "undelivered": r.undelivered,
+                    "dropped": r.dropped,
+                    "errors": r.errors,
+                    "details": plain(r.details),
+                }
+                for name, r in self.report.backends.items()
+            }
+        journal.write_meta(self.run_dir, meta)
+
+    def __enter__(self) -> Experiment:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.stop(status=RunStatus.FINISHED if exc_type is None else RunStatus.FAILED)
+        from tracelet import interface
+
+        interface._forget(self)
+
+    # -- logging: the hot path -------------------------------------------------------------------------------------
+    def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None:
+        """Log a scalar metric value."""
+        if type(value) is not float:
+            value = to_float(value)
+        if iteration is None:
+            iteration = self._iteration
+        elif type(iteration) is not int:
+            iteration = to_step(iteration)
+        if type(name) is not str:
+            raise TypeError(f"metric name must be str, got {type(name).__name__}")
+        self._append((METRIC, name, value, iteration, _time()))
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Log experiment parameters/hyperparameters."""
+        self._append((PARAMS, normalize_params(params), _time()))
+
+    def log_hyperparameter(self, name: str, value: Any) -> None:
+        """Log a single hyperparameter (alias for compatibility)."""
+        self.log_params({name: value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Log key/value tags (beyond the list of tags the experiment was created with)."""
+        self._append((TAGS, {str(k): str(v) for k, v in redact_mapping(tags).items()}, _time()))
+
+    def set_iteration(self, iteration: int) -> None:
+        """Set the current iteration/step number."""
+        self._iteration = to_step(iteration)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every backend has taken what was logged so far; False if `timeout` passed first."""
+        return self._orchestrator.flush(timeout) if self._orchestrator is not None else True
+
+    # -- artifacts ---------------------------------------------------------------------------------------------------
+    def _artifact_manager(self) -> Any:
+        if self._artifacts is None:
+            raise TraceletException("the artifact system is not available before start()")
+        return self._artifacts
+
+    def create_artifact(
+        self, name: str, artifact_type: ArtifactType, description: str | None = None
+    ) -> TraceletArtifact:
+        """Create a new artifact builder."""
+        from tracelet.core.artifacts import TraceletArtifact
+
+        return TraceletArtifact(name, artifact_type, description)
+
+    def log_artifact(self, artifact: TraceletArtifact | str, *, wait: bool = False) -> dict[str, ArtifactResult]:
+        """Log an artifact (or a file path) to every backend it routes to; returns each backend's result."""
+        return self._artifact_manager().log(artifact, wait=wait)
+
+    def get_artifact(
+        self, name: str, version: str = "latest", backend: str | None = None, *, load: bool = False
+    ) -> TraceletArtifact | None:
+        """Retrieve an artifact by name and version."""
+        return self._artifact_manager().get(name, version=version, backend=backend, load=load)
+
+    def list_artifacts(
+        self, type_filter: ArtifactType | None = None, backend: str | None = None
+    ) -> list[TraceletArtifact]:
+        """List available artifacts, optionally of one type."""
+        return self._artifact_manager().list(type_filter=type_filter, backend=backend)
+
+    def log_file_artifact(self, local_path: str, artifact_path: str | None = None) -> dict[str, ArtifactResult]:
+        """Legacy method for logging one file as an artifact."""
+        return self._artifact_manager().log_file(local_path, artifact_path)
+
+    # -- automagic ---------------------------------------------------------------------------------------------------
+    def capture_hyperparams(self) -> dict[str, Any]:
+        """Capture the caller's simple local variables (numbers, strings, booleans) as parameters."""
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None
+        found: dict[str, Any] = {}
+        cfg = self.automagic_config
+        if caller is not None:
+            for key, value in caller.f_locals.items():
+                if key.startswith("_") or key in cfg.ignore_names:
+                    continue
+                if isinstance(value, (bool, int, float)) or (
+                    isinstance(value, str) and len(value) <= cfg.max_value_length
+                ):
+                    found[key] = value
+        del frame, caller
+        if found:
+            self.log_params(found)
+        return found
+
+    def capture_model(self, model: Any) -> dict[str, Any]:
+        """Describe a model through the framework plugins (or generically) and log it as parameters."""
+        info = self._describe("framework_describe_model", model=model) or _generic_model_info(model)
+        self.log_params({f"model/{k}": v for k, v in info.items()})
+        return info
+
+    def capture_dataset(self, dataset: Any) -> dict[str, Any]:
+        """Describe a dataset through the framework plugins (or generically) and log it as parameters."""
+        info = self._describe("framework_describe_dataset", dataset=dataset) or _generic_dataset_info(dataset)
+        self.log_params({f"dataset/{k}": v for k, v in info.items()})
+        return info
+
+    def _describe(self, hook: str, **kwargs: Any) -> dict[str, Any] | None:
+        for handle in self._frameworks:
+            try:
+                info = handle.call(hook, **kwargs)
+            except Exception as exc:
+                logger.warning("tracelet: %s of %r failed: %s", hook, handle.name, exc)
+                continue
+            if info:
+                return dict(info)
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self._name!r} id={self._id} backends={self.backend_names} status={self.status.value}>"
+
+
+def _generic_model_info(model: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        try:
+            info["parameters"] = sum(int(getattr(p, "numel")()) for p in parameters())
+        except Exception:
+            pass
+    return info
+
+
+def _generic_dataset_info(dataset: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"class": f"{type(dataset).__module__}.{type(dataset).__qualname__}"}
+    try:
+        info["size"] = len(dataset)
+    except TypeError:
+        pass
+    return info
+
+
+def _not_started(event: tuple) -> None:
+    raise TraceletException("the experiment has not been started: call start() first")
+
+
+_warned_after_stop = False
+
+
+def _after_stop(event: tuple) -> None:
+    global _warned_after_stop
+    if not _warned_after_stop:
+        _warned_after_stop = True
+        logger.warning("tracelet: logging after the experiment stopped is ignored")

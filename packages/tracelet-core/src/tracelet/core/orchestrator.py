@@ -1,0 +1,318 @@
+"""The orchestrator: the calling thread appends, a dispatcher journals, one worker per backend delivers.
+
+    caller ──append──► deque ──dispatcher──► journal (events.jsonl) + in-memory chunks
+                                                  │
+                                 worker "mlflow" ◄┼► worker "wandb" ◄┼► ...   (each from its own cursor)
+
+Workers read recent chunks from memory; a worker that falls further behind than `max_buffered` events reads
+from the journal instead, so memory stays bounded and nothing is dropped. Without a journal (local store off)
+the oldest chunks are dropped past that bound and the drops are counted per backend and reported at stop.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from tracelet.core import journal as journal_mod
+from tracelet.core.backend import Backend
+from tracelet.core.records import METRIC, Metric, RunStatus
+from tracelet.core.worker import BackendWorker
+
+logger = logging.getLogger("tracelet")
+
+DISPATCH_INTERVAL = 0.02  # journal write-through well inside the 100 ms promise
+FSYNC_INTERVAL = 0.5  # fsync well inside the 1 s promise
+MAX_CHUNK = 50_000
+
+_live: weakref.WeakSet[Orchestrator] = weakref.WeakSet()
+
+
+@attrs.define
+class BackendReport:
+    """What one backend received by the end of the run."""
+
+    name: str
+    delivered: int
+    undelivered: int
+    dropped: int
+    errors: dict[str, int]
+    finished: bool
+    details: dict[str, Any]
+
+
+@attrs.define
+class StopReport:
+    status: RunStatus
+    events: int
+    backends: dict[str, BackendReport]
+
+    @property
+    def complete(self) -> bool:
+        return all(b.undelivered == 0 and b.dropped == 0 for b in self.backends.values())
+
+
+class Orchestrator:
+    """Routes the run's events to every backend without ever blocking the caller."""
+
+    def __init__(
+        self,
+        journal: journal_mod.JournalWriter | None = None,
+        *,
+        max_buffered: int = 200_000,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self.journal = journal
+        self.max_buffered = max_buffered
+        self.stop_timeout = stop_timeout
+        self._queue: deque[tuple] = deque()
+        self.append: Callable[[tuple], None] = self._queue.append  # the hot path: one C call
+        self._lock = threading.Lock()  # guards the chunk list, never held across I/O
+        self._chunk_seqs: list[int] = []
+        self._chunks: list[list[tuple]] = []
+        self._buffered = 0
+        self.end = 0  # events published so far (sequence numbers 0 .. end-1)
+        self.closed = False
+        self._closing = threading.Event()
+        self._workers: dict[str, BackendWorker] = {}
+        self._dispatcher: threading.Thread | None = None
+        self._stop_lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # the dispatcher and stop() may both publish
+        self._report: StopReport | None = None
+        self._last_sync = time.monotonic()
+        self._pid = os.getpid()
+        self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
+        _live.add(self)
+
+    # -- spec API ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the dispatcher and every added backend's worker."""
+        if self._dispatcher is None:
+            self._dispatcher = threading.Thread(target=self._dispatch_loop, name="tracelet-dispatch", daemon=True)
+            self._dispatcher.start()
+        for worker in list(self._workers.values()):
+            if not worker.is_alive() and not worker.done.is_set():
+                worker.start()
+
+    def route_metric(self, metric: Metric) -> None:
+        """Queue one metric point for every backend."""
+        self.append((METRIC, metric.name, metric.value, metric.step, metric.timestamp))
+
+    def add_backend(self, backend: Backend, replay: bool = True) -> BackendWorker:
+        """Give a backend its worker; with `replay` it receives the run from its first event."""
+        worker = BackendWorker(backend, self, cursor=0 if replay else self.end)
+        with self._lock:
+            self._workers[backend.name] = worker
+        if self._dispatcher is not None:
+            worker.start()
+        return worker
+
+    def remove_backend(self, backend: Backend | str, status: RunStatus = RunStatus.FINISHED) -> BackendReport:
+        """Deliver what was logged so far to one backend, end its run, and stop feeding it."""
+        name = backend if isinstance(backend, str) else backend.name
+        self._publish()
+        worker = self._workers[name]
+        report = self._finish_workers([worker], status)[name]
+        with self._lock:
+            del self._workers[name]
+        return report
+
+    def stop(self, status: RunStatus = RunStatus.FINISHED) -> StopReport:
+        """Deliver everything (each backend within its timeout), end the backends' runs; idempotent."""
+        with self._stop_lock:
+            if self._report is not None:
+                return self._report
+            if os.getpid() != self._pid:  # a forked child never ends its parent's run
+                return StopReport(status, 0, {})
+            self._closing.set()
+            if self._dispatcher is not None and self._dispatcher.is_alive():
+                self._dispatcher.join()
+            self._publish()  # anything appended after the dispatcher's last pass
+            self.closed = True
+            reports = self._finish_workers(list(self._workers.values()), status)
+            if self.journal is not None:
+                self.journal.close()
+            self._report = StopReport(status, self.end, reports)
+            return self._report
+
+    # -- for workers ---------------------------------------------------------------------------------------------
+    @property
+    def backends(self) -> list[Backend]:
+        return [w.backend for w in self._workers.values()]
+
+    @property
+    def workers(self) -> dict[str, BackendWorker]:
+        return dict(self._workers)
+
+    def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
+        """Events from `cursor` on (at most `limit`), with the sequence number of the first one returned."""
+        with self._lock:
+            seqs = self._chunk_seqs
+            if seqs and cursor >= seqs[0]:
+                i = bisect.bisect_right(seqs, cursor) - 1
+                out = self._chunks[i][cursor - seqs[i] : cursor - seqs[i] + limit]
+                i += 1
+                while len(out) < limit and i < len(seqs):
+                    out.extend(self._chunks[i][: limit - len(out)])
+                    i += 1
+                return cursor, out
+            oldest = seqs[0] if seqs else self.end
+        if cursor >= oldest:
+            return cursor, []
+        if self.journal is None:
+            return oldest, []
+        # Behind the memory window: catch up from the journal (flushed to the OS before publication).
+        want = min(limit, oldest - cursor)
+        out = []
+        for _, event in journal_mod.read_events(self.journal.path, cursor, self.journal.offset_for(cursor)):
+            out.append(event)
+            if len(out) >= want:
+                break
+        return cursor, out
+
+    def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
+        if self.artifact_handler is not None:
+            self.artifact_handler(backend, payload)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every backend has taken everything logged so far (or `timeout` passes)."""
+        self._publish()
+        target = self.end
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in list(self._workers.values()):
+            worker.wake.set()
+            while worker.cursor < target and not worker.done.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+        return all(w.cursor >= target for w in self._workers.values())
+
+    # -- dispatcher ------------------------------------------------------------------------------------------------
+    def _dispatch_loop(self) -> None:
+        while not self._closing.is_set():
+            moved = self._publish()
+            if moved < MAX_CHUNK:
+                self._closing.wait(DISPATCH_INTERVAL)
+        self._publish()
+
+    def _publish(self) -> int:
+        """Move queued events into the journal and the chunk window; wake the workers."""
+        with self._publish_lock:
+            pop = self._queue.popleft
+            items: list[tuple] = []
+            add = items.append
+            try:
+                while len(items) < MAX_CHUNK:
+                    add(pop())
+            except IndexError:
+                pass
+            if not items:
+                self._maybe_sync()
+                return 0
+            _resolve_lazy(items)
+            first = self.end
+            if self.journal is not None:
+                self.journal.append(first, items)
+                self._maybe_sync()
+            with self._lock:
+                self._chunk_seqs.append(first)
+                self._chunks.append(items)
+                self._buffered += len(items)
+                self.end = first + len(items)
+                self._trim()
+            for worker in self._workers.values():
+                worker.wake.set()
+            return len(items)
+
+    def _maybe_sync(self) -> None:
+        now = time.monotonic()
+        if self.journal is not None and now - self._last_sync >= FSYNC_INTERVAL:
+            self._last_sync = now
+            self.journal.sync()
+
+    def _trim(self) -> None:
+        """Drop chunks every worker has passed, and the oldest ones past the memory bound."""
+        slowest = min((w.cursor for w in self._workers.values()), default=self.end)
+        while self._chunks:
+            size = len(self._chunks[0])
+            passed = self._chunk_seqs[0] + size <= slowest
+            over = self._buffered > self.max_buffered and len(self._chunks) > 1
+            if not (passed or over):
+                break
+            del self._chunk_seqs[0], self._chunks[0]
+            self._buffered -= size
+
+    def _finish_workers(self, workers: list[BackendWorker], status: RunStatus) -> dict[str, BackendReport]:
+        now = time.monotonic()
+        for w in workers:
+            timeout = w.backend.run.config.get("stop_timeout", self.stop_timeout)
+            w.finish(status, now + float(timeout))
+            if not w.is_alive() and not w.done.is_set():
+                w.start()
+        reports: dict[str, BackendReport] = {}
+        for w in workers:
+            timeout = float(w.backend.run.config.get("stop_timeout", self.stop_timeout))
+            # Grace beyond the delivery deadline for end_run itself; a hung hook is abandoned after it.
+            finished = w.done.wait(max(now + timeout - time.monotonic(), 0) + min(timeout, 10.0))
+            undelivered = max(self.end - w.cursor, 0)
+            if undelivered:
+                where = f" (kept in {self.journal.path})" if self.journal is not None else ""
+                logger.warning(
+                    "tracelet: backend %r did not receive %d events before its stop timeout%s",
+                    w.backend.name,
+                    undelivered,
+                    where,
+                )
+            if w.dropped:
+                logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, w.dropped)
+            reports[w.backend.name] = BackendReport(
+                name=w.backend.name,
+                delivered=w.delivered,
+                undelivered=undelivered,
+                dropped=w.dropped,
+                errors=w.errors.summary(),
+                finished=finished,
+                details=dict(w.backend.details),
+            )
+        return reports
+
+    def _after_fork_in_child(self) -> None:
+        # The parent owns the run: the child neither delivers nor ends it, and must not block on locks
+        # that a parent thread held at fork time.
+        self._queue = deque(maxlen=0)
+        self.append = self._queue.append
+        self._lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self._workers = {}
+        self._dispatcher = None
+        self._closing.set()
+        self.closed = True
+
+
+def _resolve_lazy(items: list[tuple]) -> None:
+    """Metric values that the caller handed over unconverted (device tensors) become floats here."""
+    for i, e in enumerate(items):
+        if e[0] == METRIC and type(e[2]) is not float:
+            try:
+                items[i] = (METRIC, e[1], float(e[2]), e[3], e[4])
+            except Exception:
+                items[i] = (METRIC, e[1], float("nan"), e[3], e[4])
+
+
+def _after_fork() -> None:
+    for orch in list(_live):
+        orch._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

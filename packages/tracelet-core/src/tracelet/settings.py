@@ -1,0 +1,116 @@
+"""Global settings, resolved as: explicit argument > `config` dict > `TRACELET_*` environment > default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+from tracelet.exceptions import ConfigurationError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def parse_bool(value: Any) -> bool:
+    """`true/false/1/0/yes/no` (any case) and real booleans."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use true/false, 1/0 or yes/no)")
+
+
+def parse_list(value: Any) -> list[str]:
+    """A comma-separated string or an iterable of strings."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(v) for v in value]
+
+
+_converter = cattrs.Converter()
+_converter.register_structure_hook(bool, lambda v, _: parse_bool(v))
+_converter.register_structure_hook_func(lambda t: t == list[str], lambda v, _: parse_list(v))
+_converter.register_structure_hook_func(lambda t: t == set[str], lambda v, _: set(parse_list(v)))
+_converter.register_structure_hook(float, lambda v, _: float(v))
+_converter.register_structure_hook(int, lambda v, _: int(v))
+
+
+def _env_default(name: str, default: Any, kind: type) -> Any:
+    """An attrs default that reads `TRACELET_<NAME>` when the instance is created."""
+
+    def factory() -> Any:
+        raw = os.environ.get(f"TRACELET_{name.upper()}")
+        if raw is None:
+            return default() if callable(default) else default
+        try:
+            return _converter.structure(raw, kind)
+        except (ValueError, cattrs.BaseValidationError) as exc:
+            raise ConfigurationError(f"TRACELET_{name.upper()}={raw!r}: {exc}") from exc
+
+    return attrs.Factory(factory)
+
+
+def _field(name: str, default: Any, kind: type) -> Any:
+    return attrs.field(default=_env_default(name, default, kind), metadata={"env": f"TRACELET_{name.upper()}"})
+
+
+@attrs.define
+class TraceletSettings:
+    """Settings shared by every run of the process. Each field reads `TRACELET_<FIELD>` when not given."""
+
+    project: str = _field("project", "default", str)
+    backend: list[str] = _field("backend", lambda: ["local"], list[str])
+    track_system: bool = _field("track_system", True, bool)
+    track_git: bool = _field("track_git", True, bool)
+    track_env: bool = _field("track_env", True, bool)
+    metrics_interval: float = _field("metrics_interval", 10.0, float)
+
+    enable_automagic: bool = _field("enable_automagic", False, bool)
+    automagic_frameworks: set[str] = _field("automagic_frameworks", set, set[str])
+
+    enable_artifacts: bool = _field("enable_artifacts", False, bool)
+    automagic_artifacts: bool = _field("automagic_artifacts", False, bool)
+    watch_filesystem: bool = _field("watch_filesystem", False, bool)
+    artifact_watch_dirs: list[str] = _field("artifact_watch_dirs", list, list[str])
+
+    # Beyond the spec's table: where the local store lives and how the orchestrator behaves.
+    dir: str = _field("dir", "./tracelet-runs", str)
+    local_store: bool = _field("local_store", True, bool)
+    stop_timeout: float = _field("stop_timeout", 30.0, float)
+    start_timeout: float = _field("start_timeout", 30.0, float)
+    max_buffered: int = _field("max_buffered", 200_000, int)
+    track_stdout: bool = _field("track_stdout", False, bool)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in attrs.fields(cls)}
+
+    @classmethod
+    def resolve(cls, config: Mapping[str, Any] | None = None, **explicit: Any) -> TraceletSettings:
+        """Settings from explicit values (None means not given) over `config` keys over the environment."""
+        names = cls.field_names()
+        given: dict[str, Any] = {k: v for k, v in (config or {}).items() if k in names}
+        given.update({k: v for k, v in explicit.items() if v is not None})
+        unknown = set(given) - names
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {sorted(unknown)}")
+        kinds = {f.name: f.type for f in attrs.fields(cls)}
+        try:
+            values = {k: _converter.structure(v, _resolve_type(kinds[k])) for k, v in given.items()}
+        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+            raise ConfigurationError(f"invalid setting: {exc}") from exc
+        return cls(**values)
+
+
+def _resolve_type(annotation: Any) -> Any:
+    # Annotations are strings under `from __future__ import annotations`.
+    return {"str": str, "bool": bool, "float": float, "int": int, "list[str]": list[str], "set[str]": set[str]}.get(
+        annotation, annotation
+    )

@@ -1,0 +1,92 @@
+"""Backends that record what they receive in memory (keyed by run id), fail, sleep, or fail for a while."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from tracelet import hookimpl
+from tracelet.core.records import Metric, RunContext, RunStatus
+
+RECORDS: dict[str, dict[str, Any]] = {}
+_lock = threading.Lock()
+
+
+def record_for(run_id: str, backend: str) -> dict[str, Any]:
+    return RECORDS[f"{backend}:{run_id}"]
+
+
+class RecorderBackend:
+    """Keeps every hook call for the test to read back."""
+
+    label = "recorder"
+
+    def __init__(self) -> None:
+        self.rec: dict[str, Any] = {}
+
+    @hookimpl
+    def plugin_setup(self, config: dict[str, Any]) -> None:
+        self.rec["config"] = dict(config)
+
+    @hookimpl
+    def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        with _lock:
+            self.rec.update(
+                run=run, metrics=[], params={}, tags={}, batches=0, status=None, threads=set(), artifacts=[]
+            )
+            RECORDS[f"{self.label}:{run.run_id}"] = self.rec
+        return {"recorded_as": self.label}
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        self.rec["metrics"].extend(metrics)
+        self.rec["batches"] += 1
+        self.rec["threads"].add(threading.current_thread().name)
+
+    @hookimpl
+    def backend_log_params(self, params: dict[str, Any]) -> None:
+        self.rec["params"].update(params)
+
+    @hookimpl
+    def backend_log_tags(self, tags: dict[str, str]) -> None:
+        self.rec["tags"].update(tags)
+
+    @hookimpl
+    def backend_end_run(self, status: RunStatus) -> None:
+        self.rec["status"] = status
+
+
+class SlowBackend(RecorderBackend):
+    """Sleeps a second per batch."""
+
+    label = "slow"
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        time.sleep(1.0)
+        super().backend_log_metrics(metrics)
+
+
+class FailingBackend(RecorderBackend):
+    """Every batch raises."""
+
+    label = "failing"
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        self.rec["attempts"] = self.rec.get("attempts", 0) + 1
+        raise ConnectionError("tracker unreachable")
+
+
+class FlakyBackend(RecorderBackend):
+    """Fails its first `fail_times` batches (config key `fail_times`, default 3), then delivers."""
+
+    label = "flaky"
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        self.rec["attempts"] = self.rec.get("attempts", 0) + 1
+        if self.rec["attempts"] <= int(self.rec["config"].get("fail_times", 3)):
+            raise ConnectionError("flaky tracker")
+        super().backend_log_metrics(metrics)
