@@ -119,7 +119,7 @@ class Orchestrator:
     def remove_backend(self, backend: Backend | str, status: RunStatus = RunStatus.FINISHED) -> BackendReport:
         """Deliver what was logged so far to one backend, end its run, and stop feeding it."""
         name = backend if isinstance(backend, str) else backend.name
-        self._publish()
+        self._drain()
         worker = self._workers[name]
         report = self._finish_workers([worker], status)[name]
         with self._lock:
@@ -136,7 +136,7 @@ class Orchestrator:
             self._closing.set()
             if self._dispatcher is not None and self._dispatcher.is_alive():
                 self._dispatcher.join()
-            self._publish()  # anything appended after the dispatcher's last pass
+            self._drain()  # anything appended after the dispatcher's last pass
             self.closed = True
             reports = self._finish_workers(list(self._workers.values()), status)
             if self.journal is not None:
@@ -185,7 +185,7 @@ class Orchestrator:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every backend has taken everything logged so far (or `timeout` passes)."""
-        self._publish()
+        self._drain()
         target = self.end
         deadline = None if timeout is None else time.monotonic() + timeout
         for worker in list(self._workers.values()):
@@ -202,7 +202,11 @@ class Orchestrator:
             moved = self._publish()
             if moved < MAX_CHUNK:
                 self._closing.wait(DISPATCH_INTERVAL)
-        self._publish()
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._publish():
+            pass
 
     def _publish(self) -> int:
         """Move queued events into the journal and the chunk window; wake the workers."""
@@ -255,7 +259,7 @@ class Orchestrator:
         now = time.monotonic()
         for w in workers:
             timeout = w.backend.run.config.get("stop_timeout", self.stop_timeout)
-            w.finish(status, now + float(timeout))
+            w.finish(status, now + float(timeout), self.end)
             if not w.is_alive() and not w.done.is_set():
                 w.start()
         reports: dict[str, BackendReport] = {}

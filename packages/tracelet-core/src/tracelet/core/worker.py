@@ -57,6 +57,7 @@ class BackendWorker(threading.Thread):
         self.done = threading.Event()
         self.start_error: BaseException | None = None
         self.draining = False
+        self.until = 0
         self.deadline: float | None = None
         self.final_status = RunStatus.FINISHED
         self.timed_out = False
@@ -64,10 +65,11 @@ class BackendWorker(threading.Thread):
         self.hooks[ARTIFACT] = backend.implements("backend_log_artifact")
 
     # -- control, from other threads ------------------------------------------------------------------------
-    def finish(self, status: RunStatus, deadline: float) -> None:
-        """Deliver to the end of the stream (until `deadline`), then end the run with `status`."""
+    def finish(self, status: RunStatus, deadline: float, until: int) -> None:
+        """Deliver events up to sequence `until` (or until `deadline`), then end the run with `status`."""
         self.final_status = status
         self.deadline = deadline
+        self.until = until
         self.draining = True
         self.wake.set()
 
@@ -133,7 +135,7 @@ class BackendWorker(threading.Thread):
                 if not self._deliver(events):
                     return
                 continue
-            if self.draining and source.closed and self.cursor >= source.end:
+            if self.draining and self.cursor >= self.until:
                 return
             if self.draining and self._expired():
                 self.timed_out = True
@@ -151,7 +153,8 @@ class BackendWorker(threading.Thread):
                 j += 1
             group = events[i:j]
             if self.hooks.get(kind):
-                if not self._retrying(_HOOKS.get(kind, "log_artifact"), lambda g=group, k=kind: self._send(k, g)):
+                where = _HOOKS.get(kind, "log_artifact").removeprefix("backend_")
+                if not self._retrying(where, lambda g=group, k=kind: self._send(k, g)):
                     return False
             self.cursor += j - i
             self.delivered += j - i

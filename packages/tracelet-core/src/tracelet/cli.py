@@ -1,0 +1,151 @@
+"""The `tracelet` command: installed plugins, local runs, one run's summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from tracelet.core import discovery
+from tracelet.core.plugins import PluginType, new_plugin_manager
+from tracelet.exceptions import ConfigurationError
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    """One line of block characters; long series are bucketed (mean per bucket), non-finite values as ' '."""
+    if len(values) > width:
+        size = len(values) / width
+        buckets = [values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)] for i in range(width)]
+        values = [_mean(b) for b in buckets]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    return "".join(_BARS[int((v - lo) / span * (len(_BARS) - 1))] if math.isfinite(v) else " " for v in values)
+
+
+def _mean(bucket: Sequence[float]) -> float:
+    finite = [v for v in bucket if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _plugin_rows() -> list[dict[str, Any]]:
+    rows = []
+    for ptype in PluginType:
+        for spec in discovery.installed(ptype):
+            row: dict[str, Any] = {
+                "name": spec.name,
+                "type": ptype.value,
+                "distribution": spec.distribution,
+                "version": spec.version,
+                "entry_point": spec.value,
+            }
+            try:
+                obj = spec.load()
+                pm = new_plugin_manager()
+                pm.register(obj() if isinstance(obj, type) else obj, name=spec.name)
+                row["hooks"] = sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(spec.name)) or [])
+            except ConfigurationError as exc:
+                row["hooks"] = []
+                row["error"] = str(exc)
+            rows.append(row)
+    return rows
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    rows = _plugin_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r["name"], r["type"], r["distribution"], r["version"], ", ".join(r["hooks"]) or r.get("error", "")]
+             for r in rows]
+    print(_table(table, ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "HOOKS"]))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from tracelet import store
+
+    runs = store.list_runs(args.dir)
+    if not runs:
+        print(f"no runs under {args.dir or store.default_root()}")
+        return 0
+    table = [[r.id, r.project or "", r.name or "", r.status or "", (r.created_at or "")[:19], str(r.meta.get("events", ""))]
+             for r in runs]
+    print(_table(table, ["RUN", "PROJECT", "NAME", "STATUS", "CREATED", "EVENTS"]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from tracelet import store
+
+    try:
+        run = store.open_run(args.run, args.dir)
+    except LookupError as exc:
+        print(f"tracelet: {exc}", file=sys.stderr)
+        return 1
+    print(f"run      {run.id}")
+    print(f"name     {run.name}")
+    print(f"project  {run.project}")
+    print(f"status   {run.status}")
+    print(f"path     {run.path}")
+    params, tags = run.params(), run.tags()
+    if params:
+        print("\nparams")
+        for k, v in sorted(params.items()):
+            print(f"  {k} = {v}")
+    if tags or run.meta.get("tags"):
+        print("\ntags")
+        for t in run.meta.get("tags") or []:
+            print(f"  {t}")
+        for k, v in sorted(tags.items()):
+            print(f"  {k} = {v}")
+    metrics = run.metrics()
+    if metrics:
+        print("\nmetrics")
+        rows = []
+        for name, points in sorted(metrics.items()):
+            values = [p.value for p in points]
+            finite = [v for v in values if math.isfinite(v)] or [math.nan]
+            rows.append([name, f"{values[-1]:.6g}", f"{min(finite):.6g}", f"{max(finite):.6g}", str(len(values)),
+                         sparkline(values)])
+        print(textwrap.indent(_table(rows, ["NAME", "LAST", "MIN", "MAX", "POINTS", ""]), "  "))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracelet", description="Tracelet: plugins and local runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plugins", help="list installed plugins")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("runs", help="list runs in the local store")
+    p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
+    p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("show", help="summarise one run")
+    p.add_argument("run", help="run id, unique prefix, or folder")
+    p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

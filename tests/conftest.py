@@ -1,0 +1,36 @@
+"""Shared fixtures: every test runs in its own folder with a clean TRACELET_* environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tracelet
+from tracelet.core import discovery
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for key in list(os.environ):
+        if key.startswith("TRACELET_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRACELET_TRACK_SYSTEM", "false")
+    discovery.refresh()
+    yield tmp_path
+    tracelet.stop_logging()
+    discovery.refresh()
+
+
+@pytest.fixture
+def python_env() -> dict[str, str]:
+    """Environment for child Python processes that must import the same packages."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
