@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import cattrs
 
 from tracelet.exceptions import ConfigurationError
 
@@ -34,12 +34,27 @@ def parse_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-_converter = cattrs.Converter()
-_converter.register_structure_hook(bool, lambda v, _: parse_bool(v))
-_converter.register_structure_hook_func(lambda t: t == list[str], lambda v, _: parse_list(v))
-_converter.register_structure_hook_func(lambda t: t == set[str], lambda v, _: set(parse_list(v)))
-_converter.register_structure_hook(float, lambda v, _: float(v))
-_converter.register_structure_hook(int, lambda v, _: int(v))
+@functools.cache
+def _converter() -> cattrs.Converter:
+    # Built on first use: settings are resolved when a run starts, not at `import tracelet`.
+    import cattrs
+
+    conv = cattrs.Converter()
+    conv.register_structure_hook(bool, lambda v, _: parse_bool(v))
+    conv.register_structure_hook_func(lambda t: t == list[str], lambda v, _: parse_list(v))
+    conv.register_structure_hook_func(lambda t: t == set[str], lambda v, _: set(parse_list(v)))
+    conv.register_structure_hook(float, lambda v, _: float(v))
+    conv.register_structure_hook(int, lambda v, _: int(v))
+    return conv
+
+
+def _structure(value: Any, kind: Any) -> Any:
+    import cattrs
+
+    try:
+        return _converter().structure(value, kind)
+    except cattrs.BaseValidationError as exc:
+        raise ValueError(str(exc.exceptions[0]) if exc.exceptions else str(exc)) from exc
 
 
 def _env_default(name: str, default: Any, kind: type) -> Any:
@@ -50,8 +65,8 @@ def _env_default(name: str, default: Any, kind: type) -> Any:
         if raw is None:
             return default() if callable(default) else default
         try:
-            return _converter.structure(raw, kind)
-        except (ValueError, cattrs.BaseValidationError) as exc:
+            return _structure(raw, kind)
+        except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"TRACELET_{name.upper()}={raw!r}: {exc}") from exc
 
     return attrs.Factory(factory)
@@ -103,8 +118,8 @@ class TraceletSettings:
             raise ConfigurationError(f"unknown settings: {sorted(unknown)}")
         kinds = {f.name: f.type for f in attrs.fields(cls)}
         try:
-            values = {k: _converter.structure(v, _resolve_type(kinds[k])) for k, v in given.items()}
-        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+            values = {k: _structure(v, _resolve_type(kinds[k])) for k, v in given.items()}
+        except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"invalid setting: {exc}") from exc
         return cls(**values)
 

@@ -38,7 +38,8 @@ class LocalRun:
         out: dict[str, list[Metric]] = {}
         for e in self.events():
             if e[0] == METRIC:
-                out.setdefault(e[1], []).append(Metric(e[1], e[2], e[3], e[4]))
+                name = e[1] if type(e[1]) is str else str(e[1])
+                out.setdefault(name, []).append(Metric(name, e[2], e[3], e[4]))
         return out
 
     def params(self) -> dict[str, Any]:

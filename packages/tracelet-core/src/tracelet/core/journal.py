@@ -5,31 +5,72 @@ Format version 1, one folder per run (`<dir>/<project>/<run-id>/`):
 - `run.json`: run metadata, rewritten atomically whenever it changes: `format` ("tracelet-run"),
   `version` (1), `run_id`, `name`, `project`, `created_at`/`ended_at` (ISO 8601), `status`
   (RUNNING, FINISHED, FAILED, KILLED), `tags`, `metadata`, and at stop `events` (the count) and
-  `backends` (per backend: delivered, undelivered, errors).
-- `events.jsonl`: append-only; one JSON object per line, `{"s": <seq of the first event>, "e": [<event>, ...]}`.
-  Events are arrays whose first element is the kind:
-  `["m", name, value, step, timestamp]`, `["p", {params}, timestamp]`, `["t", {tags}, timestamp]`,
-  `["a", {artifact}, timestamp]`. Timestamps are seconds since the epoch. Non-finite metric values are
-  written as the literals `NaN`, `Infinity` and `-Infinity` (Python's `json` reads them back).
-  A torn last line (the process died mid-write) is ignored on reading.
+  `delivery` (per backend: delivered, undelivered, dropped, errors).
+- `events.bin`: append-only frames. A frame is a 4-byte little-endian payload length, then the payload: a
+  pickle (protocol 5) of `(first_seq, [event, ...])` holding only tuples, lists, dicts, str, int, float, bool
+  and None. Events are tuples whose first element is the kind:
+  `("m", name, value, step, timestamp)`, `("p", {params}, timestamp)`, `("t", {tags}, timestamp)`,
+  `("a", {artifact}, timestamp)`; event `i` of a frame has sequence number `first_seq + i`. Timestamps are
+  seconds since the epoch; NaN and ±inf metric values are stored as such.
+  Pickle rather than JSON: encoding runs beside the training thread and holds the GIL, and pickling costs
+  about a twentieth of JSON's float formatting. Reading uses an unpickler that refuses every class, so a
+  journal can never run code. A torn last frame (the process died mid-write) is ignored on reading.
 - `artifacts/`: the local store's artifact versions (see `tracelet.backends.local`).
+
+`tracelet.store` reads runs back; `tracelet show RUN` prints one.
 """
 
 from __future__ import annotations
 
+import builtins
 import bisect
+import io
 import json
 import os
+import pickle
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 FORMAT = "tracelet-run"
 VERSION = 1
-EVENTS_FILE = "events.jsonl"
+EVENTS_FILE = "events.bin"
 META_FILE = "run.json"
+FRAME_EVENTS = 2000  # bounds how long one encode holds the GIL
+_LENGTH = struct.Struct("<I")
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+class _Pickler(pickle.Pickler):
+    """Stores foreign scalars (numpy, str subclasses, ...) as plain str/int/float, so readers need no classes."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return str, (str(obj),)
+        if hasattr(obj, "__index__"):
+            return int, (obj.__index__(),)
+        if hasattr(obj, "__float__"):
+            return float, (float(obj),)
+        return str, (str(obj),)
+
+
+_ALLOWED = {"str", "int", "float"}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in _ALLOWED:
+            return getattr(builtins, name)
+        raise pickle.UnpicklingError(f"journal frames hold no {module}.{name}")
+
+
+def encode_frame(first_seq: int, events: list[tuple[Any, ...]]) -> bytes:
+    buf = io.BytesIO()
+    buf.write(b"\0\0\0\0")
+    _Pickler(buf, 5).dump((first_seq, events))
+    data = buf.getbuffer()
+    _LENGTH.pack_into(data, 0, len(data) - 4)
+    return bytes(data)
 
 
 class JournalWriter:
@@ -46,11 +87,14 @@ class JournalWriter:
         self.closed = False
 
     def append(self, first_seq: int, events: list[tuple[Any, ...]]) -> None:
-        line = (_encode({"s": first_seq, "e": events}) + "\n").encode()
-        self._file.write(line)
-        self.index_seqs.append(first_seq)
-        self.index_offsets.append(self._offset)
-        self._offset += len(line)
+        frames = []
+        for start in range(0, len(events), FRAME_EVENTS):
+            frame = encode_frame(first_seq + start, events[start : start + FRAME_EVENTS])
+            self.index_seqs.append(first_seq + start)
+            self.index_offsets.append(self._offset)
+            self._offset += len(frame)
+            frames.append(frame)
+        self._file.write(b"".join(frames))
 
     def sync(self) -> None:
         if not self.closed:
@@ -83,19 +127,23 @@ def read_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_events(path: str | os.PathLike[str], start_seq: int = 0, offset: int = 0) -> Iterator[tuple[int, tuple]]:
-    """Yield (seq, event) from `start_seq` on, reading from byte `offset` (a line start at or before it)."""
+    """Yield (seq, event) from `start_seq` on, reading from byte `offset` (a frame start at or before it)."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
         f.seek(offset)
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                return  # torn tail: the writer died mid-line, or is writing it now
-            chunk = json.loads(raw)
-            seq = chunk["s"]
-            for event in chunk["e"]:
+        while True:
+            head = f.read(4)
+            if len(head) < 4:
+                return
+            (size,) = _LENGTH.unpack(head)
+            payload = f.read(size)
+            if len(payload) < size:
+                return  # torn tail: the writer died mid-frame, or is writing it now
+            seq, events = _Unpickler(io.BytesIO(payload)).load()
+            for event in events:
                 if seq >= start_seq:
-                    yield seq, tuple(event)
+                    yield seq, event
                 seq += 1

@@ -1,6 +1,6 @@
 """The orchestrator: the calling thread appends, a dispatcher journals, one worker per backend delivers.
 
-    caller ──append──► deque ──dispatcher──► journal (events.jsonl) + in-memory chunks
+    caller ──append──► deque ──dispatcher──► journal (events.bin) + in-memory chunks
                                                   │
                                  worker "mlflow" ◄┼► worker "wandb" ◄┼► ...   (each from its own cursor)
 
@@ -19,11 +19,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat, starmap
 from typing import Any
 
 import attrs
 
 from tracelet.core import journal as journal_mod
+from tracelet.core import values
 from tracelet.core.backend import Backend
 from tracelet.core.records import METRIC, Metric, RunStatus
 from tracelet.core.worker import BackendWorker
@@ -211,18 +213,14 @@ class Orchestrator:
     def _publish(self) -> int:
         """Move queued events into the journal and the chunk window; wake the workers."""
         with self._publish_lock:
-            pop = self._queue.popleft
-            items: list[tuple] = []
-            add = items.append
-            try:
-                while len(items) < MAX_CHUNK:
-                    add(pop())
-            except IndexError:
-                pass
-            if not items:
+            # Only this thread pops, so len() events are there to take; starmap pops them without a Python loop.
+            count = min(len(self._queue), MAX_CHUNK)
+            if not count:
                 self._maybe_sync()
                 return 0
-            _resolve_lazy(items)
+            items: list[tuple] = list(starmap(self._queue.popleft, repeat((), count)))
+            if values.lazy_seen:
+                _resolve_lazy(items)
             first = self.end
             if self.journal is not None:
                 self.journal.append(first, items)
@@ -304,13 +302,14 @@ class Orchestrator:
 
 
 def _resolve_lazy(items: list[tuple]) -> None:
-    """Metric values that the caller handed over unconverted (device tensors) become floats here."""
+    """Metric values the caller handed over unconverted (device tensors) become floats here, off its thread."""
     for i, e in enumerate(items):
         if e[0] == METRIC and type(e[2]) is not float:
             try:
-                items[i] = (METRIC, e[1], float(e[2]), e[3], e[4])
+                value = float(e[2])
             except Exception:
-                items[i] = (METRIC, e[1], float("nan"), e[3], e[4])
+                value = float("nan")
+            items[i] = (METRIC, e[1], value, e[3], e[4])
 
 
 def _after_fork() -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from tracelet.core.redact import redact_mapping
 
+lazy_seen = False
+
 
 def to_float(value: Any) -> Any:
     """A metric value as float; NaN and ±inf are kept. Raises TypeError for anything not a real scalar.
@@ -27,6 +29,8 @@ def to_float(value: Any) -> Any:
         raise TypeError(f"metric value must be a real number, got {t.__name__} {value!r}")
     device = getattr(value, "device", None)
     if device is not None and getattr(device, "type", "cpu") != "cpu" and getattr(value, "ndim", None) == 0:
+        global lazy_seen
+        lazy_seen = True  # tells the dispatcher to look for values to convert
         detach = getattr(value, "detach", None)
         return detach() if detach is not None else value
     if hasattr(t, "__float__"):

@@ -23,6 +23,11 @@ BATCH_LIMIT = 10_000
 _HOOKS = {METRIC: "backend_log_metrics", PARAMS: "backend_log_params", TAGS: "backend_log_tags"}
 
 
+def _name(name: object) -> str:
+    # log_metric leaves this check off the hot path: a name that is not str is delivered as str(name).
+    return name if type(name) is str else str(name)
+
+
 class ErrorLog:
     """Counts errors by kind and logs the first of each kind only, so an outage is one line, not thousands."""
 
@@ -164,7 +169,7 @@ class BackendWorker(threading.Thread):
     def _send(self, kind: str, group: list[tuple]) -> None:
         call = self.backend.call
         if kind == METRIC:
-            call("backend_log_metrics", metrics=[Metric(e[1], e[2], e[3], e[4]) for e in group])
+            call("backend_log_metrics", metrics=[Metric(_name(e[1]), e[2], e[3], e[4]) for e in group])
         elif kind == PARAMS:
             merged: dict[str, Any] = {}
             for e in group:
