@@ -41,10 +41,19 @@ FRAME_EVENTS = 2000  # bounds how long one encode holds the GIL
 _LENGTH = struct.Struct("<I")
 
 
+_PLAIN = {str, int, float, bool, type(None), bytes, dict, list, tuple}
+
+
 class _Pickler(pickle.Pickler):
     """Stores foreign scalars (numpy, str subclasses, ...) as plain str/int/float, so readers need no classes."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in _PLAIN or isinstance(obj, type):  # classes: the builtins named in reductions below
+            return NotImplemented
+        if isinstance(obj, dict):
+            return dict, (dict(obj),)
+        if isinstance(obj, (list, tuple)):
+            return (tuple if isinstance(obj, tuple) else list), (list(obj),)
         if isinstance(obj, str):
             return str, (str(obj),)
         if hasattr(obj, "__index__"):
@@ -54,7 +63,7 @@ class _Pickler(pickle.Pickler):
         return str, (str(obj),)
 
 
-_ALLOWED = {"str", "int", "float"}
+_ALLOWED = {"str", "int", "float", "dict", "list", "tuple"}
 
 
 class _Unpickler(pickle.Unpickler):

@@ -274,6 +274,9 @@ class Orchestrator:
                     undelivered,
                     where,
                 )
+            if w.errors.counts:
+                counts = ", ".join(f"{kind} x{n}" for kind, n in w.errors.counts.items())
+                logger.warning("tracelet: backend %r errors during the run: %s", w.backend.name, counts)
             if w.dropped:
                 logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, w.dropped)
             reports[w.backend.name] = BackendReport(

@@ -1,0 +1,89 @@
+"""The journal format: frames round-trip, a torn tail is ignored, and reading never imports classes."""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import time
+
+import pytest
+
+import tracelet
+from tracelet.core import journal
+from tracelet.store import open_run
+
+
+def test_frames_round_trip_and_sequence_numbers(tmp_path) -> None:
+    writer = journal.JournalWriter(tmp_path / "run")
+    events = [("m", "loss", float(i), i, 1.5) for i in range(5000)]
+    writer.append(0, events)
+    writer.append(5000, [("p", {"lr": 0.1}, 2.0), ("m", "acc", math.inf, 1, 3.0)])
+    writer.close()
+    got = list(journal.read_events(writer.path))
+    assert [seq for seq, _ in got] == list(range(5002))
+    assert [e for _, e in got[:5000]] == events
+    assert got[5000][1] == ("p", {"lr": 0.1}, 2.0) and got[5001][1][2] == math.inf
+    # Catching up from the middle: the index gives the frame that holds the sequence number.
+    tail = list(journal.read_events(writer.path, 4321, writer.offset_for(4321)))
+    assert tail[0] == (4321, ("m", "loss", 4321.0, 4321, 1.5)) and len(tail) == 5002 - 4321
+
+
+def test_torn_last_frame_is_ignored(tmp_path) -> None:
+    writer = journal.JournalWriter(tmp_path / "run")
+    writer.append(0, [("m", "a", 1.0, 0, 0.0)])
+    writer.append(1, [("m", "a", 2.0, 1, 0.0)])
+    writer.close()
+    data = writer.path.read_bytes()
+    writer.path.write_bytes(data[:-3])
+    assert [e[2] for _, e in journal.read_events(writer.path)] == [1.0]
+
+
+def test_reader_refuses_classes(tmp_path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / journal.EVENTS_FILE
+    payload = pickle.dumps((0, [("m", Evil(), 1.0, 0, 0.0)]))
+    path.write_bytes(len(payload).to_bytes(4, "little") + payload)
+    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+        list(journal.read_events(path))
+
+
+def test_foreign_scalars_are_stored_as_plain_values(tmp_path) -> None:
+    np = pytest.importorskip("numpy")
+    frame = journal.encode_frame(0, [("m", np.str_("n"), 1.0, np.int64(3), 0.0), ("p", {"k": np.float32(0.5)}, 0.0)])
+    seq, events = journal._Unpickler(io.BytesIO(frame[4:])).load()
+    assert events[0] == ("m", "n", 1.0, 3, 0.0) and type(events[0][3]) is int
+    assert events[1][1]["k"] == 0.5
+
+
+def test_run_json_describes_the_run_and_its_delivery() -> None:
+    with tracelet.start_logging("meta", project="p", backend=["local", "recorder"]) as exp:
+        exp.log_metric("x", 1.0, 0)
+        time.sleep(0.05)
+        running = journal.read_meta(exp.run_dir)
+        assert running["status"] == "RUNNING" and running["format"] == "tracelet-run" and running["version"] == 1
+    meta = open_run(exp.id).meta
+    assert meta["status"] == "FINISHED" and meta["events"] == 1 and meta["ended_at"]
+    assert meta["delivery"]["recorder"]["delivered"] == 1 and meta["delivery"]["recorder"]["undelivered"] == 0
+    assert meta["metadata"]["environment"]["python"]
+
+
+def test_non_str_metric_names_are_delivered_as_str() -> None:
+    from tracelet_testplugin.backends import record_for
+
+    with tracelet.start_logging("names", backend=["local", "recorder"]) as exp:
+        exp.log_metric(7, 1.0, 0)  # type: ignore[arg-type]
+    assert record_for(exp.id, "recorder")["metrics"][0].name == "7"
+    assert list(open_run(exp.id).metrics()) == ["7"]
+
+
+def test_system_metrics_are_collected_when_tracked() -> None:
+    pytest.importorskip("psutil")
+    with tracelet.start_logging("sys", backend="local", config={"track_system": True, "metrics_interval": 0.1}) as exp:
+        time.sleep(0.5)
+    metrics = open_run(exp.id).metrics()
+    assert len(metrics["system/cpu_percent"]) >= 2
+    assert 0 < metrics["system/process_rss_mb"][0].value < 100_000
