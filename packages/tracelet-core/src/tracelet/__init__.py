@@ -1,6 +1,7 @@
 """Tracelet: one experiment-tracking API that fans out to every tracker a team uses."""
 
-from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+from typing import TYPE_CHECKING, Any
+
 from tracelet.core.config import AutomagicConfig, ExperimentConfig
 from tracelet.core.experiment import Experiment
 from tracelet.core.plugins import hookimpl
@@ -8,7 +9,21 @@ from tracelet.exceptions import BackendError, ConfigurationError, TraceletExcept
 from tracelet.interface import get_active_experiment, start_logging, stop_logging
 from tracelet.settings import TraceletSettings
 
+if TYPE_CHECKING:
+    from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+
 __version__ = "0.1.0"
+
+_LAZY = {"ArtifactResult", "ArtifactType", "TraceletArtifact"}
+
+
+def __getattr__(name: str) -> Any:
+    # The artifact model (hashing, serializers) is loaded on first use, keeping `import tracelet` light.
+    if name in _LAZY:
+        from tracelet.core import artifacts
+
+        return getattr(artifacts, name)
+    raise AttributeError(f"module 'tracelet' has no attribute {name!r}")
 
 __all__ = [
     "ArtifactResult",

@@ -1,9 +1,15 @@
-"""Backends that record what they receive in memory (keyed by run id), fail, sleep, or fail for a while."""
+"""Backends that record what they receive in memory (keyed by run id), fail, sleep, or fail for a while.
+
+Artifacts: `recorder` (and its subclasses) record each artifact they are given, the thread it arrived on and
+the bytes of its files at delivery; `failing` raises in backend_log_artifact too; `typed` takes only
+image artifacts (through backend_accepts_artifact).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from tracelet import hookimpl
@@ -56,6 +62,16 @@ class RecorderBackend:
     def backend_end_run(self, status: RunStatus) -> None:
         self.rec["status"] = status
 
+    @hookimpl
+    def backend_log_artifact(self, artifact: Any) -> dict[str, Any]:
+        contents = {f.artifact_path: Path(f.local_path).read_bytes() for f in artifact.files}
+        with _lock:
+            self.rec["artifacts"].append(artifact)
+            self.rec.setdefault("artifact_contents", []).append(contents)
+            self.rec.setdefault("artifact_threads", set()).add(threading.current_thread().name)
+        n = len(self.rec["artifacts"])
+        return {"uri": f"{self.label}://{artifact.name}/{n}", "version": str(n), "metadata": {"count": n}}
+
 
 class SlowBackend(RecorderBackend):
     """Sleeps a second per batch."""
@@ -78,6 +94,11 @@ class FailingBackend(RecorderBackend):
         self.rec["attempts"] = self.rec.get("attempts", 0) + 1
         raise ConnectionError("tracker unreachable")
 
+    @hookimpl
+    def backend_log_artifact(self, artifact: Any) -> None:
+        self.rec["artifact_attempts"] = self.rec.get("artifact_attempts", 0) + 1
+        raise ConnectionError("artifact store unreachable")
+
 
 class FlakyBackend(RecorderBackend):
     """Fails its first `fail_times` batches (config key `fail_times`, default 3), then delivers."""
@@ -90,3 +111,13 @@ class FlakyBackend(RecorderBackend):
         if self.rec["attempts"] <= int(self.rec["config"].get("fail_times", 3)):
             raise ConnectionError("flaky tracker")
         super().backend_log_metrics(metrics)
+
+
+class TypedBackend(RecorderBackend):
+    """Accepts image artifacts only."""
+
+    label = "typed"
+
+    @hookimpl
+    def backend_accepts_artifact(self, artifact: Any) -> bool:
+        return artifact.type.value == "image"

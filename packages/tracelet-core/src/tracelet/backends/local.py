@@ -1,15 +1,29 @@
 """The built-in `local` backend: the run journal under TRACELET_DIR is the record.
 
 Metrics, params and tags need no delivery here: the orchestrator's dispatcher writes every event to the
-run's journal before any backend sees it. This plugin opens and closes the run's folder and keeps artifacts.
+run's journal before any backend sees it. This plugin opens and closes the run's folder and keeps artifacts
+(versioned per run; see `tracelet.backends.local_artifacts` for the layout).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
 from tracelet.core.records import RunContext
+from tracelet.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+
+
+def _root(run: RunContext) -> Path:
+    if run.run_dir is None:
+        raise ConfigurationError("the local backend keeps artifacts in the run folder, but the local store is off")
+    from tracelet.backends.local_artifacts import artifacts_root
+
+    return artifacts_root(run.run_dir)
 
 
 class LocalBackend:
@@ -31,3 +45,22 @@ class LocalBackend:
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
         return {"path": run.run_dir}
+
+    # Artifacts: every type is accepted (no backend_accepts_artifact), every file is stored, never referenced.
+    @hookimpl
+    def backend_log_artifact(self, artifact: TraceletArtifact, run: RunContext) -> ArtifactResult:
+        from tracelet.backends import local_artifacts
+
+        return local_artifacts.store(_root(run), artifact)
+
+    @hookimpl
+    def backend_get_artifact(self, name: str, version: str, run: RunContext) -> TraceletArtifact | None:
+        from tracelet.backends import local_artifacts
+
+        return local_artifacts.get(_root(run), name, version)
+
+    @hookimpl
+    def backend_list_artifacts(self, type_filter: ArtifactType | None, run: RunContext) -> list[TraceletArtifact]:
+        from tracelet.backends import local_artifacts
+
+        return local_artifacts.list_all(_root(run), type_filter)

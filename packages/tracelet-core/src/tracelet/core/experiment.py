@@ -5,19 +5,19 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-import secrets
+import os
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core import discovery, journal, lifecycle, runinfo
+from tracelet.core import discovery, journal, lifecycle
 from tracelet.core.backend import Backend, instantiate
 from tracelet.core.config import AutomagicConfig, ExperimentConfig
 from tracelet.core.orchestrator import Orchestrator, StopReport
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import METRIC, PARAMS, TAGS, RunContext, RunStatus
+from tracelet.core.records import PARAMS, TAGS, RunContext, RunStatus
 from tracelet.core.redact import redact_mapping
 from tracelet.core.values import normalize_params, plain, to_float, to_step
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
@@ -32,7 +32,7 @@ _time = time.time
 
 
 def _new_run_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
 def _safe_dirname(name: str) -> str:
@@ -156,6 +156,8 @@ class Experiment:
         if "local" in self.backend_names and not settings.local_store:
             raise ConfigurationError("backend 'local' was selected but the local store is off (TRACELET_LOCAL_STORE)")
         specs = [discovery.find(PluginType.BACKEND, n) for n in self.backend_names]  # fail fast on unknown names
+        from tracelet.core import runinfo  # subprocess, platform, socket: only when a run starts
+
         metadata = runinfo.collect(settings.track_git, settings.track_env)
         if settings.local_store:
             self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
@@ -199,10 +201,8 @@ class Experiment:
                 raise cls(f"backend {worker.backend.name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
     def _make_artifact_manager(self) -> Any:
-        try:
-            from tracelet.core.artifact_manager import ArtifactManager
-        except ImportError:
-            return None
+        from tracelet.core.artifact_manager import ArtifactManager
+
         manager = ArtifactManager(self)
         assert self._orchestrator is not None
         self._orchestrator.artifact_handler = manager.deliver
@@ -319,15 +319,15 @@ class Experiment:
     # -- logging: the hot path -------------------------------------------------------------------------------------
     def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None:
         """Log a scalar metric value."""
+        # The hot path: type checks and one deque append. Names that are not str are turned into str by the
+        # dispatcher, off this thread. The literal "m" is records.METRIC (a constant loads faster than a global).
         if type(value) is not float:
             value = to_float(value)
         if iteration is None:
             iteration = self._iteration
         elif type(iteration) is not int:
             iteration = to_step(iteration)
-        if type(name) is not str:
-            raise TypeError(f"metric name must be str, got {type(name).__name__}")
-        self._append((METRIC, name, value, iteration, _time()))
+        self._append(("m", name, value, iteration, _time()))
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Log experiment parameters/hyperparameters."""
@@ -350,6 +350,12 @@ class Experiment:
         return self._orchestrator.flush(timeout) if self._orchestrator is not None else True
 
     # -- artifacts ---------------------------------------------------------------------------------------------------
+    # The explicit artifact methods work in every started experiment (the spec's basic example logs a file after a
+    # plain start_logging). `enable_artifacts` / `artifacts=True` switch on the automatic part: with
+    # `automagic_artifacts` or `watch_filesystem`, new files in `artifact_watch_dirs` are logged as artifacts.
+    # Config keys (the experiment's config dict): `artifact_routing` ({type: [backend, ...]}) overrides where a type
+    # goes; `artifact_watch_interval`, `artifact_watch_settle` (seconds) and `artifact_watcher` ("auto", "watchdog",
+    # "polling") tune watching.
     def _artifact_manager(self) -> Any:
         if self._artifacts is None:
             raise TraceletException("the artifact system is not available before start()")
@@ -363,24 +369,33 @@ class Experiment:
 
         return TraceletArtifact(name, artifact_type, description)
 
-    def log_artifact(self, artifact: TraceletArtifact | str, *, wait: bool = False) -> dict[str, ArtifactResult]:
-        """Log an artifact (or a file path) to every backend it routes to; returns each backend's result."""
+    def log_artifact(
+        self, artifact: TraceletArtifact | str, *, wait: bool | float = False
+    ) -> dict[str, ArtifactResult]:
+        """Log an artifact (or a file or folder path) to every backend it routes to.
+
+        The files are snapshotted into the run before this returns, so later writes do not change what was
+        logged; backends store it on their own threads. Returns one ArtifactResult per target backend, pending
+        until delivered (`result.wait()`), or already final with `wait=True` (or `wait=<seconds>`). A failing
+        backend yields a result with `error` set; it never raises here.
+        """
         return self._artifact_manager().log(artifact, wait=wait)
 
     def get_artifact(
         self, name: str, version: str = "latest", backend: str | None = None, *, load: bool = False
     ) -> TraceletArtifact | None:
-        """Retrieve an artifact by name and version."""
+        """Retrieve an artifact by name and version ("latest", "v2") from `backend` (default: the local store
+        first). Its files point at the stored copies; pickled objects are only unpickled with `load=True`."""
         return self._artifact_manager().get(name, version=version, backend=backend, load=load)
 
     def list_artifacts(
         self, type_filter: ArtifactType | None = None, backend: str | None = None
     ) -> list[TraceletArtifact]:
-        """List available artifacts, optionally of one type."""
+        """List available artifacts (every stored version), optionally of one type."""
         return self._artifact_manager().list(type_filter=type_filter, backend=backend)
 
     def log_file_artifact(self, local_path: str, artifact_path: str | None = None) -> dict[str, ArtifactResult]:
-        """Legacy method for logging one file as an artifact."""
+        """Legacy method for logging one file as an artifact named after it, typed by its extension."""
         return self._artifact_manager().log_file(local_path, artifact_path)
 
     # -- automagic ---------------------------------------------------------------------------------------------------

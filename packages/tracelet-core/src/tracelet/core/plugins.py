@@ -74,7 +74,9 @@ class PluginInterface:
 
 
 class BackendPlugin:
-    """Hooks of an experiment-tracking backend. All are called on the backend's own worker thread."""
+    """Hooks of an experiment-tracking backend. All are called on the backend's own worker thread, except
+    `backend_accepts_artifact`, `backend_get_artifact` and `backend_list_artifacts`, which answer the caller of
+    log_artifact / get_artifact / list_artifacts on its thread."""
 
     @hookspec(firstresult=True)
     def backend_start_run(self, run: RunContext) -> dict[str, Any] | None:
@@ -94,11 +96,17 @@ class BackendPlugin:
 
     @hookspec(firstresult=True)
     def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool | None:
-        """Return False to decline an artifact (by type or size); None or True accepts it."""
+        """Return False to decline an artifact (by `artifact.type` or `artifact.size_bytes`); None or True
+        accepts it. Runs on the caller's thread inside log_artifact: decide from the artifact alone, no I/O.
+        Not consulted for types the user routes explicitly (config `artifact_routing`)."""
 
     @hookspec(firstresult=True)
     def backend_log_artifact(self, artifact: TraceletArtifact, run: RunContext) -> ArtifactResult | None:
-        """Store an artifact whose files are snapshots owned by the run; return where it went."""
+        """Store an artifact whose files and serialized objects are snapshots owned by the run; return where it
+        went (an ArtifactResult, or a dict with uri/version/metadata). The files stay readable until the hook
+        returns (for the run's lifetime when the local store is on). A backend may record large files as
+        references instead of uploading them. Raising fails this artifact for this backend: it is tried 3 times
+        in all, then its ArtifactResult carries the error and the backend goes on with the next event."""
 
     @hookspec(firstresult=True)
     def backend_get_artifact(self, name: str, version: str, run: RunContext) -> TraceletArtifact | None:

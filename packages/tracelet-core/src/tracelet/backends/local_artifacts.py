@@ -1,0 +1,180 @@
+"""The local store's artifacts: versioned folders under `<run_dir>/artifacts/`.
+
+Layout (format version 1):
+
+    <run_dir>/artifacts/
+        .staging/<token>/...            snapshots taken by log_artifact (the journal's events point here)
+        <name>/v1/manifest.json         TraceletArtifact.to_dict() with paths relative to the version folder,
+        <name>/v1/files/<artifact_path>   plus "format", "format_version" and "version"
+        <name>/v1/objects/<object file>
+        <name>/v2/...
+        <name>/latest                   text file naming the newest version ("v2"), for people and scripts
+
+Versions are assigned on the local backend's worker thread, which delivers artifacts in logging order, so
+they follow the order of the `log_artifact` calls. A version folder is built under a hidden temporary name
+and renamed into place once complete, so a reader (get/list on another thread) never sees half of one.
+Stored files are hard links to the snapshots when possible (both are owned by the run and never rewritten in
+place, so sharing the inode is safe and saves the copy), else copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tracelet.core.artifacts import (
+    ArtifactPathError,
+    ArtifactResult,
+    ArtifactType,
+    TraceletArtifact,
+    check_artifact_name,
+    check_artifact_path,
+    to_artifact_type,
+)
+
+ARTIFACTS_DIR = "artifacts"
+STAGING_DIR = ".staging"
+MANIFEST = "manifest.json"
+LATEST = "latest"
+FORMAT = "tracelet-artifact"
+FORMAT_VERSION = 1
+_VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+
+
+def artifacts_root(run_dir: str | os.PathLike[str]) -> Path:
+    """Absolute, so the paths handed out stay valid if the training script changes directory."""
+    return Path(os.path.abspath(run_dir)) / ARTIFACTS_DIR
+
+
+def _versions(artifact_dir: Path) -> list[int]:
+    """Complete versions (folders with a manifest), ascending."""
+    try:
+        entries = list(os.scandir(artifact_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for e in entries:
+        m = _VERSION_DIR.match(e.name)
+        if m and os.path.exists(os.path.join(e.path, MANIFEST)):
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def _link_or_copy(src: str, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not supported
+        shutil.copy2(src, dst)
+
+
+def store(root: Path, artifact: TraceletArtifact) -> ArtifactResult:
+    """Store `artifact` (whose files are run-owned snapshots) as the next version of its name."""
+    name = check_artifact_name(artifact.name)
+    adir = root / name
+    adir.mkdir(parents=True, exist_ok=True)
+    existing = [int(m.group(1)) for e in os.listdir(adir) if (m := _VERSION_DIR.match(e))]
+    number = max(existing, default=0) + 1
+    version = f"v{number}"
+    tmp = adir / f".{version}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)  # left over from an attempt that failed midway
+    tmp.mkdir()
+    manifest = artifact.to_dict()
+    for f in manifest["files"]:
+        rel = "files/" + check_artifact_path(f["artifact_path"])
+        _link_or_copy(f["local_path"], tmp / rel)
+        f["local_path"] = rel
+    for o in manifest["objects"]:
+        o.pop("obj", None)  # the serialized file is the record; json values are read back from it
+        if o.get("path"):
+            rel = "objects/" + check_artifact_path(o["name"]) + Path(o["path"]).suffix
+            _link_or_copy(o["path"], tmp / rel)
+            o["path"] = rel
+    manifest.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        version=version,
+        stored_at=datetime.now(timezone.utc).isoformat(),
+    )
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    os.rename(tmp, adir / version)
+    _write_latest(adir, version)
+    vdir = adir / version
+    return ArtifactResult(
+        backend="local",
+        uri=vdir.resolve().as_uri(),
+        version=version,
+        metadata={
+            "path": str(vdir),
+            "size_bytes": artifact.size_bytes,
+            "checksums": {f.artifact_path: f.checksum for f in artifact.files},
+        },
+    )
+
+
+def _write_latest(adir: Path, version: str) -> None:
+    tmp = adir / f".{LATEST}.tmp"
+    try:
+        tmp.write_text(version + "\n", encoding="utf-8")
+        os.replace(tmp, adir / LATEST)
+    except OSError:
+        pass  # a convenience for people; readers resolve "latest" from the version folders
+
+
+def _version_number(version: Any) -> int | None:
+    """"v3", "3" or 3 -> 3; anything else None."""
+    text = str(version).strip().lower()
+    text = text[1:] if text.startswith("v") else text
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def load(vdir: Path) -> TraceletArtifact:
+    """Read one version folder back, its paths made absolute."""
+    data = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
+    for key in ("format", "format_version", "stored_at"):
+        data.pop(key, None)
+    for f in data["files"]:
+        f["local_path"] = str(vdir / check_artifact_path(f["local_path"]))
+    for o in data["objects"]:
+        if o.get("path"):
+            o["path"] = str(vdir / check_artifact_path(o["path"]))
+    return TraceletArtifact.from_dict(data)
+
+
+def get(root: Path, name: str, version: str = "latest") -> TraceletArtifact | None:
+    """The artifact `name` at `version` ("latest", "v2", "2"), or None when absent."""
+    try:
+        adir = root / check_artifact_name(name)
+    except ArtifactPathError:
+        return None
+    versions = _versions(adir)
+    if not versions:
+        return None
+    if str(version).lower() == "latest":
+        number: int | None = versions[-1]
+    else:
+        number = _version_number(version)
+    if number is None or number not in versions:
+        return None
+    return load(adir / f"v{number}")
+
+
+def list_all(root: Path, type_filter: ArtifactType | str | None = None) -> list[TraceletArtifact]:
+    """Every stored version of every artifact (by name, then version), optionally of one type."""
+    wanted = to_artifact_type(type_filter) if type_filter is not None else None
+    out: list[TraceletArtifact] = []
+    try:
+        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        for number in _versions(root / name):
+            artifact = load(root / name / f"v{number}")
+            if wanted is None or artifact.type is wanted:
+                out.append(artifact)
+    return out

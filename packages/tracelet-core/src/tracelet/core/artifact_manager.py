@@ -1,0 +1,378 @@
+"""Logging artifacts: validate, route, snapshot, hand to the backends' workers, collect their results.
+
+    log_artifact(a) ─ route (accepts hook + config `artifact_routing`) ─ snapshot files ─ append ("a", payload)
+         │                                                                                   │
+         └─ returns {backend: ArtifactResult(pending)}          worker "local" ─► deliver ─► backend_log_artifact
+                            ▲                                   worker "mlflow" ─► deliver ─► ...
+                            └──────────── filled (uri, version | error) ◄────────┘
+
+The calling thread copies the files (so later writes by the training script cannot change what was logged)
+and serializes objects; it never uploads. Each backend's worker delivers the artifact in logging order, so
+the local store numbers versions in the order of the `log_artifact` calls. The event's payload is plain JSON
+(the artifact's dict with snapshot paths, the target backends and a token), since it is journalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelet.core.artifacts import (
+    FAILED,
+    OK,
+    ArtifactFile,
+    ArtifactObject,
+    ArtifactResult,
+    ArtifactType,
+    TraceletArtifact,
+    check_artifact_path,
+    copy_hashing,
+    guess_type,
+    sha256_file,
+    to_artifact_type,
+)
+from tracelet.core.records import ARTIFACT
+from tracelet.core.values import plain
+from tracelet.exceptions import BackendError, ConfigurationError
+
+if TYPE_CHECKING:
+    from tracelet.core.backend import Backend
+    from tracelet.core.experiment import Experiment
+
+logger = logging.getLogger("tracelet")
+
+DELIVERY_ATTEMPTS = 3  # a permanent failure becomes a result with its error, not a backend blocked forever
+DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; tripled for each further one
+READ_WAIT = 10.0  # get/list wait at most this long for the backend to store what was logged before
+
+
+class ArtifactManager:
+    """The artifact system of one experiment (created at start, used from any thread)."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self._exp = experiment
+        self._lock = threading.Lock()
+        self._results: dict[str, dict[str, ArtifactResult]] = {}  # token -> backend -> undelivered result
+        self._staging: Path | None = None
+        self._temporary_staging = False
+        self._watcher: Any = None
+        self._stopped = False
+        self.attempts = DELIVERY_ATTEMPTS
+        self.backoff = DELIVERY_BACKOFF
+        self.routing = self._parse_routing(experiment.options.get("artifact_routing"))
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the automatic parts (folder watching) when the experiment's config asks for them."""
+        cfg = self._exp.config
+        wants_watch = bool(cfg.automagic_artifacts or cfg.watch_filesystem)
+        if not wants_watch:
+            return
+        if not cfg.enable_artifacts:
+            logger.warning(
+                "tracelet: automagic_artifacts/watch_filesystem need enable_artifacts (Experiment(artifacts=True)); "
+                "no folder is watched"
+            )
+            return
+        dirs = [Path(d).expanduser().resolve() for d in (cfg.artifact_watch_dirs or [])]
+        if not dirs:
+            logger.info("tracelet: artifact watching is on but artifact_watch_dirs is empty; nothing to watch")
+            return
+        from tracelet.core.artifact_watch import ArtifactWatcher
+
+        options = self._exp.options
+        exclude = [Path(self._exp.settings.dir).expanduser().resolve()]
+        if self._exp.run_dir is not None:
+            exclude.append(Path(self._exp.run_dir).resolve())
+        self._watcher = ArtifactWatcher(
+            dirs,
+            on_file=self._log_watched,
+            exclude=exclude,
+            interval=float(options.get("artifact_watch_interval", 1.0)),
+            settle=float(options.get("artifact_watch_settle", 1.0)),
+            mode=str(options.get("artifact_watcher", "auto")),
+        )
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop watching (logging what appeared last); deliveries already queued still complete."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        with self._lock:
+            self._stopped = True
+            idle = not self._results
+        if idle and self._temporary_staging and self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    # -- logging -----------------------------------------------------------------------------------------------
+    def log(self, artifact_or_path: TraceletArtifact | str | os.PathLike[str], wait: bool | float = False) -> dict[
+        str, ArtifactResult
+    ]:
+        """Route, snapshot and queue an artifact; `wait` (True or seconds) blocks until the backends answer."""
+        if self._stopped:
+            logger.warning("tracelet: log_artifact after the experiment stopped is ignored")
+            return {}
+        artifact = self._coerce(artifact_or_path)
+        targets, results = self._route(artifact)
+        if not targets:
+            if not results:
+                logger.warning("tracelet: no active backend takes artifact %r (%s)", artifact.name, artifact.type.value)
+            return results
+        token = uuid.uuid4().hex
+        staging = self._staging_root() / token
+        try:
+            snapshot = self._snapshot(artifact, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        pending = {name: ArtifactResult(backend=name) for name in targets}
+        with self._lock:
+            self._results[token] = dict(pending)  # registered before the event exists: delivery may be instant
+        payload = {"token": token, "targets": targets, "staging": str(staging), "artifact": snapshot.to_dict()}
+        self._exp._append((ARTIFACT, payload, time.time()))
+        results.update(pending)
+        if wait:
+            timeout = self._exp.settings.stop_timeout if wait is True else float(wait)
+            deadline = time.monotonic() + timeout
+            for r in pending.values():
+                r.wait(max(deadline - time.monotonic(), 0))
+        return results
+
+    def log_file(self, local_path: str, artifact_path: str | None = None) -> dict[str, ArtifactResult]:
+        """One file as an artifact named after it, typed by its extension.
+
+        `artifact_path` is the file's path inside the artifact; one ending in "/" is a folder (as in the
+        legacy `log_artifact(local_path, artifact_path)` of other trackers) that keeps the file's name.
+        """
+        path = Path(local_path)
+        if artifact_path is not None and artifact_path.endswith(("/", "\\")):
+            artifact_path = artifact_path.rstrip("/\\") + "/" + path.name
+        artifact = TraceletArtifact(path.name, guess_type(path)).add_file(str(path), artifact_path)
+        return self.log(artifact)
+
+    def _log_watched(self, path: Path) -> None:
+        self.log(path)
+
+    def _coerce(self, value: Any) -> TraceletArtifact:
+        if isinstance(value, TraceletArtifact):
+            return value
+        if isinstance(value, (str, os.PathLike)):
+            path = Path(value)
+            if path.is_dir():
+                return TraceletArtifact(path.resolve().name, ArtifactType.CUSTOM).add_dir(str(path))
+            return TraceletArtifact(path.name, guess_type(path)).add_file(str(path))
+        raise TypeError(f"log_artifact takes a TraceletArtifact or a file path, got {type(value).__name__}")
+
+    # -- routing -------------------------------------------------------------------------------------------------
+    def _parse_routing(self, raw: Any) -> dict[ArtifactType, list[str]]:
+        """Config `artifact_routing`: {type (value or name): backend name or list of names}."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ConfigurationError(f"artifact_routing must be a dict of type -> backends, got {type(raw).__name__}")
+        table: dict[ArtifactType, list[str]] = {}
+        for key, names in raw.items():
+            try:
+                kind = to_artifact_type(key)
+            except ValueError as exc:
+                raise ConfigurationError(f"artifact_routing: {exc}") from None
+            names = [names] if isinstance(names, str) else list(names or [])
+            table[kind] = [str(n) for n in names]
+            for n in names:
+                if n not in self._exp.backend_names:
+                    logger.warning("tracelet: artifact_routing sends %s to %r, which is not an active backend",
+                                   kind.value, n)
+        return table
+
+    def _artifact_backends(self) -> list[Backend]:
+        orch = self._exp.orchestrator
+        return [b for b in (orch.backends if orch else []) if b.implements("backend_log_artifact")]
+
+    def _route(self, artifact: TraceletArtifact) -> tuple[list[str], dict[str, ArtifactResult]]:
+        """Target backends, and results for those that failed to answer whether they accept it.
+
+        A type named in `artifact_routing` goes exactly where the config says (the user's choice wins over
+        the backends' preferences); any other type goes to every artifact backend that does not decline it.
+        """
+        backends = self._artifact_backends()
+        if artifact.type in self.routing:
+            names = {b.name for b in backends}
+            return [n for n in dict.fromkeys(self.routing[artifact.type]) if n in names], {}
+        targets: list[str] = []
+        failed: dict[str, ArtifactResult] = {}
+        for b in backends:
+            try:
+                accepted = b.call("backend_accepts_artifact", artifact=artifact)
+            except Exception as exc:  # a backend's bug becomes its result, not the caller's exception
+                failed[b.name] = _failed(b.name, f"backend_accepts_artifact: {type(exc).__name__}: {exc}")
+                continue
+            if accepted is not False:
+                targets.append(b.name)
+        return targets, failed
+
+    # -- snapshots -----------------------------------------------------------------------------------------------
+    def _staging_root(self) -> Path:
+        with self._lock:
+            if self._staging is None:
+                if self._exp.run_dir is not None:
+                    from tracelet.backends.local_artifacts import STAGING_DIR, artifacts_root
+
+                    self._staging = artifacts_root(self._exp.run_dir) / STAGING_DIR
+                    self._staging.mkdir(parents=True, exist_ok=True)
+                else:  # no run folder (local store off): staged copies live until delivered or exit
+                    self._staging = Path(tempfile.mkdtemp(prefix="tracelet-artifacts-"))
+                    self._temporary_staging = True
+                    weakref.finalize(self, shutil.rmtree, str(self._staging), True)
+            return self._staging
+
+    def _snapshot(self, artifact: TraceletArtifact, staging: Path) -> TraceletArtifact:
+        """A copy of `artifact` whose files and objects live under `staging` and belong to the run."""
+        snap = TraceletArtifact(
+            artifact.name,
+            artifact.type,
+            artifact.description,
+            metadata=plain(artifact.metadata),
+            references=[r.__class__(r.uri, r.size_bytes, r.description) for r in artifact.references],
+            created_at=artifact.created_at,
+        )
+        staging.mkdir(parents=True)
+        for f in artifact.files:
+            rel = check_artifact_path(f.artifact_path)
+            dst = staging / "files" / rel
+            # A copy, not a hard link: a link shares the inode, so an in-place rewrite would change it.
+            checksum, size = copy_hashing(f.local_path, dst)
+            if f.checksum and checksum != f.checksum:
+                logger.info("tracelet: %s changed between add_file and log_artifact; logging it as it is now",
+                            f.local_path)
+            snap.files.append(ArtifactFile(str(dst), rel, f.description, size, checksum))
+        for o in artifact.objects:
+            path = artifact.serialize_object(o, str(staging / "objects"))
+            checksum, size = sha256_file(path)
+            snap.objects.append(ArtifactObject(None, o.name, o.serializer, o.description, path, size, checksum))
+        return snap
+
+    # -- delivery, on each backend's worker thread ---------------------------------------------------------------
+    def deliver(self, backend: Backend, payload: dict[str, Any]) -> None:
+        """Give one artifact event to one backend; never raises (the worker would redeliver the batch)."""
+        if backend.name not in (payload.get("targets") or ()):
+            return
+        token = str(payload.get("token"))
+        error: BaseException | None = None
+        for attempt in range(self.attempts):
+            try:
+                artifact = TraceletArtifact.from_dict(payload["artifact"])  # fresh per attempt and per backend
+                out = backend.call("backend_log_artifact", artifact=artifact)
+            except Exception as exc:
+                error = exc
+                if attempt + 1 < self.attempts:
+                    time.sleep(self.backoff * 3**attempt)
+                continue
+            self._finish(token, backend.name, out, None)
+            return
+        assert error is not None
+        worker = self._exp.orchestrator.workers.get(backend.name) if self._exp.orchestrator else None
+        if worker is not None:
+            worker.errors.record("log_artifact", error, retrying=False)
+        else:
+            logger.warning("tracelet: backend %r log_artifact failed: %s", backend.name, error)
+        self._finish(token, backend.name, None, error)
+
+    def _finish(self, token: str, name: str, out: Any, error: BaseException | None) -> None:
+        with self._lock:
+            pending = self._results.get(token)
+            result = pending.pop(name, None) if pending is not None else None
+            complete = pending is not None and not pending
+            if complete:
+                del self._results[token]
+            cleanup = self._temporary_staging and self._staging is not None and complete
+        if cleanup:  # before the result is final, so a waiter never sees a half-removed snapshot
+            assert self._staging is not None
+            shutil.rmtree(self._staging / token, ignore_errors=True)
+        if result is not None:  # None: a replay from the journal, or a backend outside the targets
+            if error is not None:
+                result.status, result.error = FAILED, f"{type(error).__name__}: {error}"
+            else:
+                _fill(result, out)
+                result.status = OK
+            result._done.set()
+
+    def _wait_for(self, name: str, timeout: float = READ_WAIT) -> None:
+        """Let `name` store what was logged before reading from it (read-your-writes)."""
+        with self._lock:
+            pending = [r[name] for r in self._results.values() if name in r]
+        deadline = time.monotonic() + timeout
+        for r in pending:
+            if not r.wait(max(deadline - time.monotonic(), 0)):
+                return
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    def _readers(self, hook: str, backend: str | None) -> list[Backend]:
+        orch = self._exp.orchestrator
+        active = orch.backends if orch else []
+        if backend is not None:
+            chosen = [b for b in active if b.name == backend]
+            if not chosen:
+                raise ConfigurationError(f"backend {backend!r} is not active in this experiment")
+            if not chosen[0].implements(hook):
+                raise ConfigurationError(f"backend {backend!r} cannot read artifacts ({hook} not implemented)")
+            return chosen
+        readers = [b for b in active if b.implements(hook)]
+        return sorted(readers, key=lambda b: b.name != "local")  # the local store first, then in order
+
+    def _read(self, hook: str, backend: str | None, **kwargs: Any) -> Any:
+        for b in self._readers(hook, backend):
+            self._wait_for(b.name)
+            try:
+                found = b.call(hook, **kwargs)
+            except Exception as exc:
+                if backend is not None:
+                    raise BackendError(f"backend {b.name!r} {hook} failed: {type(exc).__name__}: {exc}", b.name) from exc
+                logger.warning("tracelet: backend %r %s failed: %s", b.name, hook, exc)
+                continue
+            if found is not None:
+                return found
+        return None
+
+    def get(
+        self, name: str, version: str = "latest", backend: str | None = None, load: bool = False
+    ) -> TraceletArtifact | None:
+        """Read an artifact back; json/yaml objects are loaded, pickle/torch ones only with `load=True`."""
+        version = f"v{version}" if isinstance(version, int) else str(version)
+        found = self._read("backend_get_artifact", backend, name=name, version=version)
+        if found is None:
+            return None
+        artifact = found if isinstance(found, TraceletArtifact) else TraceletArtifact.from_dict(found)
+        return artifact.load_objects(unsafe=load)
+
+    def list(self, type_filter: ArtifactType | str | None = None, backend: str | None = None) -> list[
+        TraceletArtifact
+    ]:
+        """Every artifact version a backend holds (the local store first), optionally of one type."""
+        kind = to_artifact_type(type_filter) if type_filter is not None else None
+        found = self._read("backend_list_artifacts", backend, type_filter=kind)
+        out = [a if isinstance(a, TraceletArtifact) else TraceletArtifact.from_dict(a) for a in (found or [])]
+        return [a for a in out if kind is None or a.type is kind]
+
+
+def _failed(backend: str, error: str) -> ArtifactResult:
+    result = ArtifactResult(backend=backend, status=FAILED, error=error)
+    result._done.set()
+    return result
+
+
+def _fill(result: ArtifactResult, out: Any) -> None:
+    """Copy what a backend's hook returned (an ArtifactResult, a dict, or None) into the pending result."""
+    if isinstance(out, ArtifactResult):
+        out = out.to_dict()
+    if isinstance(out, dict):
+        result.uri = str(out.get("uri") or "")
+        result.version = str(out.get("version") or "")
+        result.metadata = dict(out.get("metadata") or {})
