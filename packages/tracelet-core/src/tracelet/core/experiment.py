@@ -165,19 +165,9 @@ class Experiment:
             self._write_meta(metadata=metadata)
         orch = Orchestrator(self._journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
         self._orchestrator = orch
-        redacted_options = redact_mapping(self.options)
+        backend_metadata = {**metadata, "config": redact_mapping(self.options)}
         for name, spec in zip(self.backend_names, specs):
-            run = RunContext(
-                run_id=self._id,
-                name=self._name,
-                project=self.project,
-                created_at=self._created_at,
-                tags=list(self._tags),
-                config=backend_config(name, self.options),
-                metadata={**metadata, "config": redacted_options},
-                run_dir=str(self.run_dir) if self.run_dir else None,
-                settings=settings,
-            )
+            run = self._context_for(name, backend_metadata)
             orch.add_backend(Backend(name, instantiate(spec.load()), run, spec))
         self._artifacts = self._make_artifact_manager()
         orch.start()
@@ -228,7 +218,7 @@ class Experiment:
         self._collectors = CollectorRunner(self, self.settings.metrics_interval)
         self._collectors.start()
 
-    def _context_for(self, name: str) -> RunContext:
+    def _context_for(self, name: str, metadata: dict[str, Any] | None = None) -> RunContext:
         return RunContext(
             run_id=self._id,
             name=self._name,
@@ -236,6 +226,7 @@ class Experiment:
             created_at=self._created_at,
             tags=list(self._tags),
             config=backend_config(name, self.options),
+            metadata=dict(metadata or {}),
             run_dir=str(self.run_dir) if self.run_dir else None,
             settings=self.settings,
         )
