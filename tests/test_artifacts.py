@@ -237,3 +237,18 @@ def test_before_start_and_after_stop(caplog: pytest.LogCaptureFixture) -> None:
         assert exp.log_artifact("x.bin") == {}
     assert any("after the experiment stopped" in r.getMessage() for r in caplog.records)
     assert exp.get_artifact("x.bin").version == "v1"  # type: ignore[union-attr]  # the store stays readable
+
+
+def test_local_store_reads_artifacts_of_a_finished_run(tmp_path) -> None:
+    (tmp_path / "weights.pt").write_bytes(b"weights-v1")
+    with tracelet.start_logging("readback", backend="local") as exp:
+        exp.log_artifact("weights.pt")
+        (tmp_path / "weights.pt").write_bytes(b"weights-v2")
+        exp.log_artifact("weights.pt")
+    run = open_run(exp.id)
+    assert [a.version for a in run.artifacts()] == ["v1", "v2"]
+    latest = run.artifact("weights.pt")
+    assert latest is not None and latest.version == "v2"
+    with open(latest.files[0].local_path, "rb") as f:
+        assert f.read() == b"weights-v2"
+    assert run.artifact("weights.pt", "v1").files[0].size_bytes == len(b"weights-v1")

@@ -48,6 +48,18 @@ class LocalRun:
     def tags(self) -> dict[str, Any]:
         return self._merged(TAGS)
 
+    def artifacts(self, type_filter: Any = None) -> list[Any]:
+        """Stored artifact versions (TraceletArtifact), optionally of one ArtifactType."""
+        from tracelet.backends import local_artifacts
+
+        return local_artifacts.list_all(local_artifacts.artifacts_root(self.path), type_filter)
+
+    def artifact(self, name: str, version: str = "latest") -> Any:
+        """One stored artifact version, or None."""
+        from tracelet.backends import local_artifacts
+
+        return local_artifacts.get(local_artifacts.artifacts_root(self.path), name, version)
+
     def artifact_events(self) -> list[dict[str, Any]]:
         return [e[1] for e in self.events() if e[0] == ARTIFACT]
 
