@@ -91,3 +91,15 @@ def test_import_tracelet_imports_no_backend_library_and_no_plugin(python_env: di
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[] []"
+
+
+def test_a_backend_that_cannot_start_fails_start_and_ends_the_others() -> None:
+    from tracelet.core.records import RunStatus
+    from tracelet.store import list_runs
+    from tracelet_testplugin.backends import RECORDS
+
+    with pytest.raises(ConfigurationError, match="bad-config"):
+        tracelet.start_logging("bad", backend=["recorder", "misconfigured"])
+    (run,) = list_runs()
+    assert run.status == "FAILED"
+    assert RECORDS[f"recorder:{run.id}"]["status"] is RunStatus.FAILED

@@ -121,3 +121,15 @@ class TypedBackend(RecorderBackend):
     @hookimpl
     def backend_accepts_artifact(self, artifact: Any) -> bool:
         return artifact.type.value == "image"
+
+
+class MisconfiguredBackend(RecorderBackend):
+    """Refuses to start, as a backend with a wrong setting would."""
+
+    label = "misconfigured"
+
+    @hookimpl
+    def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        from tracelet.exceptions import ConfigurationError
+
+        raise ConfigurationError("bad-config: this backend needs a setting it was not given")

@@ -263,9 +263,13 @@ class Experiment:
         return self.stop()
 
     def _abort(self) -> None:
+        """A backend could not start: end the others' runs as failed and say so in the journal."""
+        self.status = RunStatus.FAILED
         if self._orchestrator is not None:
-            self._orchestrator.stop(RunStatus.FAILED)
+            self.report = self._orchestrator.stop(RunStatus.FAILED)
         lifecycle.unregister(self)
+        if self._journal is not None:
+            self._write_meta(ended=True)
 
     def _write_meta(self, metadata: dict[str, Any] | None = None, ended: bool = False) -> None:
         assert self.run_dir is not None
