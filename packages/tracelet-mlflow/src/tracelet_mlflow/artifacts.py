@@ -1,0 +1,226 @@
+"""Tracelet artifacts in an MLflow run: versioned folders with a manifest, read back through a local cache.
+
+Layout in the run's artifact root (the same shape as Tracelet's local store):
+
+    <name>/v1/manifest.json          TraceletArtifact.to_dict(), paths relative to the version folder, plus
+                                     "format", "format_version", "version", "stored_at" (and "mlflow_models")
+    <name>/v1/files/<artifact_path>  the artifact's files
+    <name>/v1/objects/<object file>  serialized objects (json / yaml / pickle / torch state_dict)
+    <name>/v1/model/                 a torch module in MLflow's `mlflow.pytorch` format, when one was added
+    <name>/v2/...
+
+References are not uploaded: they are in the manifest (a JSON pointer) and in the run tag
+`tracelet.artifact.<name>`, which summarises the latest version. Versions follow log order (one worker
+thread per backend delivers artifacts in the order of the `log_artifact` calls). The manifest is uploaded
+last, so a version without one is incomplete and ignored by readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact, check_artifact_path
+
+from tracelet_mlflow.names import prefixed
+from tracelet_mlflow.params import fit_tag_value
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+MANIFEST = "manifest.json"
+MODEL_DIR = "model"
+FORMAT = "tracelet-artifact"
+FORMAT_VERSION = 1
+ARTIFACT_TAG_PREFIX = "tracelet.artifact."
+
+
+def _version_number(text: str) -> int | None:
+    t = str(text).strip().lower()
+    t = t[1:] if t.startswith("v") else t
+    return int(t) if t.isdigit() and int(t) > 0 else None
+
+
+def save_torch_model(model: Any, folder: Path) -> bool:
+    """Save a torch module in `mlflow.pytorch` format (pickled module: needs no input example). False when
+    `model` is not a torch module or torch/mlflow.pytorch is unavailable."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    if not isinstance(model, torch.nn.Module):
+        return False
+    import mlflow.pytorch
+
+    # "pickle": MLflow 3 defaults to "pt2" for recent torch, a traced graph that needs an input example.
+    # Explicit requirements skip MLflow's requirement inference, which imports the model in a subprocess.
+    mlflow.pytorch.save_model(
+        model,
+        str(folder),
+        serialization_format="pickle",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
+    return True
+
+
+class ArtifactStore:
+    """Reads and writes Tracelet artifacts of one MLflow run."""
+
+    def __init__(self, client: MlflowClient, run_id: str, cache_dir: Path) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.cache_dir = cache_dir
+        self._next: dict[str, int] = {}
+        self._assigned: dict[tuple[str, str], str] = {}  # (name, created_at) -> version, so a retry reuses it
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def version_for(self, artifact: TraceletArtifact) -> str:
+        key = (artifact.name, artifact.created_at.isoformat())
+        if key in self._assigned:
+            return self._assigned[key]
+        if artifact.name not in self._next:
+            self._next[artifact.name] = max(self.versions(artifact.name, complete_only=False), default=0) + 1
+        version = f"v{self._next[artifact.name]}"
+        self._next[artifact.name] += 1
+        self._assigned[key] = version
+        return version
+
+    def store(self, artifact: TraceletArtifact, model_dirs: dict[str, Path] | None = None) -> ArtifactResult:
+        """Upload `artifact` (files are run-owned snapshots) as the next version of its name."""
+        client, run_id = self.client, self.run_id
+        version = self.version_for(artifact)
+        base = f"{artifact.name}/{version}"
+        manifest = artifact.to_dict()
+        for f in manifest["files"]:
+            stored = "files/" + check_artifact_path(f["artifact_path"])
+            self._upload(f["local_path"], f"{base}/{stored}")
+            f["local_path"] = stored
+        for o in manifest["objects"]:
+            o.pop("obj", None)  # the serialized file is the record
+            if o.get("path"):
+                stored = "objects/" + check_artifact_path(o["name"]) + Path(o["path"]).suffix
+                self._upload(o["path"], f"{base}/{stored}")
+                o["path"] = stored
+        models = []
+        for obj_name, folder in (model_dirs or {}).items():
+            target = MODEL_DIR if not models else f"{MODEL_DIR}_{len(models) + 1}"
+            client.log_artifacts(run_id, str(folder), f"{base}/{target}")
+            models.append({"object": obj_name, "path": target, "flavor": "pytorch"})
+        manifest.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            version=version,
+            stored_at=datetime.now(timezone.utc).isoformat(),
+        )
+        if models:
+            manifest["mlflow_models"] = models
+        client.log_text(run_id, json.dumps(manifest, indent=2, default=str), f"{base}/{MANIFEST}")
+        references = [r.uri for r in artifact.references]
+        summary = {"version": version, "type": artifact.type.value, "path": base}
+        if references:
+            summary["references"] = references
+        client.set_tag(run_id, prefixed(ARTIFACT_TAG_PREFIX, artifact.name), fit_tag_value(json.dumps(summary)))
+        uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{base}"
+        return ArtifactResult(
+            backend="mlflow",
+            uri=uri,
+            version=version,
+            metadata={
+                "run_id": run_id,
+                "path": base,
+                "size_bytes": artifact.size_bytes,
+                "references": references,
+                **({"model_uri": f"runs:/{run_id}/{base}/{models[0]['path']}"} if models else {}),
+            },
+        )
+
+    def _upload(self, local: str, dest: str) -> None:
+        """Upload one file to run-relative path `dest` (MLflow keeps a file's own name, so rename if needed)."""
+        target = PurePosixPath(dest)
+        parent = str(target.parent)
+        if Path(local).name == target.name:
+            self.client.log_artifact(self.run_id, local, parent)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            renamed = Path(tmp) / target.name
+            shutil.copyfile(local, renamed)
+            self.client.log_artifact(self.run_id, str(renamed), parent)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(f.path for f in self.client.list_artifacts(self.run_id) if f.is_dir)
+
+    def versions(self, name: str, complete_only: bool = True) -> list[int]:
+        found = []
+        for entry in self.client.list_artifacts(self.run_id, name):
+            number = _version_number(PurePosixPath(entry.path).name) if entry.is_dir else None
+            if number is None:
+                continue
+            if complete_only and not any(
+                PurePosixPath(f.path).name == MANIFEST for f in self.client.list_artifacts(self.run_id, entry.path)
+            ):
+                continue
+            found.append(number)
+        return sorted(found)
+
+    def get(self, name: str, version: str = "latest") -> TraceletArtifact | None:
+        """Download `name` at `version` into the local cache (once) and return it with local paths."""
+        if not name or "/" in name or name.startswith("."):
+            return None
+        if str(version).lower() == "latest":
+            versions = self.versions(name)
+            if not versions:
+                return None
+            number: int | None = versions[-1]
+        else:
+            number = _version_number(version)
+            if number is None:
+                return None
+        target = self.cache_dir / name / f"v{number}"
+        if not (target / MANIFEST).exists():
+            listing = self.client.list_artifacts(self.run_id, f"{name}/v{number}")
+            if not any(PurePosixPath(f.path).name == MANIFEST for f in listing):
+                return None
+            partial = self.cache_dir / name / f".v{number}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            self.client.download_artifacts(self.run_id, f"{name}/v{number}", str(partial))
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial / f"v{number}", target)
+            shutil.rmtree(partial, ignore_errors=True)
+        return self._load(target)
+
+    def _load(self, vdir: Path) -> TraceletArtifact:
+        data = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
+        for key in ("format", "format_version", "stored_at", "mlflow_models"):
+            data.pop(key, None)
+        for f in data["files"]:
+            f["local_path"] = str(vdir / check_artifact_path(f["local_path"]))
+        for o in data["objects"]:
+            if o.get("path"):
+                o["path"] = str(vdir / check_artifact_path(o["path"]))
+        return TraceletArtifact.from_dict(data)
+
+    def manifests(self, type_filter: ArtifactType | None = None) -> list[TraceletArtifact]:
+        """Every complete version of every artifact, read from the manifests alone (nothing else downloaded)."""
+        out: list[TraceletArtifact] = []
+        for name in self.names():
+            for number in self.versions(name):
+                with tempfile.TemporaryDirectory(dir=self._ensure_cache()) as tmp:
+                    text = self.client.download_artifacts(self.run_id, f"{name}/v{number}/{MANIFEST}", tmp)
+                    data = json.loads(Path(text).read_text(encoding="utf-8"))
+                for key in ("format", "format_version", "stored_at", "mlflow_models"):
+                    data.pop(key, None)
+                artifact = TraceletArtifact.from_dict(data)
+                if type_filter is None or artifact.type is type_filter:
+                    out.append(artifact)
+        return out
+
+    def _ensure_cache(self) -> Path:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.cache_dir

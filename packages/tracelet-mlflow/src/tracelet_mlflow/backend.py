@@ -1,0 +1,402 @@
+"""The MLflow backend: one instance per run, called only from that run's Tracelet worker thread.
+
+Every hook is synchronous (the worker thread is the asynchrony) and raises on a delivery failure so the core
+retries the batch with capped backoff. Data quirks — refused names, NaN, long or re-logged params — are handled
+here and never raise. Retries must not duplicate: a metric batch remembers how many of its points already went
+out, params already logged are skipped, and tags simply overwrite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelet import hookimpl
+from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+from tracelet.core.plugins import PluginMetadata, PluginType
+from tracelet.core.records import Metric, RunContext, RunStatus
+from tracelet.exceptions import ConfigurationError
+
+from tracelet_mlflow import __version__, failfast, location, telemetry
+from tracelet_mlflow.artifacts import ArtifactStore, save_torch_model
+from tracelet_mlflow.names import NameMap, prefixed
+from tracelet_mlflow.params import (
+    CHANGED_TAG_PREFIX,
+    LONG_PARAMS_ARTIFACT,
+    fit_tag_value,
+    is_long,
+    stringify,
+    truncate,
+)
+from tracelet_mlflow.tags import RUN_ID_TAG, experiment_tags, native_tags
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger("tracelet.mlflow")
+
+# MLflow's per-request limits (mlflow.utils.validation): metrics+params+tags <= 1000, params/tags <= 100 each.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+DEFAULT_HTTP_RETRIES = 0  # Tracelet's worker retries the batch; MLflow's own retries would block for minutes
+DEFAULT_REQUEST_TIMEOUT = 30.0
+END_RUN_ATTEMPTS = 3
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class MLflowBackend:
+    """Tracelet backend that logs runs to MLflow (any tracking URI: sqlite, a server, Databricks, ...)."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.client: MlflowClient | None = None
+        self.tracking_uri: str | None = None
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._http = False
+        self._metric_names = NameMap("metric")
+        self._param_names = NameMap("param")
+        self._tag_names = NameMap("tag")
+        self._params: dict[str, str] = {}  # mapped key -> full value logged as the param
+        self._changed_warned: set[str] = set()
+        self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already sent)
+        self._create_tried = False
+        self._user_tags_sent = False
+        self._log_batch: Callable[..., Any] = lambda *a, **k: None  # set when connected
+        self._artifacts: ArtifactStore | None = None
+        self._cache_dir: Path | None = None
+        self._models_lock = threading.Lock()
+        self._staged_models: dict[tuple[str, str], dict[str, Path]] = {}  # (name, created_at) -> object -> dir
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    @hookimpl
+    def plugin_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            name="mlflow",
+            version=__version__,
+            description="Logs runs to MLflow: metrics, params, tags, statuses and artifacts.",
+            type=PluginType.BACKEND,
+            distribution="tracelet-mlflow",
+            capabilities=["metrics", "params", "tags", "artifacts", "status"],
+        )
+
+    @hookimpl
+    def plugin_setup(self, config: dict[str, Any]) -> None:
+        self.config = dict(config or {})
+
+    @hookimpl
+    def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        if self.client is None:
+            self._connect()
+        assert self.client is not None
+        with self._io():
+            if self.experiment_id is None:
+                self.experiment_id = self._experiment(run.project)
+            if self.run_id is None:
+                self.run_id = self._create_run(run)
+            if not self._user_tags_sent:
+                self._log_tags(self.run_id, experiment_tags(run.tags))
+                self._user_tags_sent = True
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.client, self.run_id, self._cache(run))
+        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri}
+
+    def _connect(self) -> None:
+        telemetry.apply(self.config)  # before mlflow's first import, which would start its telemetry client
+        import mlflow  # noqa: F401  (ImportError here is reported by start())
+        from mlflow import MlflowClient
+        from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+        explicit = bool(self.config.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI"))
+        uri = location.resolve_tracking_uri(self.config)
+        location.check_store(uri, explicit or is_tracking_uri_set())
+        self._http = uri.startswith(("http://", "https://", "databricks"))
+        if self._http:
+            failfast.install()
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            # Opening the store (creating/migrating a sqlite file) contacts no server: failing here is the URI.
+            store = getattr(getattr(client, "_tracking_client", None), "store", None)
+        except Exception as exc:  # a bad URI or an unusable store will not heal by retrying
+            raise ConfigurationError(f"tracelet-mlflow: cannot open tracking URI {uri!r}: {exc}") from exc
+        self.tracking_uri, self.client = uri, client
+        # MlflowClient.log_batch re-creates every Metric (looking up the active model per point) and re-chunks
+        # before calling the store; our batches are already entities within the limits, so go to the store
+        # directly (about 20% more points/s into sqlite). Fall back to the client should that attribute move.
+        if store is not None and callable(getattr(store, "log_batch", None)):
+            self._log_batch = lambda run_id, metrics=(), params=(), tags=(): store.log_batch(
+                run_id=run_id, metrics=list(metrics), params=list(params), tags=list(tags)
+            )
+        else:
+            self._log_batch = client.log_batch
+
+    def _experiment(self, name: str) -> str:
+        client = self.client
+        assert client is not None
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return client.create_experiment(
+                    name, artifact_location=location.local_artifact_location(self.tracking_uri or "", name)
+                )
+            except Exception:
+                found = client.get_experiment_by_name(name)  # created meanwhile by another process
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            raise ConfigurationError(
+                f"tracelet-mlflow: MLflow experiment {name!r} (id {found.experiment_id}) is deleted; "
+                "restore it (`mlflow experiments restore`) or use another project name"
+            )
+        return found.experiment_id
+
+    def _create_run(self, run: RunContext) -> str:
+        client = self.client
+        assert client is not None and self.experiment_id is not None
+        if self._create_tried:
+            # A retry after a lost response must not open a second run: look for the one made before.
+            existing = client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run.run_id}'", max_results=1
+            )
+            if existing:
+                return existing[0].info.run_id
+        self._create_tried = True
+        created = client.create_run(
+            self.experiment_id,
+            start_time=int(run.created_at.timestamp() * 1000),
+            tags={k: fit_tag_value(v) for k, v in native_tags(run).items()},
+            run_name=run.name,
+        )
+        return created.info.run_id
+
+    def _cache(self, run: RunContext) -> Path:
+        """Where downloaded artifacts and staged models live: inside the run's folder, else a temp folder."""
+        if self._cache_dir is None:
+            if run.run_dir:
+                self._cache_dir = Path(run.run_dir) / "mlflow-cache"
+            else:
+                self._cache_dir = Path(tempfile.mkdtemp(prefix="tracelet-mlflow-"))
+        return self._cache_dir
+
+    @hookimpl
+    def plugin_teardown(self) -> None:
+        """Drop models staged for artifacts that never reached the worker (a failed snapshot, a stop)."""
+        with self._models_lock:
+            staged, self._staged_models = self._staged_models, {}
+        for models in staged.values():
+            for folder in models.values():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    @hookimpl
+    def backend_flush(self) -> None:
+        """Nothing to do: every hook delivers synchronously before returning."""
+
+    @hookimpl
+    def backend_end_run(self, status: RunStatus) -> None:
+        if self.client is None or self.run_id is None:
+            return
+        state = RunStatus(status).value
+        for attempt in range(END_RUN_ATTEMPTS):
+            try:
+                with self._io():
+                    self.client.set_terminated(self.run_id, status=state, end_time=int(time.time() * 1000))
+                return
+            except Exception:
+                if attempt == END_RUN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+
+    # -- data ------------------------------------------------------------------------------------------------
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        if not metrics or self.client is None:
+            return
+        from mlflow.entities import Metric as MlflowMetric
+
+        first, last = metrics[0], metrics[-1]
+        identity = (len(metrics), first.name, first.step, first.timestamp, last.name, last.step, last.timestamp)
+        done = self._progress[1] if self._progress is not None and self._progress[0] == identity else 0
+        mapped = self._metric_names
+        for m in metrics[done:]:  # originals of renamed names are recorded before any point under the new name
+            mapped(m.name)
+        self._record_renames(mapped)
+        with self._io():
+            for chunk in _chunks(metrics[done:], MAX_METRICS_PER_BATCH):
+                # Entities per request, not for the whole batch: fewer long-lived objects, fewer full GC passes.
+                # NaN and ±inf go as they are: MLflow stores NaN as NaN and ±inf as ±1.7976931348623157e308.
+                entities = [MlflowMetric(mapped(m.name), m.value, int(m.timestamp * 1000), m.step) for m in chunk]
+                self._log_batch(self.run_id, metrics=entities)
+                done += len(chunk)
+                self._progress = (identity, done)
+        self._progress = None
+
+    @hookimpl
+    def backend_log_params(self, params: dict[str, Any]) -> None:
+        if not params or self.client is None:
+            return
+        try:
+            self._log_params(params)
+        except Exception as exc:
+            if "Changing param value" not in str(exc):
+                raise
+            # Set outside Tracelet (or by a run we resumed): learn what the run holds, then apply the rule.
+            with self._io():
+                logged = self.client.get_run(self.run_id).data.params
+            for key, value in logged.items():
+                self._params.setdefault(key, value)
+            self._log_params(params)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        new: dict[str, str] = {}  # mapped key -> full value, for keys not logged yet
+        changed: dict[str, str] = {}
+        for name, raw in params.items():
+            key = self._param_names(name)
+            full = stringify(raw)
+            before = self._params.get(key, new.get(key))
+            if before is None:
+                new[key] = full
+            elif before != full:
+                # MLflow forbids changing a param: the first value stays, the latest one is a tag.
+                tag = prefixed(CHANGED_TAG_PREFIX, key)
+                changed[tag] = fit_tag_value(full)
+                if key not in self._changed_warned:
+                    self._changed_warned.add(key)
+                    logger.warning(
+                        "tracelet-mlflow: param %r was logged again with another value; MLflow keeps the first, "
+                        "the latest is in tag %r",
+                        name,
+                        tag,
+                    )
+        self._record_renames(self._param_names)
+        values = dict(new)
+        long = {k: v for k, v in new.items() if is_long(v)}
+        if long:  # the full values first, so a marker in a param never points at nothing
+            where = self._save_long_params(long)
+            values.update({k: truncate(v, where[k]) for k, v in long.items()})
+        with self._io():
+            for chunk in _chunks(list(values), MAX_PARAMS_TAGS_PER_BATCH):
+                self._log_batch(self.run_id, params=[Param(k, values[k]) for k in chunk])
+                for k in chunk:
+                    self._params[k] = new[k]
+        if changed:
+            self._log_tags(self.run_id, changed, mapped=True)
+
+    def _save_long_params(self, long: dict[str, str]) -> dict[str, str]:
+        """Store full values as a version of the `config` artifact `long-params`; return each file's path."""
+        assert self._artifacts is not None
+        artifact = TraceletArtifact(
+            LONG_PARAMS_ARTIFACT, ArtifactType.CONFIG, "full values of params longer than MLflow's limit"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, (key, value) in enumerate(long.items()):
+                path = Path(tmp) / f"{i}.txt"
+                path.write_text(value, encoding="utf-8")
+                artifact.add_file(str(path), f"{key}.txt")
+            version = self._artifacts.version_for(artifact)
+            with self._io():
+                self._artifacts.store(artifact)
+        return {k: f"{LONG_PARAMS_ARTIFACT}/{version}/files/{k}.txt" for k in long}
+
+    @hookimpl
+    def backend_log_tags(self, tags: dict[str, str]) -> None:
+        if tags and self.client is not None:
+            self._log_tags(self.run_id, tags)
+
+    def _log_tags(self, run_id: str | None, tags: dict[str, str], mapped: bool = False) -> None:
+        from mlflow.entities import RunTag
+
+        client = self.client
+        assert client is not None
+        fitted = {k if mapped else self._tag_names(k): fit_tag_value(str(v)) for k, v in tags.items()}
+        renames = self._tag_names.record_tags() if not mapped else {}
+        items = [*[(k, fit_tag_value(v)) for k, v in renames.items()], *fitted.items()]
+        with self._io():
+            for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+                self._log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
+        if renames:
+            self._tag_names.pending.clear()
+
+    def _record_renames(self, names: NameMap) -> None:
+        """Record original names of newly mapped ones as tags, before data under the mapped name goes out."""
+        if names.pending:
+            self._log_tags(self.run_id, names.record_tags(), mapped=True)
+            names.pending.clear()
+
+    # -- artifacts -----------------------------------------------------------------------------------------------
+    @hookimpl
+    def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool:
+        """MLflow takes every type. This hook runs on the caller's thread with the live artifact, the one moment
+        a torch module is at hand: it is saved now in `mlflow.pytorch` format (a snapshot, like the core's own
+        serialization), for `backend_log_artifact` to upload from the worker."""
+        staged: dict[str, Path] = {}
+        for obj in artifact.objects:
+            if obj.serializer != "torch" or obj.obj is None:
+                continue
+            folder = self._cache(run) / ".models" / uuid.uuid4().hex
+            try:
+                if save_torch_model(obj.obj, folder):
+                    staged[obj.name] = folder
+            except Exception as exc:  # the state_dict in the artifact is still logged
+                logger.warning("tracelet-mlflow: could not save %r in mlflow.pytorch format: %s", obj.name, exc)
+                shutil.rmtree(folder, ignore_errors=True)
+        if staged:
+            with self._models_lock:
+                self._staged_models[(artifact.name, artifact.created_at.isoformat())] = staged
+        return True
+
+    @hookimpl
+    def backend_log_artifact(self, artifact: TraceletArtifact) -> ArtifactResult:
+        if self._artifacts is None:
+            raise RuntimeError("the MLflow run has not started yet")
+        key = (artifact.name, artifact.created_at.isoformat())
+        with self._models_lock:
+            models = self._staged_models.get(key)
+        with self._io():
+            result = self._artifacts.store(artifact, models)
+        if models:
+            with self._models_lock:
+                self._staged_models.pop(key, None)
+            for folder in models.values():
+                shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+    @hookimpl
+    def backend_get_artifact(self, name: str, version: str) -> TraceletArtifact | None:
+        if self._artifacts is None:
+            return None
+        with self._io():
+            return self._artifacts.get(name, version)
+
+    @hookimpl
+    def backend_list_artifacts(self, type_filter: ArtifactType | None) -> list[TraceletArtifact]:
+        if self._artifacts is None:
+            return []
+        with self._io():
+            return self._artifacts.manifests(type_filter)
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _io(self) -> Iterator[None]:
+        """Requests to a server fail fast on this thread; the worker's backoff does the retrying."""
+        if not self._http:
+            yield
+            return
+        retries = int(self.config.get("http_retries", DEFAULT_HTTP_RETRIES))
+        timeout = float(self.config.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
+        with failfast.fail_fast(retries, timeout):
+            yield

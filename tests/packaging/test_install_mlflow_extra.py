@@ -1,0 +1,100 @@
+"""`pip install "tracelet[mlflow]"` from freshly built wheels into a new virtual environment, then a real run.
+
+Wheels of every distribution under packages/ are built with `hatch build`; pip installs ours from them
+(`--find-links`, versions pinned: an unrelated `tracelet` exists on the public index) and third-party
+dependencies from the registry as usual, with `mlflow` pinned to the version the project tests against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VERSION = "0.1.0"
+MLFLOW_PIN = "mlflow==3.17.2"
+
+
+def hatch_command() -> list[str]:
+    found = shutil.which("hatch")
+    if found:
+        return [found]
+    beside = Path(sys.executable).parent / "hatch"
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-m", "hatch"]
+
+
+def clean_env() -> dict[str, str]:
+    """The parent's environment minus anything that would make the child see the dev environment."""
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST")
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("TRACELET_")}
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    assert out.returncode == 0, f"{cmd}\n--- stdout\n{out.stdout[-4000:]}\n--- stderr\n{out.stderr[-4000:]}"
+    return out
+
+
+def test_pip_install_tracelet_mlflow_extra_from_built_wheels(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    packages = sorted(p for p in (REPO / "packages").iterdir() if (p / "pyproject.toml").exists())
+    assert {p.name for p in packages} >= {"tracelet-core", "tracelet-mlflow"}
+    for package in packages:
+        run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=package, env=clean_env(), timeout=300)
+    built = sorted(w.name for w in wheels.glob("*.whl"))
+    assert f"tracelet-{VERSION}-py3-none-any.whl" in built and f"tracelet_mlflow-{VERSION}-py3-none-any.whl" in built
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(f"{MLFLOW_PIN}\n")
+    run(
+        [
+            str(python), "-m", "pip", "install", "--disable-pip-version-check",
+            "--find-links", str(wheels), "-c", str(constraints), f"tracelet[mlflow]=={VERSION}",
+        ],
+        env=clean_env(), timeout=900,
+    )  # fmt: skip
+
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import tracelet, tracelet_mlflow
+        assert "mlflow" not in sys.modules
+        uri = "sqlite:///" + sys.argv[1]
+        exp = tracelet.start_logging("wheel-run", project="wheel-proj", backend="mlflow",
+                                     config={"mlflow_tracking_uri": uri, "track_system": False})
+        for i in range(1200):
+            exp.log_metric("loss", 1.0 / (i + 1), i)
+        exp.log_params({"lr": 0.01})
+        report = exp.stop()
+        from mlflow import MlflowClient
+        import mlflow
+        client = MlflowClient(uri)
+        run_id = report.backends["mlflow"].details["run_id"]
+        run = client.get_run(run_id)
+        history = client.get_metric_history(run_id, "loss")
+        print(json.dumps({
+            "tracelet": tracelet.__file__, "plugin": tracelet_mlflow.__file__, "mlflow": mlflow.__version__,
+            "status": run.info.status, "name": run.info.run_name, "params": run.data.params,
+            "points": sorted((m.step, m.value) for m in history),
+        }))
+        """
+    )
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    out = run([str(python), "-c", script, str(workdir / "mlflow.db")], cwd=workdir, env=clean_env(), timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["tracelet"].startswith(str(venv)) and result["plugin"].startswith(str(venv))
+    assert result["mlflow"] == MLFLOW_PIN.split("==")[1]
+    assert result["status"] == "FINISHED" and result["name"] == "wheel-run"
+    assert result["params"] == {"lr": "0.01"}
+    assert result["points"] == [[i, 1.0 / (i + 1)] for i in range(1200)]
