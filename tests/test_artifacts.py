@@ -252,3 +252,19 @@ def test_local_store_reads_artifacts_of_a_finished_run(tmp_path) -> None:
     with open(latest.files[0].local_path, "rb") as f:
         assert f.read() == b"weights-v2"
     assert run.artifact("weights.pt", "v1").files[0].size_bytes == len(b"weights-v1")
+
+
+def test_backends_snapshot_their_own_form_of_live_objects_at_log_time() -> None:
+    config = {"artifact_routing": {"config": ["recorder"]}}  # explicit routing must not skip the snapshot
+    with tracelet.start_logging("own-form", backend=["recorder"], config=config) as exp:
+        live = {"lr": 0.1}
+        art = exp.create_artifact("hp", ArtifactType.CONFIG).add_object(live, "hp")
+        results = exp.log_artifact(art)
+        live["lr"] = 0.5  # a later change does not reach what was logged
+        assert results["recorder"].wait(10)
+        plain_file = exp.create_artifact("nothing-live", ArtifactType.CONFIG)
+        exp.log_artifact(plain_file, wait=True)
+    snaps = record_for(exp.id, "recorder")["snapshots"]
+    assert snaps[0]["text"] == "{'lr': 0.1}"
+    assert snaps[0]["thread"] == threading.main_thread().name  # taken on the caller's thread
+    assert snaps[1] is None

@@ -13,9 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,8 +76,6 @@ class MLflowBackend:
         self._log_batch: Callable[..., Any] = lambda *a, **k: None  # set when connected
         self._artifacts: ArtifactStore | None = None
         self._cache_dir: Path | None = None
-        self._models_lock = threading.Lock()
-        self._staged_models: dict[tuple[str, str], dict[str, Path]] = {}  # (name, created_at) -> object -> dir
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     @hookimpl
@@ -183,22 +179,13 @@ class MLflowBackend:
         return created.info.run_id
 
     def _cache(self, run: RunContext) -> Path:
-        """Where downloaded artifacts and staged models live: inside the run's folder, else a temp folder."""
+        """Where downloaded artifacts live: inside the run's folder, else a temporary folder."""
         if self._cache_dir is None:
             if run.run_dir:
                 self._cache_dir = Path(run.run_dir) / "mlflow-cache"
             else:
                 self._cache_dir = Path(tempfile.mkdtemp(prefix="tracelet-mlflow-"))
         return self._cache_dir
-
-    @hookimpl
-    def plugin_teardown(self) -> None:
-        """Drop models staged for artifacts that never reached the worker (a failed snapshot, a stop)."""
-        with self._models_lock:
-            staged, self._staged_models = self._staged_models, {}
-        for models in staged.values():
-            for folder in models.values():
-                shutil.rmtree(folder, ignore_errors=True)
 
     @hookimpl
     def backend_flush(self) -> None:
@@ -339,41 +326,29 @@ class MLflowBackend:
 
     # -- artifacts -----------------------------------------------------------------------------------------------
     @hookimpl
-    def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool:
-        """MLflow takes every type. This hook runs on the caller's thread with the live artifact, the one moment
-        a torch module is at hand: it is saved now in `mlflow.pytorch` format (a snapshot, like the core's own
-        serialization), for `backend_log_artifact` to upload from the worker."""
-        staged: dict[str, Path] = {}
+    def backend_snapshot_artifact(self, artifact: TraceletArtifact, staging_dir: str) -> dict[str, Any] | None:
+        """Torch modules are also saved in `mlflow.pytorch` format now, while the live module is at hand, so
+        the upload on the worker logs a loadable MLflow model of the weights as they were at log time."""
+        models: dict[str, str] = {}
         for obj in artifact.objects:
             if obj.serializer != "torch" or obj.obj is None:
                 continue
-            folder = self._cache(run) / ".models" / uuid.uuid4().hex
+            folder = Path(staging_dir) / "models" / obj.name
             try:
                 if save_torch_model(obj.obj, folder):
-                    staged[obj.name] = folder
+                    models[obj.name] = str(folder)
             except Exception as exc:  # the state_dict in the artifact is still logged
                 logger.warning("tracelet-mlflow: could not save %r in mlflow.pytorch format: %s", obj.name, exc)
                 shutil.rmtree(folder, ignore_errors=True)
-        if staged:
-            with self._models_lock:
-                self._staged_models[(artifact.name, artifact.created_at.isoformat())] = staged
-        return True
+        return {"models": models} if models else None
 
     @hookimpl
-    def backend_log_artifact(self, artifact: TraceletArtifact) -> ArtifactResult:
+    def backend_log_artifact(self, artifact: TraceletArtifact, snapshot: dict[str, Any] | None) -> ArtifactResult:
         if self._artifacts is None:
             raise RuntimeError("the MLflow run has not started yet")
-        key = (artifact.name, artifact.created_at.isoformat())
-        with self._models_lock:
-            models = self._staged_models.get(key)
+        models = {name: Path(path) for name, path in ((snapshot or {}).get("models") or {}).items()}
         with self._io():
-            result = self._artifacts.store(artifact, models)
-        if models:
-            with self._models_lock:
-                self._staged_models.pop(key, None)
-            for folder in models.values():
-                shutil.rmtree(folder, ignore_errors=True)
-        return result
+            return self._artifacts.store(artifact, models or None)
 
     @hookimpl
     def backend_get_artifact(self, name: str, version: str) -> TraceletArtifact | None:

@@ -63,9 +63,22 @@ class RecorderBackend:
         self.rec["status"] = status
 
     @hookimpl
-    def backend_log_artifact(self, artifact: Any) -> dict[str, Any]:
+    def backend_snapshot_artifact(self, artifact: Any, staging_dir: str) -> dict[str, Any] | None:
+        """Saves its own form of live objects (their repr), as a framework-format saver would."""
+        if not artifact.objects:
+            return None
+        out = Path(staging_dir) / "reprs.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(repr(o.obj) for o in artifact.objects))
+        return {"reprs": str(out), "thread": threading.current_thread().name}
+
+    @hookimpl
+    def backend_log_artifact(self, artifact: Any, snapshot: dict[str, Any] | None) -> dict[str, Any]:
         contents = {f.artifact_path: Path(f.local_path).read_bytes() for f in artifact.files}
         with _lock:
+            self.rec.setdefault("snapshots", []).append(
+                None if snapshot is None else {**snapshot, "text": Path(snapshot["reprs"]).read_text()}
+            )
             self.rec["artifacts"].append(artifact)
             self.rec.setdefault("artifact_contents", []).append(contents)
             self.rec.setdefault("artifact_threads", set()).add(threading.current_thread().name)

@@ -133,10 +133,18 @@ class ArtifactManager:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        extras = self._backend_snapshots(artifact, targets, staging, results)
+        targets = [name for name in targets if name not in results]
         pending = {name: ArtifactResult(backend=name) for name in targets}
         with self._lock:
             self._results[token] = dict(pending)  # registered before the event exists: delivery may be instant
-        payload = {"token": token, "targets": targets, "staging": str(staging), "artifact": snapshot.to_dict()}
+        payload = {
+            "token": token,
+            "targets": targets,
+            "staging": str(staging),
+            "artifact": snapshot.to_dict(),
+            "snapshots": extras,
+        }
         self._exp._append((ARTIFACT, payload, time.time()))
         results.update(pending)
         if wait:
@@ -259,6 +267,24 @@ class ArtifactManager:
             snap.objects.append(ArtifactObject(None, o.name, o.serializer, o.description, path, size, checksum))
         return snap
 
+    def _backend_snapshots(
+        self, artifact: TraceletArtifact, targets: list[str], staging: Path, failed: dict[str, ArtifactResult]
+    ) -> dict[str, Any]:
+        """Let each target save its own form of live objects now (e.g. a framework's model format)."""
+        orch = self._exp.orchestrator
+        extras: dict[str, Any] = {}
+        for b in orch.backends if orch else []:
+            if b.name not in targets or not b.implements("backend_snapshot_artifact"):
+                continue
+            try:
+                extra = b.call("backend_snapshot_artifact", artifact=artifact, staging_dir=str(staging / "backends" / b.name))
+            except Exception as exc:  # this backend's failure is its result; the others still get the artifact
+                failed[b.name] = _failed(b.name, f"backend_snapshot_artifact: {type(exc).__name__}: {exc}")
+                continue
+            if extra is not None:
+                extras[b.name] = plain(extra)
+        return extras
+
     # -- delivery, on each backend's worker thread ---------------------------------------------------------------
     def deliver(self, backend: Backend, payload: dict[str, Any]) -> None:
         """Give one artifact event to one backend; never raises (the worker would redeliver the batch)."""
@@ -269,7 +295,8 @@ class ArtifactManager:
         for attempt in range(self.attempts):
             try:
                 artifact = TraceletArtifact.from_dict(payload["artifact"])  # fresh per attempt and per backend
-                out = backend.call("backend_log_artifact", artifact=artifact)
+                snapshot = (payload.get("snapshots") or {}).get(backend.name)
+                out = backend.call("backend_log_artifact", artifact=artifact, snapshot=snapshot)
             except Exception as exc:
                 error = exc
                 if attempt + 1 < self.attempts:

@@ -74,9 +74,15 @@ class PluginInterface:
 
 
 class BackendPlugin:
-    """Hooks of an experiment-tracking backend. All are called on the backend's own worker thread, except
-    `backend_accepts_artifact`, `backend_get_artifact` and `backend_list_artifacts`, which answer the caller of
-    log_artifact / get_artifact / list_artifacts on its thread."""
+    """Hooks of an experiment-tracking backend.
+
+    Delivery hooks run on the backend's own worker thread, in logging order; raising from one has the batch
+    retried with capped backoff until the run's stop deadline. Artifact hooks: `backend_accepts_artifact` and
+    `backend_snapshot_artifact` run on the caller's thread inside `log_artifact` (decide and snapshot, no
+    uploads); `backend_log_artifact` runs on the worker and is tried 3 times, after which its ArtifactResult
+    carries the error; `backend_get_artifact` / `backend_list_artifacts` answer the caller. Types the user
+    routes explicitly (config `artifact_routing`) skip `backend_accepts_artifact`.
+    """
 
     @hookspec(firstresult=True)
     def backend_start_run(self, run: RunContext) -> dict[str, Any] | None:
@@ -84,7 +90,7 @@ class BackendPlugin:
 
     @hookspec
     def backend_log_metrics(self, metrics: list[Metric], run: RunContext) -> None:
-        """Deliver a batch of metric points, in logging order; raise to have the batch retried."""
+        """Deliver a batch of metric points, in logging order."""
 
     @hookspec
     def backend_log_params(self, params: dict[str, Any], run: RunContext) -> None:
@@ -96,17 +102,19 @@ class BackendPlugin:
 
     @hookspec(firstresult=True)
     def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool | None:
-        """Return False to decline an artifact (by `artifact.type` or `artifact.size_bytes`); None or True
-        accepts it. Runs on the caller's thread inside log_artifact: decide from the artifact alone, no I/O.
-        Not consulted for types the user routes explicitly (config `artifact_routing`)."""
+        """Return False to decline an artifact (by type or size); None or True accepts it."""
 
     @hookspec(firstresult=True)
-    def backend_log_artifact(self, artifact: TraceletArtifact, run: RunContext) -> ArtifactResult | None:
-        """Store an artifact whose files and serialized objects are snapshots owned by the run; return where it
-        went (an ArtifactResult, or a dict with uri/version/metadata). The files stay readable until the hook
-        returns (for the run's lifetime when the local store is on). A backend may record large files as
-        references instead of uploading them. Raising fails this artifact for this backend: it is tried 3 times
-        in all, then its ArtifactResult carries the error and the backend goes on with the next event."""
+    def backend_snapshot_artifact(
+        self, artifact: TraceletArtifact, staging_dir: str, run: RunContext
+    ) -> dict[str, Any] | None:
+        """Save backend-specific forms of live objects under `staging_dir`; return plain data for the upload."""
+
+    @hookspec(firstresult=True)
+    def backend_log_artifact(
+        self, artifact: TraceletArtifact, snapshot: dict[str, Any] | None, run: RunContext
+    ) -> ArtifactResult | None:
+        """Store an artifact whose files are snapshots owned by the run; return where it went."""
 
     @hookspec(firstresult=True)
     def backend_get_artifact(self, name: str, version: str, run: RunContext) -> TraceletArtifact | None:
