@@ -33,7 +33,9 @@ def hatch_command() -> list[str]:
 def clean_env() -> dict[str, str]:
     """The parent's environment minus anything that would make the child see the dev environment."""
     drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST")
-    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("TRACELET_")}
+    # HATCH_ENV_ACTIVE & co. (set under `hatch test`) would make `hatch build` look for a builder there.
+    prefixes = ("TRACELET_", "HATCH_ENV")
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith(prefixes)}
 
 
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
