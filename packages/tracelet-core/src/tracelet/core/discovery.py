@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import os
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tracelet.core.plugins import ENTRY_POINT_GROUPS, PluginType
 from tracelet.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 CORE_DISTRIBUTION = "tracelet"
 
@@ -60,6 +62,8 @@ def _visible(spec: PluginSpec) -> bool:
 
 @functools.cache
 def _installed(group: str) -> tuple[PluginSpec, ...]:
+    from importlib import metadata  # ~20 ms of imports: paid when a run starts, not at `import tracelet`
+
     ptype = next(t for t, g in ENTRY_POINT_GROUPS.items() if g == group)
     found: dict[str, PluginSpec] = {}
     for ep in metadata.entry_points(group=group):
@@ -89,6 +93,8 @@ def refresh() -> None:
 
 @functools.cache
 def _core_extras() -> frozenset[str]:
+    from importlib import metadata
+
     try:
         return frozenset(metadata.metadata(CORE_DISTRIBUTION).get_all("Provides-Extra") or ())
     except metadata.PackageNotFoundError:
