@@ -21,11 +21,11 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact, check_artifact_path
+from tracelet.core.artifact_manifest import MANIFEST, load, plan, read, version_number
+from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
 
 from tracelet_mlflow.names import prefixed
 from tracelet_mlflow.params import fit_tag_value
@@ -33,17 +33,8 @@ from tracelet_mlflow.params import fit_tag_value
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-MANIFEST = "manifest.json"
 MODEL_DIR = "model"
-FORMAT = "tracelet-artifact"
-FORMAT_VERSION = 1
 ARTIFACT_TAG_PREFIX = "tracelet.artifact."
-
-
-def _version_number(text: str) -> int | None:
-    t = str(text).strip().lower()
-    t = t[1:] if t.startswith("v") else t
-    return int(t) if t.isdigit() and int(t) > 0 else None
 
 
 def save_torch_model(model: Any, folder: Path) -> bool:
@@ -95,31 +86,17 @@ class ArtifactStore:
         client, run_id = self.client, self.run_id
         version = self.version_for(artifact)
         base = f"{artifact.name}/{version}"
-        manifest = artifact.to_dict()
-        for f in manifest["files"]:
-            stored = "files/" + check_artifact_path(f["artifact_path"])
-            self._upload(f["local_path"], f"{base}/{stored}")
-            f["local_path"] = stored
-        for o in manifest["objects"]:
-            o.pop("obj", None)  # the serialized file is the record
-            if o.get("path"):
-                stored = "objects/" + check_artifact_path(o["name"]) + Path(o["path"]).suffix
-                self._upload(o["path"], f"{base}/{stored}")
-                o["path"] = stored
-        models = []
-        for obj_name, folder in (model_dirs or {}).items():
-            target = MODEL_DIR if not models else f"{MODEL_DIR}_{len(models) + 1}"
-            client.log_artifacts(run_id, str(folder), f"{base}/{target}")
-            models.append({"object": obj_name, "path": target, "flavor": "pytorch"})
-        manifest.update(
-            format=FORMAT,
-            format_version=FORMAT_VERSION,
-            version=version,
-            stored_at=datetime.now(timezone.utc).isoformat(),
-        )
-        if models:
-            manifest["mlflow_models"] = models
-        client.log_text(run_id, json.dumps(manifest, indent=2, default=str), f"{base}/{MANIFEST}")
+        model_dirs = model_dirs or {}
+        models = [
+            {"object": obj, "path": MODEL_DIR if i == 0 else f"{MODEL_DIR}_{i + 1}", "flavor": "pytorch"}
+            for i, obj in enumerate(model_dirs)
+        ]
+        planned = plan(artifact, version, **({"mlflow_models": models} if models else {}))
+        for src, rel in planned.transfers:
+            self._upload(src, f"{base}/{rel}")
+        for model in models:
+            client.log_artifacts(run_id, str(model_dirs[model["object"]]), f"{base}/{model['path']}")
+        client.log_text(run_id, planned.manifest_json(), f"{base}/{MANIFEST}")
         references = [r.uri for r in artifact.references]
         summary = {"version": version, "type": artifact.type.value, "path": base}
         if references:
@@ -158,7 +135,7 @@ class ArtifactStore:
     def versions(self, name: str, complete_only: bool = True) -> list[int]:
         found = []
         for entry in self.client.list_artifacts(self.run_id, name):
-            number = _version_number(PurePosixPath(entry.path).name) if entry.is_dir else None
+            number = version_number(PurePosixPath(entry.path).name) if entry.is_dir else None
             if number is None:
                 continue
             if complete_only and not any(
@@ -178,7 +155,7 @@ class ArtifactStore:
                 return None
             number: int | None = versions[-1]
         else:
-            number = _version_number(version)
+            number = version_number(version)
             if number is None:
                 return None
         target = self.cache_dir / name / f"v{number}"
@@ -193,18 +170,7 @@ class ArtifactStore:
             shutil.rmtree(target, ignore_errors=True)
             os.replace(partial / f"v{number}", target)
             shutil.rmtree(partial, ignore_errors=True)
-        return self._load(target)
-
-    def _load(self, vdir: Path) -> TraceletArtifact:
-        data = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
-        for key in ("format", "format_version", "stored_at", "mlflow_models"):
-            data.pop(key, None)
-        for f in data["files"]:
-            f["local_path"] = str(vdir / check_artifact_path(f["local_path"]))
-        for o in data["objects"]:
-            if o.get("path"):
-                o["path"] = str(vdir / check_artifact_path(o["path"]))
-        return TraceletArtifact.from_dict(data)
+        return load(target, drop=("mlflow_models",))
 
     def manifests(self, type_filter: ArtifactType | None = None) -> list[TraceletArtifact]:
         """Every complete version of every artifact, read from the manifests alone (nothing else downloaded)."""
@@ -214,9 +180,7 @@ class ArtifactStore:
                 with tempfile.TemporaryDirectory(dir=self._ensure_cache()) as tmp:
                     text = self.client.download_artifacts(self.run_id, f"{name}/v{number}/{MANIFEST}", tmp)
                     data = json.loads(Path(text).read_text(encoding="utf-8"))
-                for key in ("format", "format_version", "stored_at", "mlflow_models"):
-                    data.pop(key, None)
-                artifact = TraceletArtifact.from_dict(data)
+                artifact = read(data, drop=("mlflow_models",))
                 if type_filter is None or artifact.type is type_filter:
                     out.append(artifact)
         return out

@@ -1,13 +1,10 @@
 """The local store's artifacts: versioned folders under `<run_dir>/artifacts/`.
 
-Layout (format version 1):
+Layout: version folders as `tracelet.core.artifact_manifest` describes them, plus
 
     <run_dir>/artifacts/
         .staging/<token>/...            snapshots taken by log_artifact (the journal's events point here)
-        <name>/v1/manifest.json         TraceletArtifact.to_dict() with paths relative to the version folder,
-        <name>/v1/files/<artifact_path>   plus "format", "format_version" and "version"
-        <name>/v1/objects/<object file>
-        <name>/v2/...
+        <name>/v1/ ...                  manifest.json, files/, objects/
         <name>/latest                   text file naming the newest version ("v2"), for people and scripts
 
 Versions are assigned on the local backend's worker thread, which delivers artifacts in logging order, so
@@ -19,30 +16,24 @@ place, so sharing the inode is safe and saves the copy), else copies.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
+from tracelet.core.artifact_manifest import MANIFEST, load, plan, version_number
 from tracelet.core.artifacts import (
     ArtifactPathError,
     ArtifactResult,
     ArtifactType,
     TraceletArtifact,
     check_artifact_name,
-    check_artifact_path,
     to_artifact_type,
 )
 
 ARTIFACTS_DIR = "artifacts"
 STAGING_DIR = ".staging"
-MANIFEST = "manifest.json"
 LATEST = "latest"
-FORMAT = "tracelet-artifact"
-FORMAT_VERSION = 1
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
 
 
@@ -84,24 +75,10 @@ def store(root: Path, artifact: TraceletArtifact) -> ArtifactResult:
     tmp = adir / f".{version}.partial"
     shutil.rmtree(tmp, ignore_errors=True)  # left over from an attempt that failed midway
     tmp.mkdir()
-    manifest = artifact.to_dict()
-    for f in manifest["files"]:
-        rel = "files/" + check_artifact_path(f["artifact_path"])
-        _link_or_copy(f["local_path"], tmp / rel)
-        f["local_path"] = rel
-    for o in manifest["objects"]:
-        o.pop("obj", None)  # the serialized file is the record; json values are read back from it
-        if o.get("path"):
-            rel = "objects/" + check_artifact_path(o["name"]) + Path(o["path"]).suffix
-            _link_or_copy(o["path"], tmp / rel)
-            o["path"] = rel
-    manifest.update(
-        format=FORMAT,
-        format_version=FORMAT_VERSION,
-        version=version,
-        stored_at=datetime.now(timezone.utc).isoformat(),
-    )
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    planned = plan(artifact, version)
+    for src, rel in planned.transfers:
+        _link_or_copy(src, tmp / rel)
+    (tmp / MANIFEST).write_text(planned.manifest_json(), encoding="utf-8")
     os.rename(tmp, adir / version)
     _write_latest(adir, version)
     vdir = adir / version
@@ -126,26 +103,6 @@ def _write_latest(adir: Path, version: str) -> None:
         pass  # a convenience for people; readers resolve "latest" from the version folders
 
 
-def _version_number(version: Any) -> int | None:
-    """"v3", "3" or 3 -> 3; anything else None."""
-    text = str(version).strip().lower()
-    text = text[1:] if text.startswith("v") else text
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def load(vdir: Path) -> TraceletArtifact:
-    """Read one version folder back, its paths made absolute."""
-    data = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
-    for key in ("format", "format_version", "stored_at"):
-        data.pop(key, None)
-    for f in data["files"]:
-        f["local_path"] = str(vdir / check_artifact_path(f["local_path"]))
-    for o in data["objects"]:
-        if o.get("path"):
-            o["path"] = str(vdir / check_artifact_path(o["path"]))
-    return TraceletArtifact.from_dict(data)
-
-
 def get(root: Path, name: str, version: str = "latest") -> TraceletArtifact | None:
     """The artifact `name` at `version` ("latest", "v2", "2"), or None when absent."""
     try:
@@ -158,7 +115,7 @@ def get(root: Path, name: str, version: str = "latest") -> TraceletArtifact | No
     if str(version).lower() == "latest":
         number: int | None = versions[-1]
     else:
-        number = _version_number(version)
+        number = version_number(version)
     if number is None or number not in versions:
         return None
     return load(adir / f"v{number}")
