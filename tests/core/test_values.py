@@ -93,3 +93,34 @@ def test_params_are_normalised_and_secrets_redacted() -> None:
     assert params["lr"] == 0.5 and params["api_key"] == "***" and params["shape"] == [3, 4]
     assert params["db_url"] == "postgresql://***@127.0.0.1/db"
     assert params["obj"] == "<class 'object'>"
+
+
+class DeviceScalar:
+    """Duck-types a 0-d tensor on an accelerator: converting it would synchronise the device."""
+
+    ndim = 0
+
+    class device:  # noqa: N801 - mirrors torch.Tensor.device
+        type = "cuda"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.converted_on: list[str] = []
+
+    def detach(self) -> "DeviceScalar":
+        return self
+
+    def __float__(self) -> float:
+        import threading
+
+        self.converted_on.append(threading.current_thread().name)
+        return self.value
+
+
+def test_accelerator_scalars_are_converted_off_the_calling_thread() -> None:
+    scalar = DeviceScalar(2.5)
+    with tracelet.start_logging("device", backend="local") as exp:
+        exp.log_metric("gpu_loss", scalar, 0)
+        assert "MainThread" not in scalar.converted_on  # nothing on the training thread
+    assert open_run(exp.id).metrics()["gpu_loss"][0].value == 2.5
+    assert scalar.converted_on and "MainThread" not in scalar.converted_on

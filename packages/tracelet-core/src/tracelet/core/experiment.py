@@ -93,6 +93,7 @@ class Experiment:
         self.status = RunStatus.RUNNING
         self.report: StopReport | None = None
         self.run_dir: Path | None = None
+        self._meta: dict[str, Any] = {}  # run.json as first written; later writes update it
         self._orchestrator: Orchestrator | None = None
         self._journal: journal.JournalWriter | None = None
         self._frameworks: list[Backend] = []
@@ -284,9 +285,7 @@ class Experiment:
         }
         if metadata is not None:
             meta["metadata"] = metadata
-            self._meta_cache = meta
-        else:
-            meta = {**self._meta_cache, **meta}
+        meta = self._meta = {**self._meta, **meta}
         if ended and self.report is not None:
             meta["ended_at"] = datetime.now(timezone.utc).isoformat()
             meta["events"] = self.report.events

@@ -83,7 +83,6 @@ class Orchestrator:
         self._chunks: list[list[tuple]] = []
         self._buffered = 0
         self.end = 0  # events published so far (sequence numbers 0 .. end-1)
-        self.closed = False
         self._closing = threading.Event()
         self._workers: dict[str, BackendWorker] = {}
         self._dispatcher: threading.Thread | None = None
@@ -139,7 +138,6 @@ class Orchestrator:
             if self._dispatcher is not None and self._dispatcher.is_alive():
                 self._dispatcher.join()
             self._drain()  # anything appended after the dispatcher's last pass
-            self.closed = True
             reports = self._finish_workers(list(self._workers.values()), status)
             if self.journal is not None:
                 self.journal.close()
@@ -301,7 +299,6 @@ class Orchestrator:
         self._workers = {}
         self._dispatcher = None
         self._closing.set()
-        self.closed = True
 
 
 def _resolve_lazy(items: list[tuple]) -> None:
