@@ -87,3 +87,37 @@ def test_system_metrics_are_collected_when_tracked() -> None:
     metrics = open_run(exp.id).metrics()
     assert len(metrics["system/cpu_percent"]) >= 2
     assert 0 < metrics["system/process_rss_mb"][0].value < 100_000
+
+
+def test_unwritable_store_is_a_clear_configuration_error(tmp_path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store should be")
+    with pytest.raises(tracelet.ConfigurationError, match="TRACELET_LOCAL_STORE=false"):
+        tracelet.start_logging("x", backend="local", config={"dir": str(blocker)})
+
+
+def test_journal_write_failure_keeps_delivering_from_memory(monkeypatch, caplog) -> None:
+    """A full disk mid-run: an error is logged once, backends still get everything, nothing crashes."""
+    from tracelet_testplugin.backends import record_for
+
+    calls = {"n": 0}
+    real_append = journal.JournalWriter.append
+
+    def failing_append(self, first_seq, events):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(28, "No space left on device")
+        real_append(self, first_seq, events)
+
+    monkeypatch.setattr(journal.JournalWriter, "append", failing_append)
+    exp = tracelet.start_logging("disk-full", backend=["recorder"])
+    for i in range(30):
+        exp.log_metric("x", float(i), i)
+        time.sleep(0.01)  # several dispatcher passes
+    report = exp.stop()
+    assert report is not None and report.complete
+    assert [m.value for m in record_for(exp.id, "recorder")["metrics"]] == [float(i) for i in range(30)]
+    errors = [r for r in caplog.records if "cannot write the journal" in r.getMessage()]
+    assert len(errors) == 1
+    kept = [p.value for p in open_run(exp.id).metrics()["x"]]
+    assert kept == [float(i) for i in range(len(kept))] and 0 < len(kept) < 30  # what was written stays readable

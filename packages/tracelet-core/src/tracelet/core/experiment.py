@@ -162,8 +162,14 @@ class Experiment:
         metadata = runinfo.collect(settings.track_git, settings.track_env)
         if settings.local_store:
             self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
-            self._journal = journal.JournalWriter(self.run_dir)
-            self._write_meta(metadata=metadata)
+            try:
+                self._journal = journal.JournalWriter(self.run_dir)
+                self._write_meta(metadata=metadata)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot create the local store at {self.run_dir}: {exc}. Point TRACELET_DIR elsewhere, "
+                    "or set TRACELET_LOCAL_STORE=false to run without it"
+                ) from exc
         orch = Orchestrator(self._journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
@@ -254,7 +260,10 @@ class Experiment:
         self.status = status
         lifecycle.unregister(self)
         if self._journal is not None:
-            self._write_meta(ended=True)
+            try:
+                self._write_meta(ended=True)
+            except OSError as exc:  # the run's data is delivered; a full disk must not crash the script's end
+                logger.error("tracelet: cannot record the end of run %s in %s: %s", self._id, self.run_dir, exc)
         if not self.report.complete and self.run_dir is not None:
             logger.warning("tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir)
         return self.report

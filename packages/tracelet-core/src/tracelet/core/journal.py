@@ -96,27 +96,34 @@ class JournalWriter:
         self.closed = False
 
     def append(self, first_seq: int, events: list[tuple[Any, ...]]) -> None:
-        frames = []
+        frames, seqs, offsets = [], [], []
+        offset = self._offset
         for start in range(0, len(events), FRAME_EVENTS):
             frame = encode_frame(first_seq + start, events[start : start + FRAME_EVENTS])
-            self.index_seqs.append(first_seq + start)
-            self.index_offsets.append(self._offset)
-            self._offset += len(frame)
+            seqs.append(first_seq + start)
+            offsets.append(offset)
+            offset += len(frame)
             frames.append(frame)
         self._file.write(b"".join(frames))
+        # Indexed only once written, so a catching-up reader never looks for a frame that is not there.
+        self.index_seqs.extend(seqs)
+        self.index_offsets.extend(offsets)
+        self._offset = offset
 
     def sync(self) -> None:
         if not self.closed:
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        if not self.closed:
+        """Sync and close; idempotent. `closed` is also set when writing failed, and then only the file closes."""
+        try:
             self.sync()
-            self._file.close()
+        finally:
             self.closed = True
+            self._file.close()
 
     def offset_for(self, seq: int) -> int:
-        """Byte offset of the line that holds event `seq`."""
+        """Byte offset of the frame that holds event `seq`."""
         i = bisect.bisect_right(self.index_seqs, seq) - 1
         return self.index_offsets[max(i, 0)] if self.index_offsets else 0
 

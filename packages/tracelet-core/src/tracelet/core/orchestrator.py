@@ -83,6 +83,7 @@ class Orchestrator:
         self._chunks: list[list[tuple]] = []
         self._buffered = 0
         self.end = 0  # events published so far (sequence numbers 0 .. end-1)
+        self.journaled = 0  # events 0 .. journaled-1 are in the journal; past a write failure, no more are
         self._closing = threading.Event()
         self._workers: dict[str, BackendWorker] = {}
         self._dispatcher: threading.Thread | None = None
@@ -140,7 +141,10 @@ class Orchestrator:
             self._drain()  # anything appended after the dispatcher's last pass
             reports = self._finish_workers(list(self._workers.values()), status)
             if self.journal is not None:
-                self.journal.close()
+                try:
+                    self.journal.close()
+                except OSError as exc:
+                    logger.error("tracelet: closing the journal %s failed: %s", self.journal.path, exc)
             self._report = StopReport(status, self.end, reports)
             return self._report
 
@@ -168,10 +172,10 @@ class Orchestrator:
             oldest = seqs[0] if seqs else self.end
         if cursor >= oldest:
             return cursor, []
-        if self.journal is None:
+        if self.journal is None or cursor >= self.journaled:
             return oldest, []
         # Behind the memory window: catch up from the journal (flushed to the OS before publication).
-        want = min(limit, oldest - cursor)
+        want = min(limit, oldest - cursor, self.journaled - cursor)
         out = []
         for _, event in journal_mod.read_events(self.journal.path, cursor, self.journal.offset_for(cursor)):
             out.append(event)
@@ -199,7 +203,11 @@ class Orchestrator:
     # -- dispatcher ------------------------------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         while not self._closing.is_set():
-            moved = self._publish()
+            try:
+                moved = self._publish()
+            except Exception:  # this thread must outlive any bug, or the queue would grow without bound
+                logger.exception("tracelet: the dispatcher failed a pass; it goes on")
+                moved = 0
             if moved < MAX_CHUNK:
                 self._closing.wait(DISPATCH_INTERVAL)
         self._drain()
@@ -220,9 +228,13 @@ class Orchestrator:
             if values.lazy_seen:
                 _resolve_lazy(items)
             first = self.end
-            if self.journal is not None:
-                self.journal.append(first, items)
-                self._maybe_sync()
+            if self.journal is not None and self.journaled == first:
+                try:
+                    self.journal.append(first, items)
+                    self.journaled = first + len(items)
+                    self._maybe_sync()
+                except OSError as exc:
+                    self._journal_failed(exc)
             with self._lock:
                 self._chunk_seqs.append(first)
                 self._chunks.append(items)
@@ -235,9 +247,27 @@ class Orchestrator:
 
     def _maybe_sync(self) -> None:
         now = time.monotonic()
-        if self.journal is not None and now - self._last_sync >= FSYNC_INTERVAL:
+        if self.journal is not None and not self.journal.closed and now - self._last_sync >= FSYNC_INTERVAL:
             self._last_sync = now
-            self.journal.sync()
+            try:
+                self.journal.sync()
+            except OSError as exc:
+                self._journal_failed(exc)
+
+    def _journal_failed(self, exc: OSError) -> None:
+        """Disk full, or the folder gone: go on in memory, where the no-store overflow policy applies.
+
+        Nothing more is written to this journal (a torn frame may end it); what it holds stays readable.
+        """
+        assert self.journal is not None
+        logger.error(
+            "tracelet: cannot write the journal %s (%s); events from #%d on are kept in memory only "
+            "(up to TRACELET_MAX_BUFFERED per lagging backend)",
+            self.journal.path,
+            exc,
+            self.journaled,
+        )
+        self.journal.closed = True
 
     def _trim(self) -> None:
         """Drop chunks every worker has passed, and the oldest ones past the memory bound."""
@@ -245,6 +275,7 @@ class Orchestrator:
         while self._chunks:
             size = len(self._chunks[0])
             passed = self._chunk_seqs[0] + size <= slowest
+            # Past the bound the oldest chunk goes: laggards read it from the journal, or count it dropped.
             over = self._buffered > self.max_buffered and len(self._chunks) > 1
             if not (passed or over):
                 break
