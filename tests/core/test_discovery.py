@@ -103,3 +103,10 @@ def test_a_backend_that_cannot_start_fails_start_and_ends_the_others() -> None:
     (run,) = list_runs()
     assert run.status == "FAILED"
     assert RECORDS[f"recorder:{run.id}"]["status"] is RunStatus.FAILED
+
+
+def test_backend_names_are_forgiving_about_case_spaces_and_commas() -> None:
+    exp = tracelet.start_logging("names", backend=" Recorder, LOCAL ", config={"recorder": {"fail_times": 1}})
+    assert [b.name for b in exp.backends] == ["recorder", "local"]
+    assert exp.backends[0].run.config == {"fail_times": 1}  # config keys follow the plugin's own name
+    tracelet.stop_logging()

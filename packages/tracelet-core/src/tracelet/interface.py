@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from tracelet.core.experiment import Experiment
-from tracelet.settings import TraceletSettings
+from tracelet.settings import TraceletSettings, parse_list
 
 logger = logging.getLogger("tracelet")
 
@@ -23,7 +23,7 @@ def start_logging(
 ) -> Experiment:
     """Start tracking: create, start and activate an experiment (usable as a context manager too)."""
     global _active
-    backends = [backend] if isinstance(backend, str) else backend
+    backends = parse_list(backend) if isinstance(backend, str) else backend  # "mlflow,wandb" names two
     settings = TraceletSettings.resolve(config, project=project, backend=backends)
     experiment = Experiment(
         exp_name, backend=settings.backend, project=settings.project, settings=settings, options=config

@@ -107,6 +107,9 @@ def find(ptype: PluginType, name: str) -> PluginSpec:
     for spec in specs:
         if spec.name == name:
             return spec
+    folded = [s for s in specs if s.name.lower() == name.strip().lower()]  # "MLflow" means "mlflow"
+    if len(folded) == 1:
+        return folded[0]
     names = ", ".join(sorted(s.name for s in specs)) or "none"
     msg = f"unknown {ptype.value} {name!r}; installed {ptype.value}s: {names}."
     if name in _core_extras():

@@ -21,7 +21,7 @@ from tracelet.core.records import PARAMS, TAGS, RunContext, RunStatus
 from tracelet.core.redact import redact_mapping
 from tracelet.core.values import normalize_params, plain, to_float, to_step
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
-from tracelet.settings import TraceletSettings
+from tracelet.settings import TraceletSettings, parse_list
 
 if TYPE_CHECKING:
     from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
@@ -81,7 +81,7 @@ class Experiment:
         self.settings = settings
         self.automagic_config = automagic_config or AutomagicConfig()
         self.options: dict[str, Any] = dict(options or {})
-        names = [backend] if isinstance(backend, str) else list(backend or settings.backend or ["local"])
+        names = parse_list(backend) if isinstance(backend, str) else list(backend or settings.backend or ["local"])
         self.backend_names: list[str] = list(dict.fromkeys(names))
         self.project = project or settings.project
         self._name = name
@@ -157,6 +157,8 @@ class Experiment:
         if "local" in self.backend_names and not settings.local_store:
             raise ConfigurationError("backend 'local' was selected but the local store is off (TRACELET_LOCAL_STORE)")
         specs = [discovery.find(PluginType.BACKEND, n) for n in self.backend_names]  # fail fast on unknown names
+        self.backend_names = list(dict.fromkeys(spec.name for spec in specs))  # as the plugins spell them
+        specs = list({spec.name: spec for spec in specs}.values())
         from tracelet.core import runinfo  # subprocess, platform, socket: only when a run starts
 
         metadata = runinfo.collect(settings.track_git, settings.track_env)
