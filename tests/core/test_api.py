@@ -125,3 +125,12 @@ def test_logging_before_start_is_a_clear_error() -> None:
     exp = Experiment("not-started", backend=["local"])
     with pytest.raises(tracelet.TraceletException, match="start"):
         exp.log_metric("x", 1.0)
+
+
+def test_keyboard_interrupt_inside_with_marks_the_run_killed() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with tracelet.start_logging("ctrl-c", backend="local") as exp:
+            exp.log_metric("x", 1.0, 0)
+            raise KeyboardInterrupt
+    run = open_run(exp.id)
+    assert run.status == "KILLED" and len(run.metrics()["x"]) == 1

@@ -316,7 +316,13 @@ class Experiment:
         return self.start()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.stop(status=RunStatus.FINISHED if exc_type is None else RunStatus.FAILED)
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C is the user stopping the run, not a failure
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        self.stop(status=status)
         from tracelet import interface
 
         interface._forget(self)

@@ -41,8 +41,11 @@ def stop_all(status: str) -> None:
 
 
 def _at_exit() -> None:
-    failed = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    stop_all("FAILED" if failed is not None else "FINISHED")
+    uncaught = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if uncaught is None:
+        stop_all("FINISHED")
+    else:
+        stop_all("KILLED" if isinstance(uncaught, KeyboardInterrupt) else "FAILED")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
