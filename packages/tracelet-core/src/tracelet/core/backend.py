@@ -7,7 +7,7 @@ from typing import Any
 import pluggy
 
 from tracelet.core.discovery import PluginSpec
-from tracelet.core.plugins import PluginMetadata, PluginType, new_plugin_manager
+from tracelet.core.plugins import new_plugin_manager
 from tracelet.core.records import RunContext
 
 
@@ -37,19 +37,6 @@ class Backend:
         if "run" in caller.spec.argnames:
             kwargs["run"] = self.run
         return caller(**kwargs)
-
-    @property
-    def metadata(self) -> PluginMetadata:
-        meta = self.pm.hook.plugin_metadata()
-        if meta is None:
-            meta = PluginMetadata(
-                name=self.name,
-                version=self.spec.version if self.spec else "?",
-                description=(type(self.plugin).__doc__ or "").strip().split("\n")[0],
-                type=PluginType.BACKEND,
-                distribution=self.spec.distribution if self.spec else None,
-            )
-        return meta
 
     def __repr__(self) -> str:
         return f"<Backend {self.name}>"

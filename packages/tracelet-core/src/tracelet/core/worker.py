@@ -65,7 +65,6 @@ class BackendWorker(threading.Thread):
         self.until = 0
         self.deadline: float | None = None
         self.final_status = RunStatus.FINISHED
-        self.timed_out = False
         self.hooks = {kind: backend.implements(hook) for kind, hook in _HOOKS.items()}
         self.hooks[ARTIFACT] = backend.implements("backend_log_artifact")
 
@@ -100,7 +99,6 @@ class BackendWorker(threading.Thread):
             except Exception as exc:  # a backend may raise anything; the training loop must not see it
                 self.errors.record(where, exc)
             if self._expired():
-                self.timed_out = True
                 return False
             wait = delay if self.deadline is None else min(delay, max(self.deadline - time.monotonic(), 0))
             time.sleep(wait)
@@ -143,7 +141,6 @@ class BackendWorker(threading.Thread):
             if self.draining and self.cursor >= self.until:
                 return
             if self.draining and self._expired():
-                self.timed_out = True
                 return
             self.wake.wait(0.5)
             self.wake.clear()
@@ -170,16 +167,11 @@ class BackendWorker(threading.Thread):
         call = self.backend.call
         if kind == METRIC:
             call("backend_log_metrics", metrics=[Metric(_name(e[1]), e[2], e[3], e[4]) for e in group])
-        elif kind == PARAMS:
-            merged: dict[str, Any] = {}
+        elif kind == PARAMS or kind == TAGS:
+            merged: dict[str, Any] = {}  # contiguous events merge; a later value of a key wins
             for e in group:
                 merged.update(e[1])
-            call("backend_log_params", params=merged)
-        elif kind == TAGS:
-            merged = {}
-            for e in group:
-                merged.update(e[1])
-            call("backend_log_tags", tags=merged)
+            call(_HOOKS[kind], **{"params" if kind == PARAMS else "tags": merged})
         elif kind == ARTIFACT:
             for e in group:
                 self.source.deliver_artifact(self.backend, e[1])
