@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from tracelet.core.config import AutomagicConfig, ExperimentConfig
+from tracelet.core.discovery import register_plugin, unregister_plugin
 from tracelet.core.experiment import Experiment
 from tracelet.core.plugins import hookimpl
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
@@ -38,6 +39,8 @@ __all__ = [
     "TraceletSettings",
     "get_active_experiment",
     "hookimpl",
+    "register_plugin",
     "start_logging",
     "stop_logging",
+    "unregister_plugin",
 ]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         TraceletArtifact,
         load_object,
     )
+    from tracelet.core.discovery import register_plugin, unregister_plugin
     from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
     from tracelet.core.records import Metric, RunContext, RunStatus
     from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 # public name -> "module:attribute" where it is defined today.
 _EXPORTS: dict[str, str] = {
     "hookimpl": "tracelet.core.plugins:hookimpl",
+    "register_plugin": "tracelet.core.discovery:register_plugin",
+    "unregister_plugin": "tracelet.core.discovery:unregister_plugin",
     "PluginMetadata": "tracelet.core.plugins:PluginMetadata",
     "PluginType": "tracelet.core.plugins:PluginType",
     "Metric": "tracelet.core.records:Metric",

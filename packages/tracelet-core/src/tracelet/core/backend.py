@@ -7,7 +7,7 @@ from typing import Any
 import pluggy
 
 from tracelet.core.discovery import PluginSpec
-from tracelet.core.plugins import new_plugin_manager
+from tracelet.core.plugins import new_plugin_manager, register_checked
 from tracelet.core.records import RunContext
 
 
@@ -25,7 +25,7 @@ class Backend:
         self.run = run
         self.spec = spec
         self.pm: pluggy.PluginManager = new_plugin_manager()
-        self.pm.register(plugin, name=name)
+        register_checked(self.pm, plugin, name)  # unknown hook names fail start(), naming the closest real one
         self.details: dict[str, Any] = {}
 
     def implements(self, hook: str) -> bool:

@@ -12,16 +12,24 @@ through a plugin manager that holds only that backend, so one raising plugin nev
 
 from __future__ import annotations
 
+import difflib
 import enum
+import inspect
+import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
+from tracelet.exceptions import ConfigurationError
+
 if TYPE_CHECKING:
     from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
     from tracelet.core.experiment import Experiment
     from tracelet.core.records import Metric, RunContext, RunStatus
+
+logger = logging.getLogger("tracelet")
 
 PROJECT_NAME = "tracelet"
 
@@ -172,3 +180,95 @@ def new_plugin_manager() -> pluggy.PluginManager:
     for spec in SPEC_CLASSES:
         pm.add_hookspecs(spec)
     return pm
+
+
+def hook_names() -> list[str]:
+    """Every hook a plugin may implement, in the order the spec classes declare them."""
+    return [name for spec in SPEC_CLASSES for name in vars(spec) if name.startswith(_HOOK_PREFIXES)]
+
+
+_HOOK_PREFIXES = ("plugin_", "backend_", "framework_", "collector_")
+_IMPL_ATTR = PROJECT_NAME + "_impl"  # where pluggy's HookimplMarker leaves its options on a function
+_warned_undecorated: set[tuple[str, str]] = set()
+_warn_lock = threading.Lock()
+
+
+def _members(plugin: Any) -> list[tuple[str, Any]]:
+    """(attribute, value) pairs of a plugin's routines, looked up without running properties."""
+    out = []
+    for attr in dir(plugin):
+        try:
+            value = inspect.getattr_static(plugin, attr)
+        except AttributeError:
+            continue
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if inspect.isroutine(value):
+            out.append((attr, value))
+    return out
+
+
+def hook_problems(plugin: Any) -> list[str]:
+    """What is wrong with a plugin's hooks: each unknown `@hookimpl` name, with the closest real hook.
+
+    A misspelled hook would otherwise be registered without a word and never called (pluggy keeps hooks it has
+    no spec for, waiting for one; pytest rejects them with `check_pending`, and so does Tracelet).
+    """
+    known = hook_names()
+    problems = []
+    for attr, value in _members(plugin):
+        opts = getattr(value, _IMPL_ATTR, None)
+        if not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        if hook in known:
+            continue
+        close = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; hooks are: {', '.join(known)}"
+        problems.append(f"unknown hook `{hook}`{hint}")
+    return problems
+
+
+def warn_undecorated(plugin: Any, name: str) -> list[str]:
+    """Warn (once per plugin class and method) about methods named like a hook but not marked `@hookimpl`.
+
+    Returns the names of such methods. pluggy registers only marked methods, so these are never called.
+    """
+    known = set(hook_names())
+    owner = plugin if isinstance(plugin, type) or inspect.ismodule(plugin) else type(plugin)
+    owner_name = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
+    found = []
+    for attr, value in _members(plugin):
+        if attr in known and not isinstance(getattr(value, _IMPL_ATTR, None), dict):
+            found.append(attr)
+            key = (f"{getattr(owner, '__module__', '')}.{owner_name}", attr)
+            with _warn_lock:
+                if key in _warned_undecorated:
+                    continue
+                _warned_undecorated.add(key)
+            logger.warning(
+                "tracelet: plugin %r: method `%s` of %s has a hook's name but no @hookimpl, so it is never "
+                "called; decorate it with `@hookimpl` (from tracelet.plugin) or rename it",
+                name,
+                attr,
+                owner_name,
+            )
+    return found
+
+
+def check_plugin(plugin: Any, name: str) -> None:
+    """Refuse a plugin with unknown hooks (ConfigurationError naming plugin, hook and the closest real hook);
+    warn about hook-named methods that lack `@hookimpl`."""
+    problems = hook_problems(plugin)
+    if problems:
+        raise ConfigurationError(f"plugin {name!r}: " + "; ".join(problems))
+    warn_undecorated(plugin, name)
+
+
+def register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Register `plugin` in `pm` after `check_plugin`; pluggy's own refusals become ConfigurationError."""
+    check_plugin(plugin, name)
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # e.g. an argument the hookspec does not have
+        raise ConfigurationError(f"plugin {name!r}: {exc}") from exc

@@ -1,0 +1,134 @@
+"""The conformance kit fails broken backends, and says what is wrong with them.
+
+Two deliberately broken backends store points in memory (read back by their kit subclasses): one drops the
+last point of every batch; one sends point by point and, when its transport fails in the middle of a batch,
+raises without remembering how far it got, so the worker's retry stores the first half twice. A correct twin
+of the second (it remembers its progress) passes the same check, so the check is what tells them apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tracelet.plugin import Metric, RunContext, RunStatus, hookimpl
+from tracelet.testing import BackendConformance, ConformanceError, RunUnderTest, TrackedRun
+
+STORE: dict[str, dict[str, Any]] = {}
+
+
+class MemoryBackend:
+    """Stores points one request at a time, as a tracker client would."""
+
+    def __init__(self) -> None:
+        self.run_id = ""
+        self.fail_at: int | None = None  # the request number that fails once (set by inject_fault)
+        self.requests = 0
+
+    def send(self, metric: Metric) -> None:
+        self.requests += 1
+        if self.fail_at is not None and self.requests == self.fail_at:
+            self.fail_at = None
+            raise ConnectionError("connection reset in the middle of a batch")
+        STORE[self.run_id]["metrics"].setdefault(metric.name, []).append(metric)
+
+    @hookimpl
+    def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        self.run_id = run.run_id
+        STORE[run.run_id] = {"metrics": {}, "params": {}, "tags": {}, "status": None}
+        return {"id": run.run_id}
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        for m in metrics:
+            self.send(m)
+
+    @hookimpl
+    def backend_log_params(self, params: dict[str, Any]) -> None:
+        STORE[self.run_id]["params"].update(params)
+
+    @hookimpl
+    def backend_log_tags(self, tags: dict[str, str]) -> None:
+        STORE[self.run_id]["tags"].update(tags)
+
+    @hookimpl
+    def backend_end_run(self, status: RunStatus) -> None:
+        STORE[self.run_id]["status"] = status.value
+
+
+class DropsOnePerBatch(MemoryBackend):
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        for m in metrics[:-1]:
+            self.send(m)
+
+
+class ResumesAfterFault(MemoryBackend):
+    """The correct way: remember how many points of this batch went out, resume there on retry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress: tuple[int, Metric, int] | None = None
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        key = (len(metrics), metrics[0])
+        done = self.progress[2] if self.progress is not None and self.progress[:2] == key else 0
+        for m in metrics[done:]:
+            self.send(m)
+            done += 1
+            self.progress = (*key, done)
+        self.progress = None
+
+
+class MemoryKit(BackendConformance):
+    def read_run(self, run: RunUnderTest) -> TrackedRun:
+        stored = STORE[run.details["id"]]
+        return TrackedRun(
+            metrics=stored["metrics"], params=stored["params"], tags=stored["tags"], status=stored["status"]
+        )
+
+    def inject_fault(self, plugin: Any) -> None:
+        plugin.fail_at = plugin.requests + 700  # inside the first batch of 1500+ points
+
+
+class TestMemoryBackendPasses(MemoryKit):
+    """The kit itself, run against the correct backends: every check passes."""
+
+    backend = ResumesAfterFault
+
+
+def _kit(cls: type, tmp_path: Path) -> BackendConformance:
+    kit = type("Kit", (MemoryKit,), {"backend": cls})()
+    kit.setup_kit(tmp_path)
+    return kit
+
+
+def test_a_backend_that_drops_a_point_per_batch_fails_with_lost_points(tmp_path: Path) -> None:
+    kit = _kit(DropsOnePerBatch, tmp_path)
+    try:
+        with pytest.raises(ConformanceError, match=r"lost points: metric '[a-z/]+' has \d+ of \d+ points"):
+            kit.test_metrics_in_order_with_steps_and_timestamps()
+    finally:
+        kit.teardown_kit()
+
+
+def test_a_backend_that_duplicates_on_retry_fails_with_duplicate_delivery(tmp_path: Path) -> None:
+    kit = _kit(MemoryBackend, tmp_path)
+    try:
+        with pytest.raises(ConformanceError) as err:
+            kit.test_transport_fault_mid_batch()
+    finally:
+        kit.teardown_kit()
+    msg = str(err.value)
+    assert "duplicate delivery: metric '" in msg
+    assert "writes part of a batch and then raises" in msg
+
+
+def test_the_same_fault_passes_when_the_backend_resumes(tmp_path: Path) -> None:
+    kit = _kit(ResumesAfterFault, tmp_path)
+    try:
+        kit.test_transport_fault_mid_batch()
+    finally:
+        kit.teardown_kit()
