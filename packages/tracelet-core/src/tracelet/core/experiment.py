@@ -340,6 +340,17 @@ class Experiment:
             iteration = to_step(iteration)
         self._append(("m", name, value, iteration, _time()))
 
+    def log_metric_at(self, name: str, value: Any, iteration: int | None, timestamp: float | None) -> None:
+        """Log a scalar with the wall-clock time it was produced at (seconds since the epoch; None: now).
+
+        For integrations that relay points carrying their own time, such as TensorBoard's `walltime`; values
+        are taken as in `log_metric` (an accelerator's tensor is converted on the delivery side).
+        """
+        if type(value) is not float:
+            value = to_float(value)
+        iteration = self._iteration if iteration is None else to_step(iteration)
+        self._append(("m", name, value, iteration, _time() if timestamp is None else float(timestamp)))
+
     def log_params(self, params: dict[str, Any]) -> None:
         """Log experiment parameters/hyperparameters."""
         self._append((PARAMS, normalize_params(params), _time()))

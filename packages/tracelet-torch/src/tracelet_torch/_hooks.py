@@ -1,0 +1,214 @@
+"""Patch a library when it is (or once it has been) imported, without ever importing it ourselves.
+
+Guarantees:
+
+- **Cheap when unused.** Attaching a run never imports torch, tensorboard or lightning. Patches for modules
+  already in `sys.modules` are applied at once; for the others a `sys.meta_path` finder waits for the
+  script's own import and applies them right after the module has executed (a post-import hook).
+- **Once, never stacked.** A `Patcher` applies its patches when the first run attaches and removes them
+  (and its finder) when the last one detaches. Every wrapper is marked, so a patch is never applied over
+  itself, even by a second `Patcher` for the same module.
+- **A stopped run receives nothing.** Wrappers read `Patcher.targets`, a tuple replaced (never mutated) on
+  attach/detach, so the hot path takes no lock and a detached run is out of it at once.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+logger = logging.getLogger("tracelet")
+
+Undo = Callable[[], None]
+PatchFn = Callable[[ModuleType], list[Undo]]
+
+MARK = "__tracelet_wrapped__"
+
+
+def patch_attr(owner: Any, name: str, make: Callable[[Any], Any]) -> list[Undo]:
+    """Replace `owner.name` with `make(original)`; returns how to undo it ([] when already ours or absent).
+
+    Only an attribute defined on `owner` itself is replaced, so a subclass is never patched in place of its base.
+    """
+    original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if original is None or getattr(original, MARK, False):
+        return []
+    wrapper = make(original)
+    setattr(wrapper, MARK, True)
+    wrapper.__wrapped__ = original
+    setattr(owner, name, wrapper)
+
+    def undo() -> None:
+        current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        if current is wrapper:  # someone patched over us: leave their wrapper (and ours inside it) alone
+            setattr(owner, name, original)
+
+    return [undo]
+
+
+class _Loader(importlib.abc.Loader):
+    """Runs the real loader, then the patch callbacks; forwards everything else to the real loader."""
+
+    def __init__(self, loader: Any, on_loaded: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._on_loaded = on_loaded
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Put the real loader back first: code that inspects `module.__spec__.loader` (importlib.resources,
+        # reloads) must see the library's own loader, not ours.
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        self._on_loaded(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds the watched modules through the other finders and wraps their loaders."""
+
+    def __init__(self) -> None:
+        self.watched: dict[str, list[Callable[[ModuleType], None]]] = {}
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        callbacks = self.watched.get(fullname)
+        if not callbacks:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec  # namespace package or legacy loader: nothing to wrap, patch on a later attach
+
+        def on_loaded(module: ModuleType) -> None:
+            for callback in list(self.watched.get(fullname, ())):
+                callback(module)
+
+        spec.loader = _Loader(spec.loader, on_loaded)
+        return spec
+
+
+_finder = _Finder()
+_finder_lock = threading.RLock()
+
+
+def _watch(name: str, callback: Callable[[ModuleType], None]) -> None:
+    with _finder_lock:
+        _finder.watched.setdefault(name, []).append(callback)
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def _unwatch(name: str, callback: Callable[[ModuleType], None]) -> None:
+    with _finder_lock:
+        callbacks = _finder.watched.get(name, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            _finder.watched.pop(name, None)
+        if not _finder.watched and _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)
+
+
+def finder_installed() -> bool:
+    """Whether the post-import finder is in `sys.meta_path` (it is only while some run is attached)."""
+    return _finder in sys.meta_path
+
+
+class Patcher:
+    """A set of per-module patches shared by every attached run.
+
+    :param patches: module name -> function that patches the loaded module and returns its undo callbacks.
+    """
+
+    def __init__(self, name: str, patches: dict[str, PatchFn]) -> None:
+        self.name = name
+        self.patches = patches
+        self.targets: tuple[Any, ...] = ()
+        self._undo: list[Undo] = []
+        self._lock = threading.RLock()
+        self._callbacks: dict[str, Callable[[ModuleType], None]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.targets)
+
+    def attach(self, experiment: Any) -> None:
+        """Send what the patched libraries emit to `experiment` (too); the first attach installs the patches."""
+        with self._lock:
+            if any(t is experiment for t in self.targets):
+                return
+            first = not self.targets
+            self.targets = (*self.targets, experiment)
+            if first:
+                self._install()
+
+    def detach(self, experiment: Any) -> None:
+        """Stop sending to `experiment`; the last detach removes every patch and the import hook."""
+        with self._lock:
+            self.targets = tuple(t for t in self.targets if t is not experiment)
+            if not self.targets:
+                self._uninstall()
+
+    def _install(self) -> None:
+        for module_name, patch in self.patches.items():
+            module = sys.modules.get(module_name)
+            if module is not None:
+                self._apply(patch, module)
+            else:
+                callback = self._make_callback(patch)
+                self._callbacks[module_name] = callback
+                _watch(module_name, callback)
+
+    def _make_callback(self, patch: PatchFn) -> Callable[[ModuleType], None]:
+        def callback(module: ModuleType) -> None:
+            with self._lock:
+                if self.targets:
+                    self._apply(patch, module)
+
+        return callback
+
+    def _apply(self, patch: PatchFn, module: ModuleType) -> None:
+        try:
+            self._undo.extend(patch(module))
+        except Exception as exc:  # a library version we do not understand must not break the import or the run
+            logger.warning("tracelet: cannot instrument %s for %s: %s", module.__name__, self.name, exc)
+
+    def _uninstall(self) -> None:
+        for module_name, callback in self._callbacks.items():
+            _unwatch(module_name, callback)
+        self._callbacks.clear()
+        undo, self._undo = self._undo, []
+        for fn in reversed(undo):
+            try:
+                fn()
+            except Exception as exc:
+                logger.warning("tracelet: cannot remove a %s patch: %s", self.name, exc)
+
+
+class WarnOnce:
+    """Logs a capture failure once per kind, so a broken value never floods the log nor reaches training."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, kind: str, exc: BaseException) -> None:
+        if kind not in self._seen:
+            self._seen.add(kind)
+            logger.warning("tracelet: %s not captured: %s: %s", kind, type(exc).__name__, exc)

@@ -1,0 +1,286 @@
+"""The `pytorch` framework plugin: model and dataset facts, optimizers, LR schedulers and `torch.save`.
+
+Guarantees:
+
+- `framework_describe_model` / `framework_describe_dataset` answer only for torch objects, and only when the
+  script has imported torch (this module never imports it at start).
+- With automagic on (`Experiment(automagic=True)`, `enable_automagic`): every optimizer created during the run
+  logs its type and param groups as parameters `optimizer/...` (a second optimizer `optimizer1/...`, and so
+  on), and every LR scheduler step that changes a learning rate logs metric `lr` (`lr/group<i>` with several
+  param groups; a second scheduler `lr1`, ...) at the scheduler's own step count (`last_epoch`). Both are
+  patched once for all runs and removed when the last run stops.
+- With `automagic_artifacts` on: `torch.save(obj, path)` of a state dict becomes a `weights` artifact, of a
+  checkpoint dict (a dict holding more than tensors, e.g. `model_state_dict` and `epoch`) a `checkpoint`
+  artifact, of a whole module a `model` artifact, named after the file. What `torch.save` writes is not
+  changed; the file is copied into the run after it was written. Saves to file objects (no path to copy) and
+  Tracelet's own saves (inside the run folder or artifact staging) are not captured.
+- Nothing captured ever raises into training: a failure is logged once per kind and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import weakref
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet_torch import describe
+from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
+
+logger = logging.getLogger("tracelet")
+
+_local = threading.local()  # `saving`: inside a captured torch.save's artifact logging
+
+
+def _switch(experiment: Any, name: str) -> bool:
+    """A per-run switch: the experiment's config when it has the field, else the settings."""
+    config = getattr(experiment, "config", None)
+    if config is not None and hasattr(config, name):
+        return bool(getattr(config, name))
+    return bool(getattr(getattr(experiment, "settings", None), name, False))
+
+
+class _Sink:
+    def __init__(self, experiment: Any) -> None:
+        self.experiment = experiment
+        self.warn = WarnOnce()
+        self.optimizers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self.schedulers: weakref.WeakKeyDictionary[Any, tuple[str, list[float] | None]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def optimizer_prefix(self, optimizer: Any) -> str:
+        with self._lock:
+            prefix = self.optimizers.get(optimizer)
+            if prefix is None:
+                n = len(self.optimizers)
+                prefix = self.optimizers[optimizer] = "optimizer" if n == 0 else f"optimizer{n}"
+            return prefix
+
+    def scheduler_state(self, scheduler: Any) -> tuple[str, list[float] | None]:
+        with self._lock:
+            state = self.schedulers.get(scheduler)
+            if state is None:
+                n = len(self.schedulers)
+                state = self.schedulers[scheduler] = ("lr" if n == 0 else f"lr{n}", None)
+            return state
+
+
+# -- optimizers and LR schedulers ----------------------------------------------------------------------------------
+def log_optimizer(sink: _Sink, optimizer: Any) -> None:
+    prefix = sink.optimizer_prefix(optimizer)
+    params = {f"{prefix}/{k}": v for k, v in describe.optimizer_params(optimizer).items()}
+    sink.experiment.log_params(params)
+
+
+def _wrap_optimizer_init(original: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        for sink in OPTIM.targets:
+            try:
+                log_optimizer(sink, self)
+            except Exception as exc:
+                sink.warn("optimizer param groups", exc)
+
+    return __init__
+
+
+def _current_lrs(scheduler: Any) -> list[float]:
+    optimizer = getattr(scheduler, "optimizer", None)
+    groups = getattr(optimizer, "param_groups", [])
+    return [float(g["lr"]) for g in groups if "lr" in g]
+
+
+def log_scheduler(sink: _Sink, scheduler: Any) -> None:
+    name, last = sink.scheduler_state(scheduler)
+    lrs = _current_lrs(scheduler)
+    if lrs == last:
+        return
+    sink.schedulers[scheduler] = (name, lrs)
+    step = getattr(scheduler, "last_epoch", None)
+    step = step if isinstance(step, int) and step >= 0 else None
+    if len(lrs) == 1:
+        sink.experiment.log_metric(name, lrs[0], step)
+    else:
+        for i, lr in enumerate(lrs):
+            sink.experiment.log_metric(f"{name}/group{i}", lr, step)
+
+
+def _wrap_scheduler_step(original: Any) -> Any:
+    def step(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        for sink in OPTIM.targets:
+            try:
+                log_scheduler(sink, self)
+            except Exception as exc:
+                sink.warn("learning rate", exc)
+        return result
+
+    return step
+
+
+def _patch_optimizer(module: ModuleType) -> list[Undo]:
+    return patch_attr(module.Optimizer, "__init__", _wrap_optimizer_init)
+
+
+def _patch_lr_scheduler(module: ModuleType) -> list[Undo]:
+    undo: list[Undo] = []
+    base = getattr(module, "LRScheduler", None) or getattr(module, "_LRScheduler", None)
+    if base is not None:
+        undo += patch_attr(base, "step", _wrap_scheduler_step)
+    plateau = getattr(module, "ReduceLROnPlateau", None)
+    if plateau is not None and "step" in plateau.__dict__:  # it does not call the base class's step
+        undo += patch_attr(plateau, "step", _wrap_scheduler_step)
+    return undo
+
+
+OPTIM = Patcher("pytorch", {"torch.optim.optimizer": _patch_optimizer, "torch.optim.lr_scheduler": _patch_lr_scheduler})
+
+
+# -- torch.save -----------------------------------------------------------------------------------------------------
+def save_kind(obj: Any) -> str | None:
+    """`weights` for a state dict, `checkpoint` for a dict holding more, `model` for a module, else None."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if isinstance(obj, torch.nn.Module):
+        return "model"
+    if isinstance(obj, dict) and obj:
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return "weights"
+        return "checkpoint"
+    return None
+
+
+def _own_path(sink: _Sink, path: Path) -> bool:
+    """Tracelet's own saves: the run folder and the artifact manager's temporary staging folders."""
+    run_dir = getattr(sink.experiment, "run_dir", None)
+    if run_dir is not None and Path(run_dir).resolve() in path.parents:
+        return True
+    return any(p.name.startswith("tracelet-") for p in path.parents)
+
+
+def capture_save(sink: _Sink, obj: Any, target: Any) -> None:
+    if not isinstance(target, (str, os.PathLike)):
+        return
+    kind = save_kind(obj)
+    if kind is None:
+        return
+    path = Path(os.fspath(target)).resolve()
+    if not path.is_file() or _own_path(sink, path):
+        return
+    exp = sink.experiment
+    name = path.name.replace(os.sep, "_").lstrip(".") or "checkpoint"
+    artifact = exp.create_artifact(name, kind, description="captured torch.save")
+    artifact.add_file(str(path), artifact_path=path.name)
+    artifact.metadata.update({"source": "torch.save", "path": str(path)})
+    exp.log_artifact(artifact)
+
+
+def _wrap_save(original: Any) -> Any:
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(obj, f, *args, **kwargs)
+        if SAVE.targets and not getattr(_local, "saving", False):
+            _local.saving = True  # the artifact's own snapshot must not be captured again
+            try:
+                for sink in SAVE.targets:
+                    try:
+                        capture_save(sink, obj, f)
+                    except Exception as exc:
+                        sink.warn("torch.save artifact", exc)
+            finally:
+                _local.saving = False
+        return result
+
+    return save
+
+
+def _patch_torch(module: ModuleType) -> list[Undo]:
+    return patch_attr(module, "save", _wrap_save)
+
+
+SAVE = Patcher("pytorch-save", {"torch": _patch_torch})
+
+
+def is_torch(obj: Any, *names: str) -> bool:
+    """Whether `obj` is an instance of one of torch's classes `names` (dotted, from `torch`), torch imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    for dotted in names:
+        cls: Any = torch
+        for part in dotted.split("."):
+            cls = getattr(cls, part, None)
+        if isinstance(cls, type) and isinstance(obj, cls):
+            return True
+    return False
+
+
+class PyTorchFramework:
+    """The `pytorch` framework plugin (one instance per run)."""
+
+    def __init__(self) -> None:
+        self._sink: _Sink | None = None
+        self._patchers: list[Patcher] = []
+
+    @hookimpl
+    def plugin_metadata(self) -> PluginMetadata:
+        from tracelet_torch import __version__
+
+        return PluginMetadata(
+            name="pytorch",
+            version=__version__,
+            description="PyTorch models, datasets, optimizers, LR schedulers and torch.save",
+            type=PluginType.FRAMEWORK,
+            distribution="tracelet-torch",
+            capabilities=["describe_model", "describe_dataset", "optimizers", "lr_schedulers", "torch.save"],
+        )
+
+    @hookimpl
+    def framework_instrument(self, experiment: Any) -> None:
+        """Hook optimizers and schedulers (automagic on) and torch.save (automagic_artifacts on) for `experiment`.
+
+        :param experiment: the run being started.
+        """
+        self._sink = _Sink(experiment)
+        if _switch(experiment, "enable_automagic"):
+            self._patchers.append(OPTIM)
+        if _switch(experiment, "automagic_artifacts"):
+            self._patchers.append(SAVE)
+        for patcher in self._patchers:
+            patcher.attach(self._sink)
+
+    @hookimpl
+    def framework_uninstrument(self, experiment: Any) -> None:
+        """Stop capturing into `experiment`; the last run to stop removes the patches.
+
+        :param experiment: the run being stopped.
+        """
+        for patcher in self._patchers:
+            patcher.detach(self._sink)
+        self._patchers.clear()
+        self._sink = None
+
+    @hookimpl
+    def framework_describe_model(self, model: Any) -> dict[str, Any] | None:
+        """Facts about an `nn.Module`; None for anything else.
+
+        :param model: what the script passed to `capture_model`.
+        """
+        if not is_torch(model, "nn.Module"):
+            return None
+        return describe.describe_model(model)
+
+    @hookimpl
+    def framework_describe_dataset(self, dataset: Any) -> dict[str, Any] | None:
+        """Facts about a torch `Dataset` or `DataLoader`; None for anything else.
+
+        :param dataset: what the script passed to `capture_dataset`.
+        """
+        if not is_torch(dataset, "utils.data.Dataset", "utils.data.DataLoader"):
+            return None
+        return describe.describe_dataset(dataset)
