@@ -26,6 +26,15 @@ def __getattr__(name: str) -> Any:
         return getattr(artifacts, name)
     raise AttributeError(f"module 'tracelet' has no attribute {name!r}")
 
+
+
+def sync(run: Any, to: Any = None, **kwargs: Any) -> Any:
+    """Deliver a local run to backends `to` later, resumably and without duplicates (`tracelet.transfer.sync`)."""
+    from tracelet.transfer.sync import sync as _sync
+
+    return _sync(run, to, **kwargs)
+
+
 __all__ = [
     "ArtifactResult",
     "ArtifactType",
@@ -42,5 +51,6 @@ __all__ = [
     "register_plugin",
     "start_logging",
     "stop_logging",
+    "sync",
     "unregister_plugin",
 ]

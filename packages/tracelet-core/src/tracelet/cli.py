@@ -83,10 +83,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.dir or store.default_root()}")
         return 0
-    table = [[r.id, r.project or "", r.name or "", r.status or "", (r.created_at or "")[:19], str(r.meta.get("events", ""))]
-             for r in runs]
-    print(_table(table, ["RUN", "PROJECT", "NAME", "STATUS", "CREATED", "EVENTS"]))
+    table = [[r.id, r.project or "", r.name or "", _status(r), (r.created_at or "")[:19], str(r.meta.get("events", "")),
+              _behind(r)] for r in runs]
+    print(_table(table, ["RUN", "PROJECT", "NAME", "STATUS", "CREATED", "EVENTS", "BEHIND"]))
     return 0
+
+
+def _status(run: Any) -> str:
+    """The run's status; a run whose process died says so (`tracelet.core.owner`)."""
+    status = run.status or ""
+    return f"{status} (process died)" if run.dead else status
+
+
+def _behind(run: Any) -> str:
+    """Backends that did not receive everything ("mlflow: 12,000 behind"); `tracelet sync RUN` finishes them."""
+    return ", ".join(f"{name}: {count:,} behind" for name, count in run.behind().items())
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -100,7 +111,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"run      {run.id}")
     print(f"name     {run.name}")
     print(f"project  {run.project}")
-    print(f"status   {run.status}")
+    print(f"status   {_status(run)}")
+    behind = _behind(run)
+    if behind:
+        print(f"behind   {behind}  (`tracelet sync {run.id}` delivers the rest)")
     print(f"path     {run.path}")
     params, tags = run.params(), run.tags()
     if params:
@@ -139,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id, unique prefix, or folder")
     p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
     p.set_defaults(func=cmd_show)
+    from tracelet.transfer.cli import add_commands  # sync, import-tb
+
+    add_commands(sub)
     return parser
 
 

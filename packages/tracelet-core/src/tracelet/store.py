@@ -27,6 +27,26 @@ class LocalRun:
     project = property(lambda self: self.meta.get("project"))
     status = property(lambda self: self.meta.get("status"))
     created_at = property(lambda self: self.meta.get("created_at"))
+    @property
+    def status(self) -> str | None:
+        """The recorded status, except that a RUNNING run whose process died reads KILLED (`tracelet.core.owner`)."""
+        from tracelet.core import owner
+
+        return owner.effective_status(self.path, self.meta)
+
+    @property
+    def dead(self) -> bool:
+        """True when run.json says RUNNING but the process that owned the run is gone."""
+        from tracelet.core import owner
+
+        return owner.is_dead(self.path, self.meta)
+
+    def behind(self) -> dict[str, int]:
+        """Backend -> events the run's journal holds that the backend has not received (live run and syncs)."""
+        from tracelet.transfer.state import behind
+
+        return behind(self)
+
 
     def events(self) -> Iterator[tuple]:
         """Every event in logging order, as journalled."""

@@ -109,6 +109,8 @@ class MLflowBackend:
         if self._artifacts is None:
             self._artifacts = ArtifactStore(self.client, self.run_id, self._cache(run))
         return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri}
+            if self.run_id is None and self.config.get("run_id"):
+                self.run_id, self.experiment_id = self._resume_run(str(self.config["run_id"]))
 
     def _connect(self) -> None:
         telemetry.apply(self.config)  # before mlflow's first import, which would start its telemetry client
@@ -173,6 +175,29 @@ class MLflowBackend:
         created = client.create_run(
             self.experiment_id,
             start_time=int(run.created_at.timestamp() * 1000),
+    def _resume_run(self, run_id: str) -> tuple[str, str]:
+        """Config `run_id`: deliver into that existing MLflow run (how `tracelet sync` finishes a run in place).
+
+        The run is marked RUNNING again until `backend_end_run` gives it its status."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client
+        assert client is not None
+        try:
+            found = client.get_run(run_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise  # the server is down or busy: the worker retries
+            raise ConfigurationError(
+                f"tracelet-mlflow: config run_id {run_id!r} names no run at {self.tracking_uri}; drop run_id to "
+                "create a new run, or point tracking_uri at the store that holds it"
+            ) from exc
+        if found.info.lifecycle_stage == "deleted":
+            raise ConfigurationError(f"tracelet-mlflow: MLflow run {run_id!r} is deleted; restore it or drop run_id")
+        if found.info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return found.info.run_id, found.info.experiment_id
+
             tags={k: fit_tag_value(v) for k, v in native_tags(run).items()},
             run_name=run.name,
         )

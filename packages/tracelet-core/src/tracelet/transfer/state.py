@@ -1,0 +1,109 @@
+"""What each backend has received of a local run: the `sync` record in run.json, and `behind()`.
+
+run.json gains one key, `sync`, written by `tracelet sync` (never by a live run):
+
+    "sync": {"<backend>": {"run_id": backend's run id or null, "details": what its start_run returned,
+                            "config": the non-secret config it was synced with, "cursor": events delivered
+                            (sequence numbers 0 .. cursor-1), "events": events in the journal, "ended": whether
+                            its run was ended, "status": the status it was ended with, "artifacts": tokens of
+                            the artifact events delivered, "updated_at": ISO 8601}}
+
+Where a backend has no `sync` entry, what the live run recorded stands: `delivery` (at stop: `undelivered`
+events, and `details` with the backend's run id) or, for a run whose process died, `backend_runs` (run ids
+recorded at start) with nothing known to be delivered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tracelet.core import journal
+
+if TYPE_CHECKING:
+    from tracelet.store import LocalRun
+
+SYNC_KEY = "sync"
+SOURCE_BACKEND = "local"  # the journal itself: never a sync target
+ENDED = ("FINISHED", "FAILED", "KILLED")
+
+
+def count_events(run_dir: Any) -> int:
+    """Events in a run's journal (up to a torn last frame)."""
+    count = 0
+    for _ in journal.read_events(journal.Path(run_dir) / journal.EVENTS_FILE):
+        count += 1
+    return count
+
+
+def starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, Any]:
+    """Where delivery to backend `name` stands before this sync: its sync entry, else what the live run left."""
+    entry = (meta.get(SYNC_KEY) or {}).get(name)
+    if isinstance(entry, dict):
+        return dict(entry)
+    delivery = (meta.get("delivery") or {}).get(name)
+    if isinstance(delivery, dict):
+        details = dict(delivery.get("details") or {})
+        events = int(meta.get("events") or 0)
+        return {
+            "run_id": details.get("run_id"),
+            "details": details,
+            "config": _stored_config(meta, name),
+            "cursor": max(events - int(delivery.get("undelivered") or 0), 0),
+            "events": events,
+            "ended": int(delivery.get("undelivered") or 0) == 0 and not delivery.get("dropped"),
+            "status": meta.get("status"),
+            "artifacts": [],
+            "live": True,
+        }
+    if dead and name in (meta.get("backends") or []):
+        details = dict((meta.get("backend_runs") or {}).get(name) or {})
+        # How far its live worker got is not recorded: replay from the start into the same backend run.
+        return {"run_id": details.get("run_id"), "details": details, "config": _stored_config(meta, name),
+                "cursor": 0, "events": None, "ended": False, "status": None, "artifacts": [], "live": True}
+    return {"run_id": None, "details": {}, "config": {}, "cursor": 0, "events": None, "ended": False,
+            "status": None, "artifacts": [], "fresh": True}
+
+
+def _stored_config(meta: dict[str, Any], name: str) -> dict[str, Any]:
+    """The live run's config for `name`, without the values redaction masked (those must come from the user)."""
+    from tracelet.core.redact import MASK
+
+    config = (meta.get("backend_config") or {}).get(name) or {}
+    return {k: v for k, v in config.items() if v != MASK}
+
+
+def leftover_backends(meta: dict[str, Any], dead: bool) -> list[str]:
+    """Backends that have not received the whole run: the live run's (undelivered events at stop, or every
+    backend of a run whose process died) and those of an interrupted sync."""
+    names = [n for n in meta.get("backends") or [] if n != SOURCE_BACKEND]
+    names += [n for n in meta.get(SYNC_KEY) or {} if n not in names and n != SOURCE_BACKEND]
+    out = []
+    for name in names:
+        point = starting_point(meta, name, dead)
+        if point.get("fresh"):
+            continue
+        events = point.get("events")
+        if not point.get("ended") or (events is not None and point["cursor"] < events):
+            out.append(name)
+    return out
+
+
+def behind(run: LocalRun) -> dict[str, int]:
+    """Backend -> how many journaled events it has not received, for `tracelet runs`."""
+    meta = run.meta
+    if meta.get("status") == "RUNNING" and not run.dead:
+        return {}  # a live run's workers are delivering now
+    dead = run.dead
+    out: dict[str, int] = {}
+    total: int | None = None
+    for name in leftover_backends(meta, dead):
+        point = starting_point(meta, name, dead)
+        events = point.get("events")
+        if events is None:
+            if total is None:
+                total = count_events(run.path)
+            events = total
+        missing = max(int(events) - int(point.get("cursor") or 0), 0)
+        if missing or not point.get("ended"):
+            out[name] = missing
+    return out

@@ -1,0 +1,40 @@
+"""Fixtures for sync and import tests: real local stores, real MLflow stores (sqlite and a real server)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "mlflow"))  # the MLflow tests' server helper
+
+from mlflow_helpers import MlflowServer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their tracking URI explicitly; nothing from the developer's shell leaks in."""
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    (tmp_path / "mlstore").mkdir(exist_ok=True)
+    return f"sqlite:///{tmp_path / 'mlstore' / 'mlflow.db'}"
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "tracelet-runs"
+
+
+@pytest.fixture
+def down_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """An `mlflow server` that is not started yet (its port is chosen): the test brings it up when it wants."""
+    server = MlflowServer(tmp_path / "mlflow-server")
+    server.root.mkdir()
+    yield server
+    server.kill()
