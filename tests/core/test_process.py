@@ -52,7 +52,8 @@ def test_sigkill_loses_at_most_the_last_100ms(tmp_path: Path, python_env: dict[s
     proc.kill()
     proc.wait(timeout=10)
     (run,) = list_runs(tmp_path / "tracelet-runs")
-    assert run.status == "RUNNING"  # nobody could close it
+    assert run.meta["status"] == "RUNNING"  # nobody could close it...
+    assert run.status == "KILLED" and run.dead  # ...and readers see its owner is gone (tracelet.core.owner)
     assert len(run.metrics()["x"]) == 20_000
 
 

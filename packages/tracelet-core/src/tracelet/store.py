@@ -25,7 +25,6 @@ class LocalRun:
     id = property(lambda self: self.meta["run_id"])
     name = property(lambda self: self.meta.get("name"))
     project = property(lambda self: self.meta.get("project"))
-    status = property(lambda self: self.meta.get("status"))
     created_at = property(lambda self: self.meta.get("created_at"))
     @property
     def status(self) -> str | None:

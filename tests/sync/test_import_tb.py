@@ -1,0 +1,107 @@
+"""`tracelet import-tb` of files written by a real torch SummaryWriter, read back from the local store and MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
+
+from tracelet import cli, store
+from tracelet.transfer.tbimport import import_tb
+
+
+def _write_logs(logdir: Path) -> None:
+    for name, scale in (("exp1", 1.0), ("group/exp2", 2.0)):
+        writer = SummaryWriter(str(logdir / name))
+        for step in range(120):
+            writer.add_scalar("train/loss", scale / (step + 1), step)
+            if step % 40 == 0:
+                writer.add_scalar("val/acc", step / 120, step * 1000)  # a second step scale
+                writer.add_histogram("weights", torch.linspace(-1, 1, 50) * (step + 1), step)
+        writer.add_text("notes", f"run {name}: baseline", 0)
+        writer.add_text("log", "epoch 1 done", 1)
+        writer.add_text("log", "epoch 2 done", 2)
+        writer.add_hparams({"lr": 0.01 * scale, "batch": 32, "opt": "adam"}, {"hparam/best": 0.9 / scale})
+        writer.close()
+
+
+def _scalars(path: Path, tag: str) -> list[tuple[float, int, float]]:
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.value, e.step, e.wall_time) for e in acc.Scalars(tag)]
+
+
+def test_import_tb_reads_back_from_the_local_store_and_mlflow(
+    tmp_path: Path, runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logdir = tmp_path / "tb"
+    _write_logs(logdir)
+    code = cli.main(["import-tb", str(logdir), "--project", "tbproj", "--dir", str(runs_dir), "--with-media"])
+    assert code == 0, capsys.readouterr()
+    runs = {r.name: r for r in store.list_runs(runs_dir)}
+    hparam_runs = [n for n in runs if n.startswith("exp1/")]
+    assert {"exp1", "group/exp2"} <= set(runs) and len(hparam_runs) == 1 and len(runs) == 4
+
+    run = runs["exp1"]
+    assert run.project == "tbproj" and run.status == "FINISHED" and run.meta["tags"] == ["tensorboard"]
+    for tag in ("train/loss", "val/acc"):
+        got = [(p.value, p.step, p.timestamp) for p in run.metrics()[tag]]
+        assert got == _scalars(logdir / "exp1", tag)  # TensorBoard's values, original steps and wall times
+    assert [p.step for p in run.metrics()["val/acc"]] == [0, 40_000, 80_000]
+    assert run.tags() == {"notes/text_summary": "run exp1: baseline"}  # one short text: a tag
+    names = {a.name for a in run.artifacts()}
+    assert names == {"text-log_text_summary", "histogram-weights"}  # several steps of text, and a histogram
+    log_md = next(a for a in run.artifacts() if a.name == "text-log_text_summary").files[0].local_path
+    assert "epoch 1 done" in Path(log_md).read_text() and "epoch 2 done" in Path(log_md).read_text()
+    hist = next(a for a in run.artifacts() if a.name == "histogram-weights").files[0].local_path
+    lines = [json.loads(line) for line in Path(hist).read_text().splitlines()]
+    assert [x["step"] for x in lines] == [0, 40, 80] and sum(b[2] for b in lines[0]["buckets"]) == 50
+
+    session = runs[hparam_runs[0]]
+    assert session.params() == {"lr": 0.01, "batch": 32, "opt": "adam"}
+    assert [p.value for p in session.metrics()["hparam/best"]] == pytest.approx([0.9])
+    assert runs["group/exp2"].metrics()["train/loss"][0].value == pytest.approx(2.0)
+
+    # The same files again: recognised, nothing new.
+    again = import_tb(logdir, project="tbproj", dir=runs_dir)
+    assert all(r.existing for r in again) and len(store.list_runs(runs_dir)) == 4
+
+    # Then anywhere: MLflow gets the original steps and timestamps.
+    assert cli.main(["sync", "--project", "tbproj", "--dir", str(runs_dir), "--to", "mlflow", "--config",
+                     f"tracking_uri={sqlite_uri}"]) == 0
+    client = MlflowClient(sqlite_uri)
+    exp = client.get_experiment_by_name("tbproj")
+    (mlrun,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`tracelet.run_id` = '{run.id}'")
+    history = sorted((m.value, m.step, m.timestamp) for m in client.get_metric_history(mlrun.info.run_id, "val/acc"))
+    expected = sorted((p.value, p.step, int(p.timestamp * 1000)) for p in run.metrics()["val/acc"])
+    assert history == expected
+    assert mlrun.data.tags["notes/text_summary"] == "run exp1: baseline" and mlrun.info.status == "FINISHED"
+    assert {f.path for f in client.list_artifacts(mlrun.info.run_id)} >= {"histogram-weights", "text-log_text_summary"}
+    (mlsession,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`tracelet.run_id` = '{session.id}'")
+    assert mlsession.data.params == {"lr": "0.01", "batch": "32", "opt": "adam"}
+
+
+def test_without_media_histograms_are_skipped_and_counted(tmp_path: Path, runs_dir: Path) -> None:
+    logdir = tmp_path / "tb"
+    writer = SummaryWriter(str(logdir))
+    writer.add_scalar("loss", 1.0, 0)
+    writer.add_histogram("w", torch.zeros(4), 0)
+    writer.close()
+    (result,) = import_tb(logdir, dir=runs_dir)
+    run = store.open_run(result.run_id, runs_dir)
+    assert run.name == "tb" and run.project == "tb" and run.artifacts() == []
+    assert result.skipped == {"histograms": 1} and run.meta["import"]["skipped"] == {"histograms": 1}
+    assert [p.value for p in run.metrics()["loss"]] == [1.0]
+
+
+def test_import_tb_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["import-tb", str(tmp_path / "nowhere")]) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["import-tb", str(tmp_path / "empty")]) == 1
+    assert "no TensorBoard event files" in capsys.readouterr().err
