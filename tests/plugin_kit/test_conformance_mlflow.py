@@ -1,0 +1,65 @@
+"""The MLflow plugin passes the conformance kit against a real sqlite tracking store.
+
+The run is read back with a fresh `MlflowClient` on the same sqlite file (not the plugin's own client). The
+transport fault makes the plugin's second store request in a batch fail once: MLflow takes 1000 points per
+request, so a 2000-point batch is cut in the middle and the plugin must resume where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracelet.plugin import Metric
+from tracelet.testing import BackendConformance, RunUnderTest, TrackedRun
+
+pytest.importorskip("mlflow")  # the test env has it; a core-only env has no MLflow plugin to test
+
+from tracelet_mlflow.backend import MLflowBackend  # noqa: E402
+
+
+class TestMLflowSqlite(BackendConformance):
+    backend = MLflowBackend
+    relogged_params = "first"  # MLflow forbids changing a param: the first value stays (the latest is a tag)
+
+    store: Path
+
+    @pytest.fixture(autouse=True, scope="class")
+    def _one_store_per_class(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        # Creating an MLflow sqlite store runs its migrations (seconds): the tests share one, a run each.
+        type(self).store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
+    def backend_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"tracking_uri": f"sqlite:///{self.store}", "telemetry": False}
+
+    def read_run(self, run: RunUnderTest) -> TrackedRun:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(run.config["tracking_uri"])
+        run_id = run.details["run_id"]
+        data = client.get_run(run_id)
+        metrics = {
+            key: [Metric(key, m.value, m.step, m.timestamp / 1000) for m in client.get_metric_history(run_id, key)]
+            for key in data.data.metrics
+        }
+        return TrackedRun(
+            metrics=metrics,
+            params=dict(data.data.params),
+            tags=dict(data.data.tags),
+            status=data.info.status,
+            artifacts=[f.path for f in client.list_artifacts(run_id)],
+        )
+
+    def inject_fault(self, plugin: Any) -> None:
+        send = plugin._log_batch
+        calls = {"n": 0}
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise ConnectionError("injected: the second request of the batch fails")
+            return send(*args, **kwargs)
+
+        plugin._log_batch = flaky
