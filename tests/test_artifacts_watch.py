@@ -10,7 +10,7 @@ import pytest
 
 import tracelet
 from tracelet import ArtifactType, Experiment, ExperimentConfig
-from tracelet.core.artifact_watch import ArtifactWatcher
+from tracelet.core.artifacts.watch import ArtifactWatcher
 
 
 def _config(watch: Path, mode: str) -> dict:
@@ -41,7 +41,7 @@ def test_new_files_in_watched_folders_become_typed_artifacts(tmp_path: Path, mod
     watch.mkdir()
     (watch / "old.png").write_bytes(b"there before")
     exp = tracelet.start_logging("watch", backend="local", config=_config(watch, mode))
-    assert exp._artifacts._watcher.backend == mode
+    assert exp._artifacts._watcher.mechanism == mode
     (watch / "ckpts").mkdir()
     (watch / "ckpts" / "epoch1.ckpt").write_bytes(b"ck")
     (watch / "plot.png").write_bytes(b"png")

@@ -11,22 +11,32 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from tracelet.core.artifact_manifest import MANIFEST, PlannedVersion, load, plan, read, version_number
-    from tracelet.core.artifacts import (
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve through _EXPORTS
+    from tracelet.core.artifacts.kinds import ArtifactType  # noqa: F401
+    from tracelet.core.artifacts.manifest import (  # noqa: F401
+        MANIFEST,
+        PlannedVersion,
+        load,
+        plan,
+        read,
+        resolve_version,
+        version_number,
+    )
+    from tracelet.core.artifacts.model import (  # noqa: F401
         ArtifactFile,
         ArtifactObject,
         ArtifactReference,
         ArtifactResult,
-        ArtifactType,
+        ArtifactStatus,
         TraceletArtifact,
         load_object,
     )
-    from tracelet.core.discovery import register_plugin, unregister_plugin
-    from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
-    from tracelet.core.records import Metric, RunContext, RunStatus
-    from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
-    from tracelet.settings import parse_bool
+    from tracelet.core.backoff import is_permanent, retry  # noqa: F401
+    from tracelet.core.discovery import register_plugin, unregister_plugin  # noqa: F401
+    from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
+    from tracelet.core.records import Metric, RunContext, RunStatus  # noqa: F401
+    from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
+    from tracelet.settings import parse_bool  # noqa: F401
 
 # public name -> "module:attribute" where it is defined today.
 _EXPORTS: dict[str, str] = {
@@ -38,19 +48,23 @@ _EXPORTS: dict[str, str] = {
     "Metric": "tracelet.core.records:Metric",
     "RunContext": "tracelet.core.records:RunContext",
     "RunStatus": "tracelet.core.records:RunStatus",
-    "ArtifactType": "tracelet.core.artifacts:ArtifactType",
-    "TraceletArtifact": "tracelet.core.artifacts:TraceletArtifact",
-    "ArtifactResult": "tracelet.core.artifacts:ArtifactResult",
-    "ArtifactFile": "tracelet.core.artifacts:ArtifactFile",
-    "ArtifactObject": "tracelet.core.artifacts:ArtifactObject",
-    "ArtifactReference": "tracelet.core.artifacts:ArtifactReference",
-    "load_object": "tracelet.core.artifacts:load_object",
-    "MANIFEST": "tracelet.core.artifact_manifest:MANIFEST",
-    "PlannedVersion": "tracelet.core.artifact_manifest:PlannedVersion",
-    "plan": "tracelet.core.artifact_manifest:plan",
-    "read": "tracelet.core.artifact_manifest:read",
-    "load": "tracelet.core.artifact_manifest:load",
-    "version_number": "tracelet.core.artifact_manifest:version_number",
+    "ArtifactType": "tracelet.core.artifacts.kinds:ArtifactType",
+    "TraceletArtifact": "tracelet.core.artifacts.model:TraceletArtifact",
+    "ArtifactResult": "tracelet.core.artifacts.model:ArtifactResult",
+    "ArtifactFile": "tracelet.core.artifacts.model:ArtifactFile",
+    "ArtifactObject": "tracelet.core.artifacts.model:ArtifactObject",
+    "ArtifactReference": "tracelet.core.artifacts.model:ArtifactReference",
+    "load_object": "tracelet.core.artifacts.model:load_object",
+    "ArtifactStatus": "tracelet.core.artifacts.model:ArtifactStatus",
+    "MANIFEST": "tracelet.core.artifacts.manifest:MANIFEST",
+    "PlannedVersion": "tracelet.core.artifacts.manifest:PlannedVersion",
+    "plan": "tracelet.core.artifacts.manifest:plan",
+    "read": "tracelet.core.artifacts.manifest:read",
+    "load": "tracelet.core.artifacts.manifest:load",
+    "version_number": "tracelet.core.artifacts.manifest:version_number",
+    "resolve_version": "tracelet.core.artifacts.manifest:resolve_version",
+    "retry": "tracelet.core.backoff:retry",
+    "is_permanent": "tracelet.core.backoff:is_permanent",
     "parse_bool": "tracelet.settings:parse_bool",
     "TraceletException": "tracelet.exceptions:TraceletException",
     "ConfigurationError": "tracelet.exceptions:ConfigurationError",

@@ -69,15 +69,15 @@ class LocalRun:
 
     def artifacts(self, type_filter: Any = None) -> list[Any]:
         """Stored artifact versions (TraceletArtifact), optionally of one ArtifactType."""
-        from tracelet.backends import local_artifacts
+        from tracelet.core.artifacts import folder
 
-        return local_artifacts.list_all(local_artifacts.artifacts_root(self.path), type_filter)
+        return folder.list_all(journal.artifacts_root(self.path), type_filter)
 
     def artifact(self, name: str, version: str = "latest") -> Any:
         """One stored artifact version, or None."""
-        from tracelet.backends import local_artifacts
+        from tracelet.core.artifacts import folder
 
-        return local_artifacts.get(local_artifacts.artifacts_root(self.path), name, version)
+        return folder.get(journal.artifacts_root(self.path), name, version)
 
     def artifact_events(self) -> list[dict[str, Any]]:
         return [e[1] for e in self.events() if e[0] == ARTIFACT]

@@ -24,8 +24,17 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core.artifact_manifest import MANIFEST, load, plan, read, version_number
-from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+from tracelet.plugin import (
+    MANIFEST,
+    ArtifactResult,
+    ArtifactType,
+    TraceletArtifact,
+    load,
+    plan,
+    read,
+    resolve_version,
+    version_number,
+)
 
 from tracelet_mlflow.names import prefixed
 from tracelet_mlflow.params import fit_tag_value
@@ -149,15 +158,9 @@ class ArtifactStore:
         """Download `name` at `version` into the local cache (once) and return it with local paths."""
         if not name or "/" in name or name.startswith("."):
             return None
-        if str(version).lower() == "latest":
-            versions = self.versions(name)
-            if not versions:
-                return None
-            number: int | None = versions[-1]
-        else:
-            number = version_number(version)
-            if number is None:
-                return None
+        number = resolve_version(version, self.versions(name))  # the same rule as every store's
+        if number is None:
+            return None
         target = self.cache_dir / name / f"v{number}"
         if not (target / MANIFEST).exists():
             listing = self.client.list_artifacts(self.run_id, f"{name}/v{number}")

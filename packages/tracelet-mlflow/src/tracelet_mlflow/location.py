@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tracelet.exceptions import ConfigurationError
+from tracelet.plugin import ConfigurationError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

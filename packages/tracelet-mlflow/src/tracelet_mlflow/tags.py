@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tracelet.core.records import RunContext
+from tracelet.plugin import RunContext
 
 RUN_ID_TAG = "tracelet.run_id"
 

@@ -13,11 +13,13 @@ import os
 import sys
 from typing import Any
 
-from tracelet.settings import parse_bool
+from tracelet.plugin import parse_bool
 
 
 def wanted(config: dict[str, Any]) -> bool | None:
-    """True/False when the user decided (config first, then the environment), None when nobody did."""
+    """The telemetry choice to apply: True/False from config `telemetry` when given; None when the user's own
+    environment already decides (`MLFLOW_DISABLE_TELEMETRY` or `DO_NOT_TRACK` is set), so it is left alone;
+    otherwise False, Tracelet's default (nothing leaves the machine unasked)."""
     if "telemetry" in config:
         return parse_bool(config["telemetry"])
     if "MLFLOW_DISABLE_TELEMETRY" in os.environ or "DO_NOT_TRACK" in os.environ:

@@ -2,7 +2,7 @@
 
 Metrics, params and tags need no delivery here: the orchestrator's dispatcher writes every event to the
 run's journal before any backend sees it. This plugin opens and closes the run's folder and keeps artifacts
-(versioned per run; see `tracelet.backends.local_artifacts` for the layout).
+(versioned per run; the run folder's layout is documented in `tracelet.core.journal`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _root(run: RunContext) -> Path:
     if run.run_dir is None:
         raise ConfigurationError("the local backend keeps artifacts in the run folder, but the local store is off")
-    from tracelet.backends.local_artifacts import artifacts_root
+    from tracelet.core.journal import artifacts_root
 
     return artifacts_root(run.run_dir)
 
@@ -49,18 +49,18 @@ class LocalBackend:
     # Artifacts: every type is accepted (no backend_accepts_artifact), every file is stored, never referenced.
     @hookimpl
     def backend_log_artifact(self, artifact: TraceletArtifact, run: RunContext) -> ArtifactResult:
-        from tracelet.backends import local_artifacts
+        from tracelet.core.artifacts import folder
 
-        return local_artifacts.store(_root(run), artifact)
+        return folder.store(_root(run), artifact)
 
     @hookimpl
     def backend_get_artifact(self, name: str, version: str, run: RunContext) -> TraceletArtifact | None:
-        from tracelet.backends import local_artifacts
+        from tracelet.core.artifacts import folder
 
-        return local_artifacts.get(_root(run), name, version)
+        return folder.get(_root(run), name, version)
 
     @hookimpl
     def backend_list_artifacts(self, type_filter: ArtifactType | None, run: RunContext) -> list[TraceletArtifact]:
-        from tracelet.backends import local_artifacts
+        from tracelet.core.artifacts import folder
 
-        return local_artifacts.list_all(_root(run), type_filter)
+        return folder.list_all(_root(run), type_filter)

@@ -25,7 +25,7 @@ from tracelet.core.redact import redact
 if TYPE_CHECKING:
     import pluggy
 
-    from tracelet.core.experiment import Experiment
+    from tracelet.core.protocols import InstrumentedExperiment as Experiment  # not the class: no import cycle
 
 logger = logging.getLogger("tracelet")
 

@@ -72,3 +72,37 @@ class ExperimentConfig:
         if self.artifact_watch_dirs is not None:
             changes["artifact_watch_dirs"] = list(self.artifact_watch_dirs)
         return attrs.evolve(settings, **changes)
+
+
+# Knobs the spec documents whose behaviour is not built yet: knob -> (the value that needs no support, the
+# issue that builds it). Setting a knob to anything else logs one "not supported yet" warning per process.
+# One small table on purpose: whoever implements a knob deletes its line (and the settings test then
+# demands that the knob act).
+NOT_SUPPORTED_YET: dict[str, tuple[Any, str]] = {}
+_warned: set[str] = set()
+
+
+def warn_unsupported(config: ExperimentConfig | None, settings: TraceletSettings) -> list[str]:
+    """Warn once per process for each knob in NOT_SUPPORTED_YET set to a value that would need it.
+
+    `config` is the ExperimentConfig the user gave (None when there is none: then the global settings are
+    what the user chose). Returns the knobs warned about now.
+    """
+    import logging
+
+    chosen: dict[str, Any] = {}
+    for knob in NOT_SUPPORTED_YET:
+        if config is not None and hasattr(config, knob):
+            chosen[knob] = getattr(config, knob)
+        elif hasattr(settings, knob):
+            chosen[knob] = getattr(settings, knob)
+    warned = []
+    for knob, value in chosen.items():
+        inert, owner = NOT_SUPPORTED_YET[knob]
+        if value != inert and knob not in _warned:
+            _warned.add(knob)
+            warned.append(knob)
+            logging.getLogger("tracelet").warning(
+                "tracelet: %s=%r is not supported yet and has no effect (%s builds it)", knob, value, owner
+            )
+    return warned

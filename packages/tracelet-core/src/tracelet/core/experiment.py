@@ -1,30 +1,49 @@
-"""The experiment: the public object training code logs to."""
+"""The experiment: the public object training code logs to (the spec's `Experiment`).
+
+This module is the facade: settings merge, the hot path, and wiring the parts, each of which lives in its own
+module: the orchestrator and its workers deliver (`orchestrator`, `worker`), `runrecord` writes the run
+folder, `backend_config` tells each backend its config, `automagic` holds framework plugins and capture,
+`artifacts.manager` handles artifacts, `collectors` samples periodic metrics, and `lifecycle` stops the run at
+exit and keeps a forked child's hands off it.
+
+Guarantees: `log_metric` and friends only build a tuple and append it (no I/O, no locks, never raise for a
+tracker's sake); `stop()` delivers everything each backend can take within its stop timeout and is
+idempotent; nothing a backend or framework plugin does can raise into the training loop after `start()`.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
-import re
 import os
+import re
+import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core import discovery, journal, lifecycle
+from tracelet.core import automagic as magic  # not `automagic`: the spec's parameter of that name
+from tracelet.core import discovery, lifecycle
 from tracelet.core.backend import Backend, instantiate
-from tracelet.core.config import AutomagicConfig, ExperimentConfig
+from tracelet.core.backend_config import backend_config, run_context
+from tracelet.core.config import AutomagicConfig, ExperimentConfig, warn_unsupported
 from tracelet.core.orchestrator import Orchestrator, StopReport
 from tracelet.core.plugins import PluginType
 from tracelet.core.records import PARAMS, TAGS, RunContext, RunStatus
 from tracelet.core.redact import redact_mapping
+from tracelet.core.runrecord import RunRecord
 from tracelet.core.values import normalize_params, plain, to_float, to_step
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
 from tracelet.settings import TraceletSettings, parse_list
 
 if TYPE_CHECKING:
-    from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
+    from tracelet.core.artifacts.kinds import ArtifactType
+    from tracelet.core.artifacts.manager import ArtifactManager
+    from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
+    from tracelet.core.collectors import CollectorRunner
 
 logger = logging.getLogger("tracelet")
 
@@ -37,15 +56,6 @@ def _new_run_id() -> str:
 
 def _safe_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "default"
-
-
-def backend_config(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config dict addressed to backend `name`: its `{name: {...}}` block, then `name_*` keys."""
-    block = options.get(name)
-    config = dict(block) if isinstance(block, dict) else {}
-    prefix = f"{name}_"
-    config.update({k[len(prefix) :]: v for k, v in options.items() if k.startswith(prefix)})
-    return config
 
 
 class Experiment:
@@ -80,6 +90,7 @@ class Experiment:
             self.config.automagic_artifacts = True
         self.settings = settings
         self.automagic_config = automagic_config or AutomagicConfig()
+        self._given_config = config is not None
         self.options: dict[str, Any] = dict(options or {})
         names = parse_list(backend) if isinstance(backend, str) else list(backend or settings.backend or ["local"])
         self.backend_names: list[str] = list(dict.fromkeys(names))
@@ -89,19 +100,19 @@ class Experiment:
         self._id = _new_run_id()
         self._created_at = datetime.now(timezone.utc)
         self._iteration = 0
-        self._append = _not_started
+        self._append: Callable[[tuple], None] = _not_started
         self.status = RunStatus.RUNNING
         self.report: StopReport | None = None
         self.run_dir: Path | None = None
-        self._meta: dict[str, Any] = {}  # run.json as first written; later writes update it
+        self._record: RunRecord | None = None
         self._orchestrator: Orchestrator | None = None
-        self._journal: journal.JournalWriter | None = None
-        self._frameworks: list[Backend] = []
-        self._collectors: Any = None
-        self._artifacts: Any = None
+        self._frameworks = magic.Frameworks()
+        self._collectors: CollectorRunner | None = None
+        self._artifacts: ArtifactManager | None = None
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
+        self._detached = False  # in a forked child (tracelet.core.lifecycle): the parent owns this run
 
     # -- properties --------------------------------------------------------------------------------------------
     @property
@@ -140,118 +151,129 @@ class Experiment:
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> Experiment:
         """Start the experiment and initialize all backends."""
+        caller = magic.user_frame(2)  # before any tracelet frame is pushed: whose variables automagic sees
         with self._state_lock:
             if self._started:
                 return self
             self._started = True
             try:
-                self._start()
+                self._start(caller)
             except BaseException:
                 self._started = False
                 self._abort()
                 raise
         return self
 
-    def _start(self) -> None:
+    def _start(self, caller: Any) -> None:
         settings = self.settings
         if "local" in self.backend_names and not settings.local_store:
             raise ConfigurationError("backend 'local' was selected but the local store is off (TRACELET_LOCAL_STORE)")
+        warn_unsupported(self.config if self._given_config else None, settings)
         specs = [discovery.find(PluginType.BACKEND, n) for n in self.backend_names]  # fail fast on unknown names
         self.backend_names = list(dict.fromkeys(spec.name for spec in specs))  # as the plugins spell them
         specs = list({spec.name: spec for spec in specs}.values())
         from tracelet.core import runinfo  # subprocess, platform, socket: only when a run starts
 
         metadata = runinfo.collect(settings.track_git, settings.track_env)
+        journal = None
         if settings.local_store:
             self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
+            self._record = RunRecord(self.run_dir, self._identity())
+            configs = {n: plain(redact_mapping(backend_config(n, self.options))) for n in self.backend_names}
             try:
-                self._journal = journal.JournalWriter(self.run_dir)
-                self._write_meta(metadata=metadata)
+                journal = self._record.open(metadata, configs)
             except OSError as exc:
                 raise ConfigurationError(
                     f"cannot create the local store at {self.run_dir}: {exc}. Point TRACELET_DIR elsewhere, "
                     "or set TRACELET_LOCAL_STORE=false to run without it"
                 ) from exc
-        orch = Orchestrator(self._journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
+        orch = Orchestrator(journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
         for name, spec in zip(self.backend_names, specs):
-            run = self._context_for(name, backend_metadata)
-            orch.add_backend(Backend(name, instantiate(spec.load()), run, spec))
-        self._artifacts = self._make_artifact_manager()
+            orch.add_backend(Backend(name, instantiate(spec.load()), self._context_for(name, backend_metadata), spec))
+        self._artifacts = self._make_artifact_manager(orch)
         orch.start()
-        self._append = orch.append
+        orch.connect(self._bind_append)
         lifecycle.register(self)
-        self._await_backends(settings.start_timeout)
-        self._start_frameworks()
+        lifecycle.detach_in_child(self)
+        self._await_backends(orch, settings.start_timeout)
+        if self._record is not None:
+            self._record.record_backend_runs(orch.started_details())
+        self._frameworks.instrument(self, self.settings.automagic_frameworks, self._context_for)
+        if self.config.enable_automagic and self.automagic_config.detect_hyperparameters:
+            found = magic.simple_locals(caller, self.automagic_config)
+            if found:
+                self.log_params(found)
         self._start_collectors()
-        if self._artifacts is not None:
-            self._artifacts.start()
+        self._artifacts.start()
 
-    def _await_backends(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        assert self._orchestrator is not None
-        for worker in self._orchestrator.workers.values():
-            if not worker.started.wait(max(deadline - time.monotonic(), 0)):
-                logger.warning("tracelet: backend %r is still starting; logging goes on", worker.backend.name)
-            elif worker.start_error is not None:
-                exc = worker.start_error
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "run_id": self._id,
+            "name": self._name,
+            "project": self.project,
+            "created_at": self._created_at.isoformat(),
+            "tags": self._tags,
+            "backends": self.backend_names,
+        }
+
+    def _await_backends(self, orch: Orchestrator, timeout: float) -> None:
+        answered = dict(orch.await_started(timeout))
+        for name in self.backend_names:
+            if name not in answered:
+                logger.warning("tracelet: backend %r is still starting; logging goes on", name)
+            elif (exc := answered[name]) is not None:
                 cls = ConfigurationError if isinstance(exc, (ConfigurationError, ImportError)) else BackendError
-                raise cls(f"backend {worker.backend.name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+                raise cls(f"backend {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
-    def _make_artifact_manager(self) -> Any:
-        from tracelet.core.artifact_manager import ArtifactManager
+    def _make_artifact_manager(self, orch: Orchestrator) -> ArtifactManager:
+        from tracelet.core.artifacts.manager import ArtifactManager
 
-        manager = ArtifactManager(self)
-        assert self._orchestrator is not None
-        self._orchestrator.artifact_handler = manager.deliver
+        manager = ArtifactManager(
+            append=self._emit,
+            backends=lambda: orch.backends,
+            record_error=orch.record_error,
+            backend_names=self.backend_names,
+            config=self.config,
+            options=self.options,
+            store_dir=self.settings.dir,
+            run_dir=self.run_dir,
+            wait_timeout=self.settings.stop_timeout,
+        )
+        orch.artifact_handler = manager.deliver
         return manager
-
-    def _start_frameworks(self) -> None:
-        wanted = self.settings.automagic_frameworks
-        for spec in discovery.installed(PluginType.FRAMEWORK):
-            if wanted and spec.name not in wanted:
-                continue
-            try:
-                handle = Backend(spec.name, instantiate(spec.load()), self._context_for(spec.name), spec)
-                handle.call("framework_instrument", experiment=self)
-                self._frameworks.append(handle)
-            except Exception as exc:  # an integration that cannot hook in must not stop the run
-                logger.warning("tracelet: framework plugin %r not active: %s", spec.name, exc)
 
     def _start_collectors(self) -> None:
         if not self.settings.track_system:
             return
         from tracelet.core.collectors import CollectorRunner
 
-        self._collectors = CollectorRunner(self, self.settings.metrics_interval)
+        self._collectors = CollectorRunner(self.log_metric, self.settings.metrics_interval)
         self._collectors.start()
 
     def _context_for(self, name: str, metadata: dict[str, Any] | None = None) -> RunContext:
-        return RunContext(
+        return run_context(
+            name,
             run_id=self._id,
-            name=self._name,
+            run_name=self._name,
             project=self.project,
             created_at=self._created_at,
-            tags=list(self._tags),
-            config=backend_config(name, self.options),
-            metadata=dict(metadata or {}),
+            tags=self._tags,
+            options=self.options,
             run_dir=str(self.run_dir) if self.run_dir else None,
             settings=self.settings,
+            metadata=metadata,
         )
 
     def stop(self, *, status: RunStatus | str = RunStatus.FINISHED) -> StopReport | None:
         """Stop the experiment: deliver everything, end each backend's run, close the journal."""
         status = RunStatus(status)
         with self._state_lock:
-            if self._stopped or not self._started:
+            if self._stopped or not self._started or self._detached:
                 return self.report
             self._stopped = True
-        for handle in self._frameworks:
-            try:
-                handle.call("framework_uninstrument", experiment=self)
-            except Exception as exc:
-                logger.warning("tracelet: framework plugin %r failed to uninstrument: %s", handle.name, exc)
+        self._frameworks.uninstrument(self)
         if self._collectors is not None:
             self._collectors.stop()
         if self._artifacts is not None:
@@ -261,11 +283,8 @@ class Experiment:
         self.report = self._orchestrator.stop(status)
         self.status = status
         lifecycle.unregister(self)
-        if self._journal is not None:
-            try:
-                self._write_meta(ended=True)
-            except OSError as exc:  # the run's data is delivered; a full disk must not crash the script's end
-                logger.error("tracelet: cannot record the end of run %s in %s: %s", self._id, self.run_dir, exc)
+        if self._record is not None:
+            self._record.end(status, self.report)
         if not self.report.complete and self.run_dir is not None:
             logger.warning("tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir)
         return self.report
@@ -280,37 +299,23 @@ class Experiment:
         if self._orchestrator is not None:
             self.report = self._orchestrator.stop(RunStatus.FAILED)
         lifecycle.unregister(self)
-        if self._journal is not None:
-            self._write_meta(ended=True)
+        if self._record is not None and self._record.journal is not None:
+            self._record.end(RunStatus.FAILED, self.report)
 
-    def _write_meta(self, metadata: dict[str, Any] | None = None, ended: bool = False) -> None:
-        assert self.run_dir is not None
-        meta: dict[str, Any] = {
-            "run_id": self._id,
-            "name": self._name,
-            "project": self.project,
-            "created_at": self._created_at.isoformat(),
-            "status": self.status.value,
-            "tags": self._tags,
-            "backends": self.backend_names,
-        }
-        if metadata is not None:
-            meta["metadata"] = metadata
-        meta = self._meta = {**self._meta, **meta}
-        if ended and self.report is not None:
-            meta["ended_at"] = datetime.now(timezone.utc).isoformat()
-            meta["events"] = self.report.events
-            meta["delivery"] = {
-                name: {
-                    "delivered": r.delivered,
-                    "undelivered": r.undelivered,
-                    "dropped": r.dropped,
-                    "errors": r.errors,
-                    "details": plain(r.details),
-                }
-                for name, r in self.report.backends.items()
-            }
-        journal.write_meta(self.run_dir, meta)
+    def detach_after_fork(self) -> None:
+        """In a forked child (called by `tracelet.core.lifecycle`): what the child logs is dropped, without
+        growing memory, and stop() does nothing, so the parent's run.json and frameworks are left alone."""
+        self._detached = True
+        self._append = deque(maxlen=0).append
+
+    def _bind_append(self, append: Callable[[tuple], None]) -> None:
+        """The orchestrator hands the hot path its append (and swaps it under memory pressure)."""
+        if not self._detached and not self._stopped:
+            self._append = append
+
+    def _emit(self, event: tuple) -> None:
+        """Append through whatever the hot path uses now (for parts that hold on to a callable)."""
+        self._append(event)
 
     def __enter__(self) -> Experiment:
         return self.start()
@@ -323,9 +328,7 @@ class Experiment:
         else:
             status = RunStatus.FAILED
         self.stop(status=status)
-        from tracelet import interface
-
-        interface._forget(self)
+        lifecycle.deactivate(self)
 
     # -- logging: the hot path -------------------------------------------------------------------------------------
     def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None:
@@ -378,7 +381,7 @@ class Experiment:
     # Config keys (the experiment's config dict): `artifact_routing` ({type: [backend, ...]}) overrides where a type
     # goes; `artifact_watch_interval`, `artifact_watch_settle` (seconds) and `artifact_watcher` ("auto", "watchdog",
     # "polling") tune watching.
-    def _artifact_manager(self) -> Any:
+    def _artifact_manager(self) -> ArtifactManager:
         if self._artifacts is None:
             raise TraceletException("the artifact system is not available before start()")
         return self._artifacts
@@ -387,7 +390,7 @@ class Experiment:
         self, name: str, artifact_type: ArtifactType, description: str | None = None
     ) -> TraceletArtifact:
         """Create a new artifact builder."""
-        from tracelet.core.artifacts import TraceletArtifact
+        from tracelet.core.artifacts.model import TraceletArtifact
 
         return TraceletArtifact(name, artifact_type, description)
 
@@ -420,71 +423,30 @@ class Experiment:
         """Legacy method for logging one file as an artifact named after it, typed by its extension."""
         return self._artifact_manager().log_file(local_path, artifact_path)
 
-    # -- automagic ---------------------------------------------------------------------------------------------------
+    # -- automagic (tracelet.core.automagic) -------------------------------------------------------------------------
     def capture_hyperparams(self) -> dict[str, Any]:
         """Capture the caller's simple local variables (numbers, strings, booleans) as parameters."""
-        frame = inspect.currentframe()
-        caller = frame.f_back if frame is not None else None
-        found: dict[str, Any] = {}
-        cfg = self.automagic_config
-        if caller is not None:
-            for key, value in caller.f_locals.items():
-                if key.startswith("_") or key in cfg.ignore_names:
-                    continue
-                if isinstance(value, (bool, int, float)) or (
-                    isinstance(value, str) and len(value) <= cfg.max_value_length
-                ):
-                    found[key] = value
-        del frame, caller
+        found = magic.simple_locals(sys._getframe(1), self.automagic_config)
         if found:
             self.log_params(found)
         return found
 
     def capture_model(self, model: Any) -> dict[str, Any]:
         """Describe a model through the framework plugins (or generically) and log it as parameters."""
-        info = self._describe("framework_describe_model", model=model) or _generic_model_info(model)
+        info = self._frameworks.describe("framework_describe_model", model=model) or magic.generic_model_info(model)
         self.log_params({f"model/{k}": v for k, v in info.items()})
         return info
 
     def capture_dataset(self, dataset: Any) -> dict[str, Any]:
         """Describe a dataset through the framework plugins (or generically) and log it as parameters."""
-        info = self._describe("framework_describe_dataset", dataset=dataset) or _generic_dataset_info(dataset)
+        info = self._frameworks.describe("framework_describe_dataset", dataset=dataset) or (
+            magic.generic_dataset_info(dataset)
+        )
         self.log_params({f"dataset/{k}": v for k, v in info.items()})
         return info
 
-    def _describe(self, hook: str, **kwargs: Any) -> dict[str, Any] | None:
-        for handle in self._frameworks:
-            try:
-                info = handle.call(hook, **kwargs)
-            except Exception as exc:
-                logger.warning("tracelet: %s of %r failed: %s", hook, handle.name, exc)
-                continue
-            if info:
-                return dict(info)
-        return None
-
     def __repr__(self) -> str:
         return f"<Experiment {self._name!r} id={self._id} backends={self.backend_names} status={self.status.value}>"
-
-
-def _generic_model_info(model: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
-    parameters = getattr(model, "parameters", None)
-    if callable(parameters):
-        try:
-            info["parameters"] = sum(int(getattr(p, "numel")()) for p in parameters())
-        except Exception:
-            pass
-    return info
-
-
-def _generic_dataset_info(dataset: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": f"{type(dataset).__module__}.{type(dataset).__qualname__}"}
-    try:
-        info["size"] = len(dataset)
-    except TypeError:
-        pass
-    return info
 
 
 def _not_started(event: tuple) -> None:

@@ -15,15 +15,19 @@ Format version 1, one folder per run (`<dir>/<project>/<run-id>/`):
   Pickle rather than JSON: encoding runs beside the training thread and holds the GIL, and pickling costs
   about a twentieth of JSON's float formatting. Reading uses an unpickler that refuses every class, so a
   journal can never run code. A torn last frame (the process died mid-write) is ignored on reading.
-- `artifacts/`: the local store's artifact versions (see `tracelet.backends.local`).
+- `artifacts/`: artifacts logged by the run (`artifacts_root()`):
+  `artifacts/.staging/<token>/` holds the snapshots `log_artifact` takes (an `"a"` event's payload points
+  there: `files/`, `objects/`, `backends/<name>/`); with the `local` backend, `artifacts/<name>/v<N>/` are
+  the stored versions in the layout of `tracelet.core.artifacts.manifest` (written by
+  `tracelet.core.artifacts.folder`), and `artifacts/<name>/latest` names the newest one.
 
 `tracelet.store` reads runs back; `tracelet show RUN` prints one.
 """
 
 from __future__ import annotations
 
-import builtins
 import bisect
+import builtins
 import io
 import json
 import os
@@ -37,6 +41,8 @@ FORMAT = "tracelet-run"
 VERSION = 1
 EVENTS_FILE = "events.bin"
 META_FILE = "run.json"
+ARTIFACTS_DIR = "artifacts"
+STAGING_DIR = ".staging"
 FRAME_EVENTS = 2000  # bounds how long one encode holds the GIL
 _LENGTH = struct.Struct("<I")
 
@@ -136,6 +142,16 @@ def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     tmp = run_dir / f".{META_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, **meta}, indent=2, default=str))
     os.replace(tmp, run_dir / META_FILE)
+
+
+def artifacts_root(run_dir: str | os.PathLike[str]) -> Path:
+    """The run's artifact folder; absolute, so paths handed out stay valid if the script changes directory."""
+    return Path(os.path.abspath(run_dir)) / ARTIFACTS_DIR
+
+
+def staging_root(run_dir: str | os.PathLike[str]) -> Path:
+    """Where `log_artifact` keeps the run's snapshots until every backend has them."""
+    return artifacts_root(run_dir) / STAGING_DIR
 
 
 def read_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

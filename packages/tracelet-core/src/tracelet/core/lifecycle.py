@@ -1,4 +1,18 @@
-"""Runs end properly however the process ends: normal exit, an uncaught exception, or SIGTERM."""
+"""Runs end properly however the process ends, and a forked child never touches its parent's runs.
+
+- Normal exit, an uncaught exception, or SIGTERM: every running experiment is stopped (FINISHED, FAILED,
+  KILLED), so its backends receive everything and its run.json records the end.
+- The active-experiment slot of the module-level API (`tracelet.start_logging` / `get_active_experiment`)
+  lives here, next to the registry it belongs with.
+- Fork: **the parent owns the run.** This module is the one place that says so. In a forked child (os.fork,
+  multiprocessing "fork", DataLoader workers) every object registered with `detach_in_child` is detached
+  before the child runs any code: experiments drop what the child logs (at no cost to the parent's hot path:
+  the swap happens in the child only), orchestrators neither deliver nor end the run, and nothing running in
+  the child is stopped at its exit, so the child never writes the parent's run.json nor uninstruments its
+  frameworks. A "spawn" child starts with none of this: it has no experiment unless it starts its own.
+
+This module knows experiments only through the small `Run` and `Detachable` protocols below.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +21,111 @@ import os
 import signal
 import sys
 import threading
+import weakref
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tracelet.core.experiment import Experiment
+from tracelet.core.records import RunStatus
 
-_running: dict[int, Experiment] = {}
+
+class Run(Protocol):
+    """What lifecycle needs of a running experiment."""
+
+    @property
+    def name(self) -> str: ...
+
+    def stop(self, *, status: RunStatus | str = RunStatus.FINISHED) -> Any: ...
+
+
+class Detachable(Protocol):
+    """An object that must let go of its parent's run in a forked child."""
+
+    def detach_after_fork(self) -> None:
+        """Called in the child right after fork, before anything else runs there; must not take locks."""
+        ...
+
+
+_running: dict[int, Run] = {}
+_active: Run | None = None
 _lock = threading.Lock()
 _installed = False
 _previous_sigterm: Any = None
+_detachable: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def register(exp: Experiment) -> None:
+# -- running experiments -------------------------------------------------------------------------------------
+def register(run: Run) -> None:
+    """`run` is running: stop it at exit or on SIGTERM."""
     with _lock:
-        _running[id(exp)] = exp
+        _running[id(run)] = run
     _install()
 
 
-def unregister(exp: Experiment) -> None:
+def unregister(run: Run) -> None:
     with _lock:
-        _running.pop(id(exp), None)
+        _running.pop(id(run), None)
 
 
-def stop_all(status: str) -> None:
+def stop_all(status: RunStatus) -> None:
     with _lock:
         running = list(_running.values())
-    for exp in running:
+    for run in running:
         try:
-            exp.stop(status=status)
+            run.stop(status=status)
         except Exception:  # at exit there is nobody left to raise to
             pass
 
 
+# -- the active experiment -----------------------------------------------------------------------------------
+def activate(run: Run | None) -> Run | None:
+    """Make `run` the active experiment; return the one it replaces."""
+    global _active
+    with _lock:
+        previous, _active = _active, run
+    return previous
+
+
+def active() -> Run | None:
+    return _active
+
+
+def deactivate(run: Run) -> None:
+    """Clear the slot if `run` holds it (an experiment leaving its `with` block)."""
+    global _active
+    with _lock:
+        if _active is run:
+            _active = None
+
+
+# -- fork ----------------------------------------------------------------------------------------------------
+def detach_in_child(obj: Detachable) -> None:
+    """Call `obj.detach_after_fork()` in every forked child while `obj` lives."""
+    _detachable.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at fork time
+    _running.clear()  # the child's exit stops nothing: the parent's runs are the parent's
+    for obj in list(_detachable):
+        obj.detach_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- exit and signals ----------------------------------------------------------------------------------------
 def _at_exit() -> None:
     uncaught = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     if uncaught is None:
-        stop_all("FINISHED")
+        stop_all(RunStatus.FINISHED)
     else:
-        stop_all("KILLED" if isinstance(uncaught, KeyboardInterrupt) else "FAILED")
+        stop_all(RunStatus.KILLED if isinstance(uncaught, KeyboardInterrupt) else RunStatus.FAILED)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    stop_all("KILLED")
+    stop_all(RunStatus.KILLED)
     previous = _previous_sigterm
     if callable(previous):
         previous(signum, frame)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat, starmap
@@ -25,7 +23,7 @@ from typing import Any
 import attrs
 
 from tracelet.core import journal as journal_mod
-from tracelet.core import values
+from tracelet.core import lifecycle, values
 from tracelet.core.backend import Backend
 from tracelet.core.records import METRIC, Metric, RunStatus
 from tracelet.core.worker import BackendWorker
@@ -35,8 +33,6 @@ logger = logging.getLogger("tracelet")
 DISPATCH_INTERVAL = 0.02  # journal write-through well inside the 100 ms promise
 FSYNC_INTERVAL = 0.5  # fsync well inside the 1 s promise
 MAX_CHUNK = 50_000
-
-_live: weakref.WeakSet[Orchestrator] = weakref.WeakSet()
 
 
 @attrs.define
@@ -50,17 +46,20 @@ class BackendReport:
     errors: dict[str, int]
     finished: bool
     details: dict[str, Any]
+    refused: int = 0  # events the backend refused for good (kept in the journal, not in `delivered`)
 
 
 @attrs.define
 class StopReport:
+    """How a run ended and what each backend received: `complete` only when every event reached every backend."""
+
     status: RunStatus
     events: int
     backends: dict[str, BackendReport]
 
     @property
     def complete(self) -> bool:
-        return all(b.undelivered == 0 and b.dropped == 0 for b in self.backends.values())
+        return all(b.undelivered == 0 and b.dropped == 0 and b.refused == 0 for b in self.backends.values())
 
 
 class Orchestrator:
@@ -91,9 +90,10 @@ class Orchestrator:
         self._publish_lock = threading.Lock()  # the dispatcher and stop() may both publish
         self._report: StopReport | None = None
         self._last_sync = time.monotonic()
-        self._pid = os.getpid()
+        self._detached = False  # in a forked child: the parent owns the run (tracelet.core.lifecycle)
         self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
-        _live.add(self)
+        self._bind: Callable[[Callable[[tuple], None]], None] | None = None
+        lifecycle.detach_in_child(self)
 
     # -- spec API ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,6 +104,11 @@ class Orchestrator:
         for worker in list(self._workers.values()):
             if not worker.is_alive() and not worker.done.is_set():
                 worker.start()
+
+    def connect(self, bind: Callable[[Callable[[tuple], None]], None]) -> None:
+        """Hand the caller's hot path its append: `bind(append)` now (and again whenever it must change)."""
+        self._bind = bind
+        bind(self.append)
 
     def route_metric(self, metric: Metric) -> None:
         """Queue one metric point for every backend."""
@@ -133,7 +138,7 @@ class Orchestrator:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            if os.getpid() != self._pid:  # a forked child never ends its parent's run
+            if self._detached:  # a forked child never ends its parent's run
                 return StopReport(status, 0, {})
             self._closing.set()
             if self._dispatcher is not None and self._dispatcher.is_alive():
@@ -182,6 +187,32 @@ class Orchestrator:
             if len(out) >= want:
                 break
         return cursor, out
+
+    def await_started(self, timeout: float) -> list[tuple[str, BaseException | None]]:
+        """Wait (at most `timeout` in all) for every backend's run to start: (name, start error or None) for
+        each backend that answered; those still starting are left out (they keep trying on their threads)."""
+        deadline = time.monotonic() + timeout
+        answered = []
+        for name, worker in list(self._workers.items()):
+            if worker.started.wait(max(deadline - time.monotonic(), 0)):
+                answered.append((name, worker.start_error))
+        return answered
+
+    def started_details(self) -> dict[str, dict[str, Any]]:
+        """What each backend that started its run reported about it (run id, URL...)."""
+        return {
+            name: dict(w.backend.details)
+            for name, w in list(self._workers.items())
+            if w.started.is_set() and w.start_error is None and w.backend.details
+        }
+
+    def record_error(self, backend: str, where: str, exc: BaseException) -> None:
+        """Count a delivery error in `backend`'s report (logged the first time per kind)."""
+        worker = self._workers.get(backend)
+        if worker is not None:
+            worker.errors.record(where, exc, retrying=False)
+        else:
+            logger.warning("tracelet: backend %r %s failed: %s", backend, where, exc)
 
     def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
         if self.artifact_handler is not None:
@@ -308,6 +339,13 @@ class Orchestrator:
                 logger.warning("tracelet: backend %r errors during the run: %s", w.backend.name, counts)
             if w.dropped:
                 logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, w.dropped)
+            if w.refused:
+                logger.warning(
+                    "tracelet: backend %r refused %d events; everything else was delivered%s",
+                    w.backend.name,
+                    w.refused,
+                    f" (all are kept in {self.journal.path})" if self.journal is not None else "",
+                )
             reports[w.backend.name] = BackendReport(
                 name=w.backend.name,
                 delivered=w.delivered,
@@ -316,12 +354,14 @@ class Orchestrator:
                 errors=w.errors.summary(),
                 finished=finished,
                 details=dict(w.backend.details),
+                refused=w.refused,
             )
         return reports
 
-    def _after_fork_in_child(self) -> None:
-        # The parent owns the run: the child neither delivers nor ends it, and must not block on locks
-        # that a parent thread held at fork time.
+    def detach_after_fork(self) -> None:
+        """In a forked child: the parent owns the run, so the child neither delivers nor ends it, and must not
+        block on locks that a parent thread held at fork time."""
+        self._detached = True
         self._queue = deque(maxlen=0)
         self.append = self._queue.append
         self._lock = threading.Lock()
@@ -329,6 +369,7 @@ class Orchestrator:
         self._publish_lock = threading.Lock()
         self._workers = {}
         self._dispatcher = None
+        self._closing = threading.Event()
         self._closing.set()
 
 
@@ -341,12 +382,3 @@ def _resolve_lazy(items: list[tuple]) -> None:
             except Exception:
                 value = float("nan")
             items[i] = (METRIC, e[1], value, e[3], e[4])
-
-
-def _after_fork() -> None:
-    for orch in list(_live):
-        orch._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)

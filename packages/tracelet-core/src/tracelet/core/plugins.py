@@ -25,8 +25,9 @@ import pluggy
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
-    from tracelet.core.experiment import Experiment
+    from tracelet.core.artifacts.kinds import ArtifactType
+    from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
+    from tracelet.core.protocols import InstrumentedExperiment as Experiment
     from tracelet.core.records import Metric, RunContext, RunStatus
 
 logger = logging.getLogger("tracelet")

@@ -1,4 +1,13 @@
-"""One thread per backend: start the run, deliver batches from its cursor, retry, end the run."""
+"""One thread per backend: start the run, deliver batches from its cursor, retry, end the run.
+
+Failures are transient or permanent (`tracelet.core.backoff.is_permanent`: the hook raised
+`ConfigurationError`). A transient failure has the batch retried with capped backoff until the run's stop
+deadline; nothing after it is delivered before it. A permanent one means the tracker refuses some of the
+batch: the batch is split in halves until the refused events stand alone, everything else is delivered, and
+the refused events are counted (`refused`, reported at stop; they stay in the journal).
+
+The worker reads events through `EventSource`, the narrow interface the orchestrator implements.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +15,17 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tracelet.core import backoff
 from tracelet.core.records import ARTIFACT, METRIC, PARAMS, TAGS, Metric, RunStatus
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from tracelet.core.backend import Backend
-    from tracelet.core.orchestrator import Orchestrator
 
 logger = logging.getLogger("tracelet")
 
-BACKOFF_START = 0.05
-BACKOFF_CAP = 2.0
 BATCH_LIMIT = 10_000
 _HOOKS = {METRIC: "backend_log_metrics", PARAMS: "backend_log_params", TAGS: "backend_log_tags"}
 
@@ -46,16 +53,30 @@ class ErrorLog:
         return dict(self.counts)
 
 
+class EventSource(Protocol):
+    """Where a worker reads the run's events from (the orchestrator)."""
+
+    def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
+        """Events from `cursor` on (at most `limit`), with the sequence number of the first one returned
+        (past `cursor` when events were dropped)."""
+        ...
+
+    def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
+        """Give one artifact event to `backend` (never raises)."""
+        ...
+
+
 class BackendWorker(threading.Thread):
     """Delivers the shared event stream to one backend from its own cursor."""
 
-    def __init__(self, backend: Backend, source: Orchestrator, cursor: int = 0) -> None:
+    def __init__(self, backend: Backend, source: EventSource, cursor: int = 0) -> None:
         super().__init__(name=f"tracelet-{backend.name}", daemon=True)
         self.backend = backend
         self.source = source
         self.cursor = cursor
         self.delivered = 0
         self.dropped = 0
+        self.refused = 0  # events the backend refused for good (permanent failures), after isolating them
         self.errors = ErrorLog(backend.name)
         self.wake = threading.Event()
         self.started = threading.Event()
@@ -79,6 +100,7 @@ class BackendWorker(threading.Thread):
 
     # -- the thread -------------------------------------------------------------------------------------------
     def run(self) -> None:
+        backoff.bind_deadline(lambda: self.deadline)  # every retry on this thread, plugins' too, stops in time
         try:
             if self._start_run():
                 self._deliver_loop()
@@ -90,19 +112,14 @@ class BackendWorker(threading.Thread):
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _retrying(self, where: str, fn: Any) -> bool:
-        """Call `fn` until it succeeds (True) or the stop deadline passes (False)."""
-        delay = BACKOFF_START
-        while True:
-            try:
-                fn()
-                return True
-            except Exception as exc:  # a backend may raise anything; the training loop must not see it
-                self.errors.record(where, exc)
-            if self._expired():
-                return False
-            wait = delay if self.deadline is None else min(delay, max(self.deadline - time.monotonic(), 0))
-            time.sleep(wait)
-            delay = min(delay * 2, BACKOFF_CAP)
+        """Call `fn` until it succeeds (True) or the stop deadline passes (False); a permanent error raises."""
+        try:
+            backoff.retry(fn, on_error=lambda exc: self.errors.record(where, exc))
+        except Exception as exc:  # a backend may raise anything; the training loop must not see it
+            if backoff.is_permanent(exc):
+                raise
+            return False
+        return True
 
     def _start_run(self) -> bool:
         backend = self.backend
@@ -122,7 +139,11 @@ class BackendWorker(threading.Thread):
         except Exception as exc:
             self.errors.record("start_run", exc)
             self.started.set()  # start() need not wait out an outage; delivery waits for the run instead
-            if not self._retrying("start_run", start):
+            try:
+                if not self._retrying("start_run", start):
+                    return False
+            except Exception as exc:  # permanent: the tracker refuses this run; nothing can be delivered
+                self.errors.record("start_run", exc, retrying=False)
                 return False
         self.started.set()
         return True
@@ -155,12 +176,32 @@ class BackendWorker(threading.Thread):
                 j += 1
             group = events[i:j]
             if self.hooks.get(kind):
-                where = _HOOKS.get(kind, "log_artifact").removeprefix("backend_")
-                if not self._retrying(where, lambda g=group, k=kind: self._send(k, g)):
+                if not self._deliver_isolating(kind, group):
                     return False
-            self.cursor += j - i
-            self.delivered += j - i
+            else:  # nothing to deliver: this backend takes no events of this kind
+                self.cursor += j - i
+                self.delivered += j - i
             i = j
+        return True
+
+    def _deliver_isolating(self, kind: str, group: list[tuple]) -> bool:
+        """Deliver `group`; on a permanent failure split it until the refused events stand alone, deliver the
+        rest and count those. False when the stop deadline passed first (the cursor stays before `group`)."""
+        where = _HOOKS.get(kind, "backend_log_artifact").removeprefix("backend_")
+        try:
+            if not self._retrying(where, lambda: self._send(kind, group)):
+                return False
+        except Exception as exc:  # permanent: the tracker refuses something in this group
+            if len(group) == 1:
+                self.cursor += 1
+                self.refused += 1
+                self.errors.record(f"{where} refused", exc, retrying=False)
+                return True
+            half = len(group) // 2
+            # Halves, not one call per event: k refused events in n cost about 2k*log2(n) calls.
+            return self._deliver_isolating(kind, group[:half]) and self._deliver_isolating(kind, group[half:])
+        self.cursor += len(group)
+        self.delivered += len(group)
         return True
 
     def _send(self, kind: str, group: list[tuple]) -> None:

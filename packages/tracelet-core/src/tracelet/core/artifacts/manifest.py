@@ -6,7 +6,8 @@
     <name>/v<N>/objects/<object file>  serialized objects
 
 A store copies (or uploads) each pair of `planned.transfers` and then writes `planned.manifest` last, so a
-version folder without a manifest is incomplete and readers skip it.
+version folder without a manifest is incomplete and readers skip it. Every store answers "latest", "v2" or
+"2" the same way, through `resolve_version`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from tracelet.core.artifacts import TraceletArtifact, check_artifact_path
+from tracelet.core.artifacts.model import TraceletArtifact
+from tracelet.core.artifacts.paths import check_artifact_path
 
 MANIFEST = "manifest.json"
 FORMAT = "tracelet-artifact"
@@ -84,3 +86,14 @@ def version_number(version: Any) -> int | None:
     text = str(version).strip().lower()
     text = text[1:] if text.startswith("v") else text
     return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def resolve_version(requested: Any, complete: list[int]) -> int | None:
+    """The version number `requested` ("latest", "v2", "2", 2) names among a store's `complete` versions
+    (ascending), or None when it names none of them."""
+    if not complete:
+        return None
+    if str(requested).strip().lower() == "latest":
+        return complete[-1]
+    number = version_number(requested)
+    return number if number in complete else None

@@ -1,9 +1,9 @@
-"""The local store's artifacts: versioned folders under `<run_dir>/artifacts/`.
+"""Versioned artifacts in a local folder: the local store keeps a run's artifacts this way in
+`<run_dir>/artifacts/` (the run folder's layout is documented with the journal, `tracelet.core.journal`).
 
-Layout: version folders as `tracelet.core.artifact_manifest` describes them, plus
+Layout: version folders as `tracelet.core.artifacts.manifest` describes them, plus
 
-    <run_dir>/artifacts/
-        .staging/<token>/...            snapshots taken by log_artifact (the journal's events point here)
+    <root>/
         <name>/v1/ ...                  manifest.json, files/, objects/
         <name>/latest                   text file naming the newest version ("v2"), for people and scripts
 
@@ -21,25 +21,13 @@ import re
 import shutil
 from pathlib import Path
 
-from tracelet.core.artifact_manifest import MANIFEST, load, plan, version_number
-from tracelet.core.artifacts import (
-    ArtifactPathError,
-    ArtifactResult,
-    ArtifactType,
-    TraceletArtifact,
-    check_artifact_name,
-    to_artifact_type,
-)
+from tracelet.core.artifacts.kinds import ArtifactType, to_artifact_type
+from tracelet.core.artifacts.manifest import MANIFEST, load, plan, resolve_version
+from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
+from tracelet.core.artifacts.paths import ArtifactPathError, check_artifact_name
 
-ARTIFACTS_DIR = "artifacts"
-STAGING_DIR = ".staging"
 LATEST = "latest"
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
-
-
-def artifacts_root(run_dir: str | os.PathLike[str]) -> Path:
-    """Absolute, so the paths handed out stay valid if the training script changes directory."""
-    return Path(os.path.abspath(run_dir)) / ARTIFACTS_DIR
 
 
 def _versions(artifact_dir: Path) -> list[int]:
@@ -109,16 +97,8 @@ def get(root: Path, name: str, version: str = "latest") -> TraceletArtifact | No
         adir = root / check_artifact_name(name)
     except ArtifactPathError:
         return None
-    versions = _versions(adir)
-    if not versions:
-        return None
-    if str(version).lower() == "latest":
-        number: int | None = versions[-1]
-    else:
-        number = version_number(version)
-    if number is None or number not in versions:
-        return None
-    return load(adir / f"v{number}")
+    number = resolve_version(version, _versions(adir))
+    return None if number is None else load(adir / f"v{number}")
 
 
 def list_all(root: Path, type_filter: ArtifactType | str | None = None) -> list[TraceletArtifact]:

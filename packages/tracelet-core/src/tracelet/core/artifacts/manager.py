@@ -22,43 +22,66 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core.artifacts import (
+from tracelet.core import backoff, journal
+from tracelet.core.artifacts.kinds import ArtifactType, guess_type, to_artifact_type
+from tracelet.core.artifacts.model import (
     FAILED,
     OK,
     ArtifactFile,
     ArtifactObject,
     ArtifactResult,
-    ArtifactType,
     TraceletArtifact,
-    check_artifact_path,
-    copy_hashing,
-    guess_type,
-    sha256_file,
-    to_artifact_type,
 )
+from tracelet.core.artifacts.paths import check_artifact_path, copy_hashing, sha256_file
 from tracelet.core.records import ARTIFACT
 from tracelet.core.values import plain
 from tracelet.exceptions import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
     from tracelet.core.backend import Backend
-    from tracelet.core.experiment import Experiment
+    from tracelet.core.config import ExperimentConfig
 
 logger = logging.getLogger("tracelet")
 
-DELIVERY_ATTEMPTS = 3  # a permanent failure becomes a result with its error, not a backend blocked forever
-DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; tripled for each further one
+DELIVERY_ATTEMPTS = 3  # a lasting failure becomes a result with its error, not a backend blocked forever
+DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; doubled for each further one (tracelet.core.backoff)
 READ_WAIT = 10.0  # get/list wait at most this long for the backend to store what was logged before
 
 
 class ArtifactManager:
-    """The artifact system of one experiment (created at start, used from any thread)."""
+    """The artifact system of one experiment (created at start, used from any thread).
 
-    def __init__(self, experiment: Experiment) -> None:
-        self._exp = experiment
+    Everything it needs is handed in: `append` queues an event on the experiment's hot path, `backends`
+    returns the active backends, `record_error(backend, where, exc)` counts a delivery error in that
+    backend's report; the rest is configuration.
+    """
+
+    def __init__(
+        self,
+        *,
+        append: Callable[[tuple], None],
+        backends: Callable[[], list[Backend]],
+        record_error: Callable[[str, str, BaseException], None],
+        backend_names: list[str],
+        config: ExperimentConfig,
+        options: dict[str, Any],
+        store_dir: str,
+        run_dir: Path | None,
+        wait_timeout: float,
+    ) -> None:
+        self._append = append
+        self._backends = backends
+        self._record_error = record_error
+        self._backend_names = list(backend_names)
+        self._config = config
+        self._options = options
+        self._store_dir = store_dir
+        self._run_dir = run_dir
+        self._wait_timeout = wait_timeout
         self._lock = threading.Lock()
         self._results: dict[str, dict[str, ArtifactResult]] = {}  # token -> backend -> undelivered result
         self._staging: Path | None = None
@@ -67,12 +90,12 @@ class ArtifactManager:
         self._stopped = False
         self.attempts = DELIVERY_ATTEMPTS
         self.backoff = DELIVERY_BACKOFF
-        self.routing = self._parse_routing(experiment.options.get("artifact_routing"))
+        self.routing = self._parse_routing(options.get("artifact_routing"))
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the automatic parts (folder watching) when the experiment's config asks for them."""
-        cfg = self._exp.config
+        cfg = self._config
         wants_watch = bool(cfg.automagic_artifacts or cfg.watch_filesystem)
         if not wants_watch:
             return
@@ -86,12 +109,12 @@ class ArtifactManager:
         if not dirs:
             logger.info("tracelet: artifact watching is on but artifact_watch_dirs is empty; nothing to watch")
             return
-        from tracelet.core.artifact_watch import ArtifactWatcher
+        from tracelet.core.artifacts.watch import ArtifactWatcher
 
-        options = self._exp.options
-        exclude = [Path(self._exp.settings.dir).expanduser().resolve()]
-        if self._exp.run_dir is not None:
-            exclude.append(Path(self._exp.run_dir).resolve())
+        options = self._options
+        exclude = [Path(self._store_dir).expanduser().resolve()]
+        if self._run_dir is not None:
+            exclude.append(Path(self._run_dir).resolve())
         self._watcher = ArtifactWatcher(
             dirs,
             on_file=self._log_watched,
@@ -145,10 +168,10 @@ class ArtifactManager:
             "artifact": snapshot.to_dict(),
             "snapshots": extras,
         }
-        self._exp._append((ARTIFACT, payload, time.time()))
+        self._append((ARTIFACT, payload, time.time()))
         results.update(pending)
         if wait:
-            timeout = self._exp.settings.stop_timeout if wait is True else float(wait)
+            timeout = self._wait_timeout if wait is True else float(wait)
             deadline = time.monotonic() + timeout
             for r in pending.values():
                 r.wait(max(deadline - time.monotonic(), 0))
@@ -195,14 +218,13 @@ class ArtifactManager:
             names = [names] if isinstance(names, str) else list(names or [])
             table[kind] = [str(n) for n in names]
             for n in names:
-                if n not in self._exp.backend_names:
+                if n not in self._backend_names:
                     logger.warning("tracelet: artifact_routing sends %s to %r, which is not an active backend",
                                    kind.value, n)
         return table
 
     def _artifact_backends(self) -> list[Backend]:
-        orch = self._exp.orchestrator
-        return [b for b in (orch.backends if orch else []) if b.implements("backend_log_artifact")]
+        return [b for b in self._backends() if b.implements("backend_log_artifact")]
 
     def _route(self, artifact: TraceletArtifact) -> tuple[list[str], dict[str, ArtifactResult]]:
         """Target backends, and results for those that failed to answer whether they accept it.
@@ -230,10 +252,8 @@ class ArtifactManager:
     def _staging_root(self) -> Path:
         with self._lock:
             if self._staging is None:
-                if self._exp.run_dir is not None:
-                    from tracelet.backends.local_artifacts import STAGING_DIR, artifacts_root
-
-                    self._staging = artifacts_root(self._exp.run_dir) / STAGING_DIR
+                if self._run_dir is not None:
+                    self._staging = journal.staging_root(self._run_dir)
                     self._staging.mkdir(parents=True, exist_ok=True)
                 else:  # no run folder (local store off): staged copies live until delivered or exit
                     self._staging = Path(tempfile.mkdtemp(prefix="tracelet-artifacts-"))
@@ -271,9 +291,8 @@ class ArtifactManager:
         self, artifact: TraceletArtifact, targets: list[str], staging: Path, failed: dict[str, ArtifactResult]
     ) -> dict[str, Any]:
         """Let each target save its own form of live objects now (e.g. a framework's model format)."""
-        orch = self._exp.orchestrator
         extras: dict[str, Any] = {}
-        for b in orch.backends if orch else []:
+        for b in self._backends():
             if b.name not in targets or not b.implements("backend_snapshot_artifact"):
                 continue
             try:
@@ -291,26 +310,21 @@ class ArtifactManager:
         if backend.name not in (payload.get("targets") or ()):
             return
         token = str(payload.get("token"))
-        error: BaseException | None = None
-        for attempt in range(self.attempts):
-            try:
-                artifact = TraceletArtifact.from_dict(payload["artifact"])  # fresh per attempt and per backend
-                snapshot = (payload.get("snapshots") or {}).get(backend.name)
-                out = backend.call("backend_log_artifact", artifact=artifact, snapshot=snapshot)
-            except Exception as exc:
-                error = exc
-                if attempt + 1 < self.attempts:
-                    time.sleep(self.backoff * 3**attempt)
-                continue
-            self._finish(token, backend.name, out, None)
+        snapshot = (payload.get("snapshots") or {}).get(backend.name)
+
+        def attempt() -> Any:
+            artifact = TraceletArtifact.from_dict(payload["artifact"])  # fresh per attempt and per backend
+            return backend.call("backend_log_artifact", artifact=artifact, snapshot=snapshot)
+
+        try:
+            # A ConfigurationError (permanent) fails at once; other errors are tried `attempts` times, never
+            # past the stop deadline this worker thread has bound.
+            out = backoff.retry(attempt, attempts=self.attempts, start=self.backoff)
+        except Exception as error:
+            self._record_error(backend.name, "log_artifact", error)
+            self._finish(token, backend.name, None, error)
             return
-        assert error is not None
-        worker = self._exp.orchestrator.workers.get(backend.name) if self._exp.orchestrator else None
-        if worker is not None:
-            worker.errors.record("log_artifact", error, retrying=False)
-        else:
-            logger.warning("tracelet: backend %r log_artifact failed: %s", backend.name, error)
-        self._finish(token, backend.name, None, error)
+        self._finish(token, backend.name, out, None)
 
     def _finish(self, token: str, name: str, out: Any, error: BaseException | None) -> None:
         with self._lock:
@@ -342,8 +356,7 @@ class ArtifactManager:
 
     # -- reading -------------------------------------------------------------------------------------------------
     def _readers(self, hook: str, backend: str | None) -> list[Backend]:
-        orch = self._exp.orchestrator
-        active = orch.backends if orch else []
+        active = self._backends()
         if backend is not None:
             chosen = [b for b in active if b.name == backend]
             if not chosen:

@@ -53,7 +53,8 @@ class ArtifactWatcher:
         self._thread: threading.Thread | None = None
 
     @property
-    def backend(self) -> str:
+    def mechanism(self) -> str:
+        """How changes are noticed: "watchdog" (OS events) or "polling"."""
         return "watchdog" if self._observer is not None else "polling"
 
     def start(self) -> None:

@@ -2,145 +2,37 @@
 
 Builders (`TraceletArtifact.add_*`) validate eagerly on the calling thread (missing files, paths that escape
 the artifact, unknown serializers), so mistakes surface where they are made. Objects are serialized when the
-artifact is logged (see `tracelet.core.artifact_manager`), not when they are added.
+artifact is logged (see `tracelet.core.artifacts.manager`), not when they are added.
 
-Nothing here imports torch, sklearn or PyYAML: models are recognised by duck typing and PyYAML is imported
-only when the `yaml` serializer is used.
+Nothing here imports torch, sklearn or PyYAML: models are recognised by duck typing
+(`tracelet.core.artifacts.detect`) and PyYAML is imported only when the `yaml` serializer is used.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import logging
 import os
-import pickle
-import re
-import sys
 import threading
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import attrs
 import cattrs
 
+from tracelet.core.artifacts import detect, serializers
+from tracelet.core.artifacts.kinds import ArtifactType, to_artifact_type
+from tracelet.core.artifacts.paths import (
+    ArtifactPathError,
+    check_artifact_name,
+    check_artifact_path,
+    sha256_file,
+)
 from tracelet.core.values import plain
-from tracelet.exceptions import TraceletException
 
 logger = logging.getLogger("tracelet")
-
-CHUNK = 1 << 20  # streaming buffer for checksums and copies: memory stays flat for any file size
-
-
-class ArtifactType(enum.Enum):
-    """Semantic artifact types; backends and `artifact_routing` route on them."""
-
-    # ML Assets
-    MODEL = "model"
-    CHECKPOINT = "checkpoint"
-    WEIGHTS = "weights"
-    # Data Assets
-    DATASET = "dataset"
-    SAMPLE = "sample"
-    # Media Assets
-    IMAGE = "image"
-    AUDIO = "audio"
-    VIDEO = "video"
-    # Analysis Assets
-    VISUALIZATION = "viz"
-    REPORT = "report"
-    # Configuration Assets
-    CONFIG = "config"
-    CODE = "code"
-    # General Assets
-    CUSTOM = "custom"
-
-
-class ArtifactPathError(TraceletException, ValueError):
-    """An artifact name or path that is empty or would escape the artifact's root."""
-
-
-def to_artifact_type(value: Any) -> ArtifactType:
-    """An ArtifactType from a member, its value ("viz") or its name ("VISUALIZATION")."""
-    if isinstance(value, ArtifactType):
-        return value
-    if isinstance(value, str):
-        try:
-            return ArtifactType(value.lower())
-        except ValueError:
-            member = ArtifactType.__members__.get(value.upper())
-            if member is not None:
-                return member
-    choices = ", ".join(t.value for t in ArtifactType)
-    raise ValueError(f"unknown artifact type {value!r}; expected one of: {choices}")
-
-
-def check_artifact_path(path: Any) -> str:
-    """A path inside an artifact in normal form ("a/b.txt"); raises ArtifactPathError if it could escape."""
-    if not isinstance(path, str) or not path.strip():
-        raise ArtifactPathError(f"artifact path must be a non-empty string, got {path!r}")
-    if "\x00" in path:
-        raise ArtifactPathError(f"artifact path {path!r} contains a NUL byte")
-    if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute() or PureWindowsPath(path).drive:
-        raise ArtifactPathError(f"artifact path {path!r} is absolute; it must be relative to the artifact root")
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ArtifactPathError(f"artifact path {path!r} contains '..' and could escape the artifact root")
-    if not parts:
-        raise ArtifactPathError(f"artifact path {path!r} names no file")
-    return "/".join(parts)
-
-
-_BAD_NAME = re.compile(r"[/\\\x00]")
-
-
-def check_artifact_name(name: Any) -> str:
-    """Artifact names become one folder in stores: no separators, not hidden, not '.'/'..'."""
-    if not isinstance(name, str) or not name.strip():
-        raise ArtifactPathError(f"artifact name must be a non-empty string, got {name!r}")
-    if _BAD_NAME.search(name) or name.startswith("."):
-        raise ArtifactPathError(f"artifact name {name!r} must not contain '/', '\\' or NUL, nor start with '.'")
-    return name
-
-
-def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """(sha256 hex digest, size) of a file, read in fixed-size chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-            size += n
-    return digest.hexdigest(), size
-
-
-def copy_hashing(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
-    """Copy `src` to `dst` in one streaming pass, returning the (sha256, size) of the bytes actually copied.
-
-    Hashing the copy (not the source before or after) means the recorded checksum always describes the
-    snapshot, even if the training script is still writing the source.
-    """
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        while n := fin.readinto(buf):
-            chunk = view[:n]
-            digest.update(chunk)
-            fout.write(chunk)
-            size += n
-    try:
-        os.utime(dst, ns=(os.stat(src).st_atime_ns, os.stat(src).st_mtime_ns))
-    except OSError:
-        pass
-    return digest.hexdigest(), size
 
 
 # -- parts ---------------------------------------------------------------------------------------------------------
@@ -181,7 +73,15 @@ class ArtifactReference:
     description: str | None = None
 
 
-PENDING, OK, FAILED = "pending", "ok", "failed"
+class ArtifactStatus(str, enum.Enum):
+    """Where one backend's copy of a logged artifact stands (a str, so `result.status == "ok"` holds)."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+
+
+PENDING, OK, FAILED = ArtifactStatus.PENDING, ArtifactStatus.OK, ArtifactStatus.FAILED
 
 
 @attrs.define
@@ -197,7 +97,7 @@ class ArtifactResult:
     version: str = ""
     metadata: dict[str, Any] = attrs.field(factory=dict)
     error: str | None = None
-    status: str = PENDING
+    status: ArtifactStatus = attrs.field(default=PENDING, converter=ArtifactStatus)
     _done: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False, eq=False)
 
     @property
@@ -221,9 +121,8 @@ class ArtifactResult:
 
 
 # -- the artifact ----------------------------------------------------------------------------------------------
-SERIALIZERS = ("json", "yaml", "pickle")
-_SUFFIX = {"json": ".json", "yaml": ".yaml", "pickle": ".pkl", "torch": ".pt"}
-UNSAFE_SERIALIZERS = frozenset({"pickle", "torch"})  # loading them can run code
+SERIALIZERS = serializers.SERIALIZERS
+UNSAFE_SERIALIZERS = serializers.UNSAFE_SERIALIZERS
 
 
 def _utcnow() -> datetime:
@@ -323,11 +222,11 @@ class TraceletArtifact:
     ) -> TraceletArtifact:
         """Add an ML model: a torch `nn.Module` is saved as its state_dict, an sklearn-style estimator
         (fit/predict/get_params) is pickled, and anything else is pickled with a warning."""
-        framework = _normalise_framework(framework) if framework else detect_framework(model)
-        info: dict[str, Any] = {"framework": framework, "class": _qualname(model)}
+        framework = detect.normalise_framework(framework) if framework else detect.detect_framework(model)
+        info: dict[str, Any] = {"framework": framework, "class": detect.qualname(model)}
         if framework == "pytorch":
             serializer = "torch"
-            info["parameters"] = _torch_parameter_count(model)
+            info["parameters"] = detect.torch_parameter_count(model)
         elif framework == "sklearn":
             serializer = "pickle"
             try:
@@ -350,8 +249,8 @@ class TraceletArtifact:
         info["object"] = obj_name
         info["serializer"] = serializer
         if input_example is not None:
-            info["input_example"] = _describe_example(input_example)
-            ex_serializer = _example_serializer(input_example, framework)
+            info["input_example"] = detect.describe_example(input_example)
+            ex_serializer = detect.example_serializer(input_example, framework)
             self.objects.append(ArtifactObject(input_example, f"{obj_name}_input_example", ex_serializer))
         self.metadata.setdefault("models", []).append(info)
         return self
@@ -359,34 +258,8 @@ class TraceletArtifact:
     # -- serialization -------------------------------------------------------------------------------------------
     def serialize_object(self, obj: ArtifactObject, temp_dir: str) -> str:
         """Write one object under `temp_dir` with its serializer; return the file's path."""
-        path = Path(temp_dir) / (obj.name + _SUFFIX.get(obj.serializer, ".bin"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = obj.obj
-        if obj.serializer == "json":
-            try:
-                text = json.dumps(value, indent=2, allow_nan=True)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(
-                    f"object {obj.name!r} of artifact {self.name!r} is not JSON-serialisable ({exc}); "
-                    "use serializer='yaml' or 'pickle'"
-                ) from None
-            path.write_text(text, encoding="utf-8")
-        elif obj.serializer == "yaml":
-            yaml = _import_yaml()
-            try:
-                text = yaml.safe_dump(value, sort_keys=False)
-            except yaml.YAMLError as exc:
-                raise TypeError(f"object {obj.name!r} cannot be written as YAML ({exc}); use 'pickle'") from None
-            path.write_text(text, encoding="utf-8")
-        elif obj.serializer == "pickle":
-            with open(path, "wb") as f:
-                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        elif obj.serializer == "torch":
-            torch = sys.modules.get("torch") or __import__("torch")
-            state = value.state_dict() if callable(getattr(value, "state_dict", None)) else value
-            torch.save(state, path)
-        else:
-            raise ValueError(f"unknown serializer {obj.serializer!r}")
+        path = Path(temp_dir) / serializers.file_name(obj.name, obj.serializer)
+        serializers.write(obj.obj, obj.serializer, path, what=f"object {obj.name!r} of artifact {self.name!r}")
         return str(path)
 
     def load_objects(self, unsafe: bool = False) -> TraceletArtifact:
@@ -415,77 +288,9 @@ class TraceletArtifact:
 
 def load_object(obj: ArtifactObject) -> Any:
     """Deserialize an object from its `path`."""
-    assert obj.path is not None
-    if obj.serializer == "json":
-        return json.loads(Path(obj.path).read_text(encoding="utf-8"))
-    if obj.serializer == "yaml":
-        return _import_yaml().safe_load(Path(obj.path).read_text(encoding="utf-8"))
-    if obj.serializer == "pickle":
-        with open(obj.path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - only reached when the caller asked for unsafe loading
-    if obj.serializer == "torch":
-        torch = __import__("torch")
-        return torch.load(obj.path, weights_only=True)
-    raise ValueError(f"unknown serializer {obj.serializer!r}")
-
-
-def _import_yaml() -> Any:
-    try:
-        import yaml
-    except ImportError:
-        raise ImportError("the 'yaml' serializer needs PyYAML: pip install pyyaml") from None
-    return yaml
-
-
-# -- model detection (duck typing, no framework imports) ------------------------------------------------------
-def detect_framework(model: Any) -> str:
-    """"pytorch" for a torch nn.Module (Lightning included), "sklearn" for an estimator, else "unknown"."""
-    for klass in type(model).__mro__:
-        if klass.__name__ == "Module" and (klass.__module__ or "").startswith("torch.nn"):
-            return "pytorch"
-    if all(callable(getattr(model, a, None)) for a in ("fit", "predict", "get_params")):
-        return "sklearn"
-    return "unknown"
-
-
-def _normalise_framework(framework: str) -> str:
-    f = framework.lower()
-    return {"torch": "pytorch", "pytorch": "pytorch", "lightning": "pytorch", "scikit-learn": "sklearn"}.get(f, f)
-
-
-def _qualname(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def _torch_parameter_count(model: Any) -> int | None:
-    try:
-        return int(sum(p.numel() for p in model.parameters()))
-    except Exception:
-        return None
-
-
-def _describe_example(example: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": _qualname(example)}
-    shape = getattr(example, "shape", None)
-    if shape is not None:
-        try:
-            info["shape"] = [int(d) for d in shape]
-        except TypeError:
-            pass
-    dtype = getattr(example, "dtype", None)
-    if dtype is not None:
-        info["dtype"] = str(dtype)
-    return info
-
-
-def _example_serializer(example: Any, framework: str) -> str:
-    if framework == "pytorch" and hasattr(example, "shape"):
-        return "torch"
-    try:
-        json.dumps(example)
-        return "json"
-    except (TypeError, ValueError):
-        return "pickle"
+    if obj.path is None:
+        raise ValueError(f"object {obj.name!r} has no serialized file to load")
+    return serializers.read(obj.path, obj.serializer)
 
 
 # -- dict conversion -------------------------------------------------------------------------------------------
@@ -525,22 +330,3 @@ _converter.register_unstructure_hook(ArtifactObject, _unstructure_object)
 _converter.register_structure_hook(ArtifactObject, _structure_object)
 
 
-def guess_type(path: str | os.PathLike[str]) -> ArtifactType:
-    """The artifact type a file's extension suggests (used for plain paths and watched folders)."""
-    suffix = Path(path).suffix.lower()
-    return EXTENSION_TYPES.get(suffix, ArtifactType.CUSTOM)
-
-
-EXTENSION_TYPES: dict[str, ArtifactType] = {
-    **dict.fromkeys((".pt", ".pth", ".ckpt"), ArtifactType.CHECKPOINT),
-    **dict.fromkeys((".safetensors", ".bin", ".h5", ".weights"), ArtifactType.WEIGHTS),
-    **dict.fromkeys((".onnx", ".pkl", ".joblib", ".pb", ".tflite", ".keras", ".mlmodel"), ArtifactType.MODEL),
-    **dict.fromkeys((".csv", ".tsv", ".parquet", ".npy", ".npz", ".arrow", ".tfrecord", ".jsonl"), ArtifactType.DATASET),
-    **dict.fromkeys((".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"), ArtifactType.IMAGE),
-    **dict.fromkeys((".wav", ".mp3", ".flac", ".ogg", ".m4a"), ArtifactType.AUDIO),
-    **dict.fromkeys((".mp4", ".avi", ".mov", ".mkv", ".webm"), ArtifactType.VIDEO),
-    **dict.fromkeys((".svg",), ArtifactType.VISUALIZATION),
-    **dict.fromkeys((".html", ".htm", ".ipynb", ".pdf", ".md"), ArtifactType.REPORT),
-    **dict.fromkeys((".yaml", ".yml", ".json", ".toml", ".ini", ".cfg"), ArtifactType.CONFIG),
-    **dict.fromkeys((".py", ".sh"), ArtifactType.CODE),
-}

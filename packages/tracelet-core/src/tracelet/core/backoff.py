@@ -1,0 +1,83 @@
+"""One retry policy for every delivery: capped exponential backoff that never outlives the run's stop deadline.
+
+The backend workers, artifact delivery and plugins (through `tracelet.plugin.retry`, e.g. MLflow's end-run)
+all retry through `retry`. A worker thread binds its stop deadline with `bind_deadline` once; every `retry`
+on that thread (including inside a plugin's hook) then stops waiting when the deadline passes, so stop()
+returns in time however many layers retry.
+
+Transient and permanent failures are told apart by the exception: a `ConfigurationError` means "this will
+never succeed" (the tracker refuses this data, or the setup is wrong) and is raised at once, without
+retrying; anything else (an outage, a timeout) is retried. `is_permanent` is the one place that says so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tracelet.exceptions import ConfigurationError
+
+T = TypeVar("T")
+
+BACKOFF_START = 0.05  # seconds before the second try
+BACKOFF_CAP = 2.0  # the longest wait between two tries
+_bound = threading.local()
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when retrying cannot help: a plugin raised ConfigurationError (documented in the hookspecs)."""
+    return isinstance(exc, ConfigurationError)
+
+
+def bind_deadline(deadline: Callable[[], float | None]) -> None:
+    """Make `deadline()` (a `time.monotonic()` value, or None for none yet) the stop deadline of every
+    `retry` on this thread. A callable, because stop() sets the deadline later, from another thread."""
+    _bound.deadline = deadline
+
+
+def current_deadline() -> float | None:
+    """The stop deadline bound to this thread, or None."""
+    getter = getattr(_bound, "deadline", None)
+    return getter() if getter is not None else None
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    deadline: Callable[[], float | None] | None = None,
+    start: float = BACKOFF_START,
+    cap: float = BACKOFF_CAP,
+) -> T:
+    """Call `fn` until it returns, waiting `start`, then twice as long each time (at most `cap`) between tries.
+
+    Re-raises `fn`'s last error when it is permanent (`is_permanent`), when `attempts` tries were made, or
+    when the stop deadline (`deadline()`, else the one bound to this thread) has passed; it never sleeps past
+    that deadline. `on_error` sees every transient error before the wait.
+
+    :param fn: what to call; its return value is returned.
+    :param attempts: the most tries; None tries until the deadline (forever when there is none).
+    :param on_error: called with each transient error (e.g. to count and log it).
+    :param deadline: returns the `time.monotonic()` time to give up at, or None.
+    """
+    get_deadline = deadline if deadline is not None else current_deadline
+    delay = start
+    tries = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            tries += 1
+            if is_permanent(exc):
+                raise
+            if on_error is not None:
+                on_error(exc)
+            end = get_deadline()
+            now = time.monotonic()
+            if (attempts is not None and tries >= attempts) or (end is not None and now >= end):
+                raise
+            time.sleep(delay if end is None else min(delay, max(end - now, 0.0)))
+            delay = min(delay * 2, cap)

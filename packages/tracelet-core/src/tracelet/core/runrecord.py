@@ -1,0 +1,85 @@
+"""The run folder of one experiment, as its owner writes it: the journal, run.json and the owner lock.
+
+The format is documented in `tracelet.core.journal`. Only the process that started the run writes here
+(a forked child never does: `tracelet.core.lifecycle`), run.json is replaced atomically on every write, and
+the owner lock (`tracelet.core.owner`) is held from the first write until run.json records the end, so a
+reader can tell a dead run from a live one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelet.core import journal
+from tracelet.core.records import RunStatus
+from tracelet.core.values import plain
+
+if TYPE_CHECKING:
+    from tracelet.core.orchestrator import StopReport
+
+logger = logging.getLogger("tracelet")
+
+
+class RunRecord:
+    """run.json and the journal of one run folder; `identity` holds the fields that never change."""
+
+    def __init__(self, run_dir: Path, identity: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self._meta: dict[str, Any] = {**identity, "status": RunStatus.RUNNING.value}
+        self._owner: Any = None  # tracelet.core.owner.Owner while the run is ours
+        self.journal: journal.JournalWriter | None = None
+
+    def open(self, metadata: dict[str, Any], backend_configs: dict[str, Any]) -> journal.JournalWriter:
+        """Create the folder and the journal, take the owner lock and write run.json (RUNNING).
+
+        `backend_configs` (redacted) is recorded so that `tracelet sync` can finish the same backend runs later.
+        Raises OSError when the folder cannot be written.
+        """
+        from tracelet.core.owner import Owner
+
+        self.journal = journal.JournalWriter(self.run_dir)
+        self._owner = Owner(self.run_dir).claim()
+        self._meta.update(metadata=metadata, owner=self._owner.info, backend_config=backend_configs)
+        self._write()
+        return self.journal
+
+    def record_backend_runs(self, runs: dict[str, dict[str, Any]]) -> None:
+        """The backends' run ids as soon as they are known, so a crashed run's backend runs can be finished."""
+        if not runs:
+            return
+        self._meta["backend_runs"] = plain(runs)
+        try:
+            self._write()
+        except OSError as exc:
+            logger.error("tracelet: cannot record the backend runs in %s: %s", self.run_dir, exc)
+
+    def end(self, status: RunStatus, report: StopReport | None) -> None:
+        """Record how the run ended (and what each backend received), then give up the owner lock."""
+        self._meta["status"] = RunStatus(status).value
+        if report is not None:
+            self._meta["ended_at"] = datetime.now(timezone.utc).isoformat()
+            self._meta["events"] = report.events
+            self._meta["delivery"] = {
+                name: {
+                    "delivered": r.delivered,
+                    "undelivered": r.undelivered,
+                    "dropped": r.dropped,
+                    "refused": r.refused,
+                    "errors": r.errors,
+                    "details": plain(r.details),
+                }
+                for name, r in report.backends.items()
+            }
+        try:
+            self._write()
+        except OSError as exc:  # the run's data is delivered; a full disk must not crash the script's end
+            logger.error("tracelet: cannot record the end of the run in %s: %s", self.run_dir, exc)
+        finally:
+            if self._owner is not None:
+                self._owner.release()  # only once run.json says how the run ended: until then it is ours
+
+    def _write(self) -> None:
+        journal.write_meta(self.run_dir, self._meta)

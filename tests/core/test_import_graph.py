@@ -1,0 +1,130 @@
+"""The `tracelet` package has no import cycle, counting every import the AST holds.
+
+Every kind counts: module-level, inside functions (lazy imports), under `if TYPE_CHECKING:`, `import a.b`,
+`from a import b` (an edge to `a.b` when that is a module, else to `a`) and relative imports. A cycle of
+type-only imports is still a cycle: it means two modules cannot be understood (or split) apart. Importing
+`a.b.c` also runs `a/__init__` and `a/b/__init__`, but those implicit parent imports are not edges here: a
+package's `__init__` re-exporting its modules is not a dependency of the modules on each other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tracelet
+
+ROOT = Path(tracelet.__file__).resolve().parent  # .../src/tracelet
+
+
+def _modules(root: Path) -> dict[str, Path]:
+    found = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _edges(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            # `import tracelet.core.x.y` where y is an attribute: the nearest enclosing module.
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target.startswith("tracelet") and target != name:
+                out.add(target)
+    return out
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """Module name -> the `tracelet` modules it imports, for the package at `root`."""
+    modules = _modules(root)
+    return {name: _edges(name, path, modules) for name, path in modules.items()}
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """The edge finder is itself checked on a package with one import of each kind."""
+    root = tmp_path / "tracelet"
+    (root / "sub").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tracelet.b import B\n")
+    (root / "b.py").write_text("def f():\n    import tracelet.sub.c\n")
+    (root / "sub" / "c.py").write_text("from .. import a\nfrom ..b import f\n")
+    graph = import_graph(root)
+    assert graph["tracelet.a"] == {"tracelet.b"}  # type-only
+    assert graph["tracelet.b"] == {"tracelet.sub.c"}  # inside a function
+    assert graph["tracelet.sub.c"] == {"tracelet.a", "tracelet.b"}  # relative
+    assert find_cycles(graph) == [["tracelet.a", "tracelet.b", "tracelet.sub.c"]]
+
+
+def test_tracelet_has_no_import_cycle() -> None:
+    graph = import_graph()
+    assert len(graph) > 20  # the real package was found
+    cycles = find_cycles(graph)
+    detail = "\n".join(
+        " <-> ".join(c) + "\n    " + "\n    ".join(f"{m} imports {sorted(graph[m] & set(c))}" for m in c) for c in cycles
+    )
+    assert not cycles, f"import cycles inside tracelet:\n{detail}"
+
+
+def test_core_imports_no_backend() -> None:
+    graph = import_graph()
+    offenders = {m: sorted(t for t in deps if t.startswith("tracelet.backends")) for m, deps in graph.items()
+                 if m.startswith("tracelet.core")}
+    assert not {m: d for m, d in offenders.items() if d}
