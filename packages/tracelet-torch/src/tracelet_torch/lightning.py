@@ -116,11 +116,18 @@ class TraceletLogger(Logger):
         return self._experiment
 
     @property
+    def experiment_if_started(self) -> Any:
+        """The experiment this logger logs into, or None before its first use (starts nothing)."""
+        return self._experiment
+
+    @property
     def name(self) -> str:
         return self._experiment.name if self._experiment is not None else (self._exp_name or "lightning")
 
     @property
     def version(self) -> str:
+        if self._experiment is not None:  # also after finalize: the run this logger logged into
+            return str(self._experiment.id)
         return str(self.experiment.id) if rank_zero_only.rank == 0 else ""
 
     # -- logging -----------------------------------------------------------------------------------------------------

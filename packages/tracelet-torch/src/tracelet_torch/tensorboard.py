@@ -13,8 +13,8 @@ Guarantees:
 - Values are handed over as they come: a tensor on an accelerator is converted on the delivery side, never
   on the training thread (histogram statistics are computed as 0-d tensors on the tensor's own device).
 
-What becomes what (step: `global_step`, or the run's current iteration when None; timestamp: `walltime`,
-or the time of the call when None):
+What becomes what (step: `global_step`, or the run's current iteration when None; timestamp: `walltime`;
+when None, the time of the call, handed to the writer too so both record the same time):
 
 - `add_scalar(tag, v)` → metric `tag`; `add_scalars(main, {sub: v})` → metrics `main/sub`.
 - `add_hparams(hparams, metrics)` → parameters `hparams`, metrics `metrics` (the writer's inner writes of
@@ -149,11 +149,14 @@ def _made_by_lightning() -> bool:
 def _wrap_add_scalar(original: Any) -> Any:
     def add_scalar(self: Any, tag: Any, scalar_value: Any, global_step: Any = None, walltime: Any = None,
                    *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        if not PATCHER.targets:
+            return original(self, tag, scalar_value, global_step, walltime, *args, **kwargs)
+        if walltime is None:  # what the writer would take; handing it over keeps the run's point at the same time
+            walltime = time.time()
         result = original(self, tag, scalar_value, global_step, walltime, *args, **kwargs)
-        if PATCHER.targets:
-            sinks = _targets(self)
-            if sinks:
-                _scalar(sinks, tag, scalar_value, global_step, walltime)
+        sinks = _targets(self)
+        if sinks:
+            _scalar(sinks, tag, scalar_value, global_step, walltime)
         return result
 
     return add_scalar

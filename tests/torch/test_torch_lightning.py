@@ -1,0 +1,157 @@
+"""A real Lightning `Trainer.fit` (tiny model, CPU, 2 epochs) with `TraceletLogger`, and with capture only.
+
+What Lightning logged is read from a `CSVLogger` (or the TensorBoard event files) attached to the same trainer,
+so "exactly the points Lightning logged" is checked against Lightning's own record.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch_helpers import config, event_scalars, store_points
+
+import tracelet
+from tracelet.store import open_run
+from tracelet_torch.lightning import TraceletLogger
+
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+
+PACKAGES = ["lightning.pytorch", "pytorch_lightning"]
+
+
+def make_module(pl: Any) -> Any:
+    class TinyModule(pl.LightningModule):
+        def __init__(self, lr: float = 0.05, hidden: int = 8, optim: dict | None = None) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            loss = nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            x, y = batch
+            self.log("val_loss", nn.functional.mse_loss(self.net(x), y))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    return TinyModule(optim={"momentum": 0.0, "nesterov": False})
+
+
+def loaders() -> tuple[DataLoader, DataLoader]:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=g), torch.randn(32, 1, generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x[:16], y[:16]), batch_size=8)
+
+
+def fit(pl: Any, tmp_path: Path, loggers: Any, **kwargs: Any) -> Any:
+    torch.manual_seed(0)
+    checkpoint = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val_loss", save_top_k=1, save_last=True
+    )
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", devices=1, logger=loggers, callbacks=[checkpoint], log_every_n_steps=1,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, **kwargs,
+    )  # fmt: skip
+    train, val = loaders()
+    trainer.fit(make_module(pl), train, val)
+    return checkpoint
+
+
+def csv_points(logger: Any) -> list[tuple[str, int, float]]:
+    """Every point Lightning logged, as its CSVLogger wrote them (a metric may repeat at one step: `epoch`)."""
+    with open(Path(logger.log_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return sorted((k, int(r["step"]), float(v)) for r in rows for k, v in r.items() if k != "step" and v != "")
+
+
+def as_list(points: dict[str, list[tuple[int, float, float]]]) -> list[tuple[str, int, float]]:
+    return sorted((name, step, value) for name, pts in points.items() for step, value, _ in pts)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_tracelet_logger_logs_hparams_metrics_checkpoints_and_ends_its_run(tmp_path: Path, package: str) -> None:
+    pl = importlib.import_module(package)
+    logger = TraceletLogger("lit", project="lit-proj", backend="local", config=config(enable_artifacts=True))
+    reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
+    checkpoint = fit(pl, tmp_path, [logger, reference])
+
+    exp = logger.experiment_if_started
+    assert exp is not None and exp.status.value == "FINISHED"  # finalize("success") ended the run it started
+    assert tracelet.get_active_experiment() is None
+    run = open_run(exp.id)
+    assert run.status == "FINISHED" and run.name == "lit" and run.project == "lit-proj"
+    assert logger.name == "lit" and logger.version == exp.id
+    assert {k: v for k, v in run.params().items() if not k.startswith("optimizer/")} == {
+        "lr": 0.05, "hidden": 8, "optim/momentum": 0.0, "optim/nesterov": False,
+    }  # fmt: skip
+    points = store_points(exp.id)
+    assert as_list(points) == csv_points(reference)
+    assert {"train_loss", "val_loss", "epoch"} <= set(points)
+    stored = {a.name: a for a in run.artifacts() if a.type.value == "checkpoint"}
+    assert {Path(checkpoint.best_model_path).name, "last.ckpt"} <= set(stored)
+    assert all(name == "last.ckpt" or name.startswith("epoch=") for name in stored)
+    assert len(run.artifact("last.ckpt", "v2").files) == 1  # saved after each epoch: one version per save
+    best = stored[Path(checkpoint.best_model_path).name]
+    assert best.metadata["monitor"] == "val_loss" and best.metadata["best"] is True
+    assert best.metadata["score"] == pytest.approx(float(checkpoint.best_model_score))
+
+
+def test_tracelet_logger_reuses_the_active_experiment_and_leaves_it_running(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    exp = tracelet.start_logging("outer", backend="local", config=config())
+    logger = TraceletLogger(log_checkpoints=False)
+    fit(pl, tmp_path, logger)
+    assert logger.experiment_if_started is exp and exp.status.value == "RUNNING"
+    exp.log_metric("after_fit", 1.0, 0)
+    tracelet.stop_logging()
+    points = store_points(exp.id)
+    assert "train_loss" in points and "after_fit" in points
+    assert not [a for a in open_run(exp.id).artifacts() if a.type.value == "checkpoint"]  # log_checkpoints=False
+
+
+def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    exp = tracelet.start_logging("plain", backend="local", config=config())
+    tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="plain")
+    fit(pl, tmp_path, tb_logger)
+    tracelet.stop_logging()
+    events = event_scalars(tb_logger.log_dir)
+    points = store_points(exp.id)
+    assert {"train_loss", "val_loss", "epoch"} <= set(points)
+    assert {k: [(s, v) for s, v, _ in pts] for k, pts in points.items()} == {
+        k: [(s, v) for s, v, _ in pts] for k, pts in events.items()
+    }  # exactly what Lightning wrote, once each, with its steps and walltimes
+    assert all([t for _, _, t in points[k]] == [t for _, _, t in events[k]] for k in points)
+
+
+def test_tracelet_logger_and_capture_together_give_no_duplicates(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    exp = tracelet.start_logging("both", backend="local", config=config())
+    tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="both")
+    reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
+    fit(pl, tmp_path, [TraceletLogger(log_checkpoints=False), tb_logger, reference])
+    tracelet.stop_logging()
+    points = store_points(exp.id)
+    assert as_list(points) == csv_points(reference)
+    written = [p for p in as_list(event_scalars(tb_logger.log_dir)) if p[0] != "hp_metric"]  # its own placeholder
+    assert written == csv_points(reference)  # TensorBoard still got them all
