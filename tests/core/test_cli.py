@@ -25,7 +25,7 @@ def test_plugins_json_lists_name_type_distribution_version_hooks(capsys) -> None
 def test_plugins_table(capsys) -> None:
     main(["plugins"])
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "HOOKS"]
+    assert out.splitlines()[0].split() == ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "STATUS", "DESCRIPTION"]
     assert any(line.split()[:3] == ["recorder", "backend", "tracelet-testplugin"] for line in out.splitlines())
 
 

@@ -19,20 +19,21 @@ pytest.importorskip("mlflow")  # the test env has it; a core-only env has no MLf
 
 from tracelet_mlflow.backend import MLflowBackend  # noqa: E402
 
+SHARED: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_store_per_module(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Creating an MLflow sqlite store runs its migrations (seconds): the tests share one, a run each.
+    SHARED["store"] = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
 
 class TestMLflowSqlite(BackendConformance):
     backend = MLflowBackend
     relogged_params = "first"  # MLflow forbids changing a param: the first value stays (the latest is a tag)
 
-    store: Path
-
-    @pytest.fixture(autouse=True, scope="class")
-    def _one_store_per_class(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        # Creating an MLflow sqlite store runs its migrations (seconds): the tests share one, a run each.
-        type(self).store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-
     def backend_config(self, tmp_path: Path) -> dict[str, Any]:
-        return {"tracking_uri": f"sqlite:///{self.store}", "telemetry": False}
+        return {"tracking_uri": f"sqlite:///{SHARED['store']}", "telemetry": False}
 
     def read_run(self, run: RunUnderTest) -> TrackedRun:
         from mlflow import MlflowClient

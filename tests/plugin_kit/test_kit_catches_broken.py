@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tracelet.plugin import Metric, RunContext, RunStatus, hookimpl
 from tracelet.testing import BackendConformance, ConformanceError, RunUnderTest, TrackedRun
 

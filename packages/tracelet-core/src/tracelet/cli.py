@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracelet.core import discovery
-from tracelet.core.plugins import PluginType, new_plugin_manager
+from tracelet.core.plugins import PluginType, hook_problems, new_plugin_manager, warn_undecorated
 from tracelet.exceptions import ConfigurationError
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -37,8 +37,14 @@ def _mean(bucket: Sequence[float]) -> float:
 
 
 def _plugin_rows() -> list[dict[str, Any]]:
+    """One row per visible plugin: what it is, its hooks and metadata, and what is wrong with it, if anything.
+
+    A plugin is "broken" when selecting it would fail: it cannot be imported, it has an unknown hook name,
+    pluggy refuses a hook's signature, or two distributions publish its name.
+    """
     rows = []
     for ptype in PluginType:
+        clashing = discovery.clashes(ptype)
         for spec in discovery.installed(ptype):
             row: dict[str, Any] = {
                 "name": spec.name,
@@ -46,17 +52,50 @@ def _plugin_rows() -> list[dict[str, Any]]:
                 "distribution": spec.distribution,
                 "version": spec.version,
                 "entry_point": spec.value,
+                "hooks": [],
+                "description": "",
+                "capabilities": [],
+                "problems": [],
+                "warnings": [],
             }
+            if spec.name in clashing:
+                row["problems"].append(discovery.clash_message(ptype, spec.name, clashing[spec.name]))
             try:
-                obj = spec.load()
-                pm = new_plugin_manager()
-                pm.register(obj() if isinstance(obj, type) else obj, name=spec.name)
-                row["hooks"] = sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(spec.name)) or [])
+                _inspect_plugin(spec, row)
             except ConfigurationError as exc:
-                row["hooks"] = []
-                row["error"] = str(exc)
+                row["problems"].append(str(exc))
+            row["status"] = "broken" if row["problems"] else "ok"
+            if row["problems"]:
+                row["error"] = "; ".join(row["problems"])
             rows.append(row)
     return rows
+
+
+def _inspect_plugin(spec: discovery.PluginSpec, row: dict[str, Any]) -> None:
+    obj = spec.load()
+    plugin = obj() if isinstance(obj, type) else obj
+    row["problems"].extend(hook_problems(plugin))
+    row["warnings"].extend(
+        f"`{name}` has a hook's name but no @hookimpl: never called" for name in warn_undecorated(plugin, spec.name)
+    )
+    pm = new_plugin_manager()
+    try:
+        pm.register(plugin, name=spec.name)
+    except Exception as exc:  # pluggy's own refusal (an argument the hookspec lacks, ...)
+        row["problems"].append(f"{type(exc).__name__}: {exc}")
+        return
+    row["hooks"] = sorted({h.name for h in pm.get_hookcallers(plugin) or []})
+    if "plugin_metadata" in row["hooks"]:
+        try:
+            meta = pm.hook.plugin_metadata()
+        except Exception as exc:
+            row["warnings"].append(f"plugin_metadata raised {type(exc).__name__}: {exc}")
+            return
+        if meta is not None:
+            row["description"] = str(getattr(meta, "description", "") or "")
+            row["capabilities"] = [str(c) for c in getattr(meta, "capabilities", None) or []]
+            if getattr(meta, "homepage", None):
+                row["homepage"] = str(meta.homepage)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -67,13 +106,25 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     rows = _plugin_rows()
+    broken = [r for r in rows if r["status"] != "ok"]
+    code = 1 if args.check and broken else 0
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    table = [[r["name"], r["type"], r["distribution"], r["version"], ", ".join(r["hooks"]) or r.get("error", "")]
-             for r in rows]
-    print(_table(table, ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "HOOKS"]))
-    return 0
+        return code
+    table = [[r["name"], r["type"], r["distribution"], r["version"], r["status"], r["description"]] for r in rows]
+    print(_table(table, ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "STATUS", "DESCRIPTION"]))
+    print()
+    for r in rows:
+        caps = f"capabilities: {', '.join(r['capabilities'])}; " if r["capabilities"] else ""
+        print(f"{r['name']} ({r['type']}): {caps}hooks: {', '.join(r['hooks']) or 'none'}")
+        for problem in r["problems"]:
+            print(f"  BROKEN: {problem}")
+        for warning in r["warnings"]:
+            print(f"  warning: {warning}")
+    if args.check:
+        verdict = f"{len(broken)} broken plugin(s): {', '.join(r['name'] for r in broken)}" if broken else "all ok"
+        print(f"\ntracelet plugins --check: {verdict}", file=sys.stderr)
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -83,8 +134,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.dir or store.default_root()}")
         return 0
-    table = [[r.id, r.project or "", r.name or "", _status(r), (r.created_at or "")[:19], str(r.meta.get("events", "")),
-              _behind(r)] for r in runs]
+    table = [
+        [
+            r.id,
+            r.project or "",
+            r.name or "",
+            _status(r),
+            (r.created_at or "")[:19],
+            str(r.meta.get("events", "")),
+            _behind(r),
+        ]
+        for r in runs
+    ]
     print(_table(table, ["RUN", "PROJECT", "NAME", "STATUS", "CREATED", "EVENTS", "BEHIND"]))
     return 0
 
@@ -134,8 +195,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         for name, points in sorted(metrics.items()):
             values = [p.value for p in points]
             finite = [v for v in values if math.isfinite(v)] or [math.nan]
-            rows.append([name, f"{values[-1]:.6g}", f"{min(finite):.6g}", f"{max(finite):.6g}", str(len(values)),
-                         sparkline(values)])
+            rows.append(
+                [
+                    name,
+                    f"{values[-1]:.6g}",
+                    f"{min(finite):.6g}",
+                    f"{max(finite):.6g}",
+                    str(len(values)),
+                    sparkline(values),
+                ]
+            )
         print(textwrap.indent(_table(rows, ["NAME", "LAST", "MIN", "MAX", "POINTS", ""]), "  "))
     return 0
 
@@ -145,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list installed plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true", help="exit with status 1 when any plugin is broken")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("runs", help="list runs in the local store")
     p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")

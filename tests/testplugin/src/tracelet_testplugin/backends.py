@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracelet import hookimpl
-from tracelet.core.records import Metric, RunContext, RunStatus
+from tracelet.plugin import ConfigurationError, Metric, RunContext, RunStatus, hookimpl
 
 RECORDS: dict[str, dict[str, Any]] = {}
 _lock = threading.Lock()
@@ -143,6 +142,23 @@ class MisconfiguredBackend(RecorderBackend):
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
-        from tracelet.exceptions import ConfigurationError
-
         raise ConfigurationError("bad-config: this backend needs a setting it was not given")
+
+
+class TypoBackend(RecorderBackend):
+    """Misspells a hook (`backend_log_metric`): selecting it must fail start(), naming the real hook."""
+
+    label = "typo"
+
+    @hookimpl
+    def backend_log_metric(self, metrics: list[Metric]) -> None:
+        self.rec["metrics"].extend(metrics)
+
+
+class UndecoratedBackend(RecorderBackend):
+    """Has a hook-named method without @hookimpl: it is never called, and Tracelet warns about it once."""
+
+    label = "undecorated"
+
+    def backend_flush(self) -> None:
+        self.rec["flushed"] = True

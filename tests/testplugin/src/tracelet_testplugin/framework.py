@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracelet import hookimpl
+from tracelet.plugin import hookimpl
 
 EVENTS: list[tuple[str, str]] = []
 

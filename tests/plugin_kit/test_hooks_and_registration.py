@@ -1,0 +1,195 @@
+"""Typo-proof hooks, in-process registration, name clashes and `tracelet plugins` marking broken plugins.
+
+The misspelled and undecorated backends are real entry points of the test plugin distribution; the clash is
+two real distributions (dist-info folders on sys.path) publishing one name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracelet
+import tracelet.plugin
+from tracelet import ConfigurationError
+from tracelet.cli import main
+from tracelet.core import discovery
+from tracelet.plugin import Metric, RunContext, RunStatus, hookimpl
+
+
+def test_misspelled_hook_fails_start_naming_plugin_hook_and_the_real_one() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        tracelet.start_logging("typo-run", backend="typo")
+    msg = str(err.value)
+    assert "plugin 'typo'" in msg
+    assert "unknown hook `backend_log_metric`" in msg
+    assert "did you mean `backend_log_metrics`?" in msg
+
+
+def test_hook_named_method_without_hookimpl_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracelet.core import plugins
+    from tracelet_testplugin.backends import RECORDS
+
+    monkeypatch.setattr(plugins, "_warned_undecorated", set())  # "once" is per process: start this test afresh
+    caplog.set_level(logging.WARNING, logger="tracelet")
+    ids = []
+    for _ in range(2):
+        exp = tracelet.start_logging("undecorated-run", backend="undecorated")
+        exp.log_metric("loss", 1.0, 0)
+        tracelet.stop_logging()
+        ids.append(exp.id)
+    warnings = [r.getMessage() for r in caplog.records if "no @hookimpl" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "`backend_flush`" in warnings[0] and "'undecorated'" in warnings[0]
+    assert all("flushed" not in RECORDS[f"undecorated:{i}"] for i in ids)  # never called, as warned
+
+
+class Collected:
+    """An unpackaged backend, as a notebook would define it."""
+
+    runs: dict[str, dict[str, Any]] = {}
+
+    @hookimpl
+    def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        self.rec = Collected.runs[run.run_id] = {"metrics": [], "params": {}, "status": None, "config": run.config}
+        return {"id": run.run_id}
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        self.rec["metrics"].extend(metrics)
+
+    @hookimpl
+    def backend_log_params(self, params: dict[str, Any]) -> None:
+        self.rec["params"].update(params)
+
+    @hookimpl
+    def backend_end_run(self, status: RunStatus) -> None:
+        self.rec["status"] = status
+
+
+@pytest.fixture
+def unregister() -> Any:
+    names: list[str] = []
+    yield names
+    for name in names:
+        tracelet.unregister_plugin(name)
+
+
+def test_register_plugin_runs_a_backend_end_to_end(unregister: list[str]) -> None:
+    assert tracelet.register_plugin is tracelet.plugin.register_plugin
+    tracelet.register_plugin(Collected, name="collected")
+    unregister.append("collected")
+    exp = tracelet.start_logging("in-process", backend=["collected", "local"], config={"collected": {"k": 1}})
+    for i in range(2500):
+        exp.log_metric("loss", 1.0 / (i + 1), i)
+    exp.log_params({"lr": 0.1})
+    report = exp.stop()
+    rec = Collected.runs[exp.id]
+    assert [(m.step, m.value) for m in rec["metrics"]] == [(i, 1.0 / (i + 1)) for i in range(2500)]
+    assert rec["params"] == {"lr": 0.1} and rec["status"] is RunStatus.FINISHED and rec["config"] == {"k": 1}
+    assert report is not None and report.backends["collected"].delivered == report.events
+    assert "collected" in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
+    assert tracelet.unregister_plugin("collected") is True
+    with pytest.raises(ConfigurationError, match="unknown backend 'collected'"):
+        tracelet.start_logging("gone", backend="collected")
+
+
+def test_register_plugin_refuses_an_installed_name_unless_replace(
+    unregister: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        tracelet.register_plugin(Collected, name="recorder")
+    assert "already installed by tracelet-testplugin 0.1.0" in str(err.value) and "replace=True" in str(err.value)
+    caplog.set_level(logging.WARNING, logger="tracelet")
+    tracelet.register_plugin(Collected, name="recorder", replace=True)
+    unregister.append("recorder")
+    assert any("is replaced in this process" in r.getMessage() for r in caplog.records)
+    exp = tracelet.start_logging("replaced", backend="recorder")
+    exp.log_metric("x", 1.0, 0)
+    tracelet.stop_logging()
+    assert [m.value for m in Collected.runs[exp.id]["metrics"]] == [1.0]
+
+
+def test_register_plugin_checks_hooks_at_registration() -> None:
+    class Typo:
+        @hookimpl
+        def backend_log_param(self, params: dict[str, Any]) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="did you mean `backend_log_params`"):
+        tracelet.register_plugin(Typo, name="typo-inline")
+    assert "typo-inline" not in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
+
+
+def _distribution(root: Path, name: str, version: str, entry_points: dict[str, str]) -> None:
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = ["[tracelet.backends]", *(f"{k} = {v}" for k, v in entry_points.items())]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def clashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    target = "tracelet_testplugin.backends:RecorderBackend"
+    _distribution(site, "clash-one", "1.0", {"dupe": target})
+    _distribution(site, "clash-two", "2.0", {"dupe": target, "recorder": target})
+    monkeypatch.syspath_prepend(str(site))
+    discovery.refresh()
+
+
+@pytest.mark.usefixtures("clashing")
+def test_two_distributions_with_one_name_is_an_error_naming_both() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        tracelet.start_logging("clash", backend="dupe")
+    msg = str(err.value)
+    assert "'dupe' is registered by more than one distribution" in msg
+    assert "clash-one 1.0" in msg and "clash-two 2.0" in msg and "TRACELET_DISABLED_PLUGINS=" in msg
+    with pytest.raises(
+        ConfigurationError, match="tracelet-testplugin 0.1.0.*clash-two 2.0|clash-two 2.0.*tracelet-testplugin"
+    ):
+        tracelet.start_logging("clash", backend="recorder")
+
+
+@pytest.mark.usefixtures("clashing")
+def test_hiding_one_distribution_settles_a_clash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACELET_DISABLED_PLUGINS", "clash-two")
+    spec = discovery.find(tracelet.plugin.PluginType.BACKEND, "dupe")
+    assert spec.distribution == "clash-one"
+
+
+@pytest.mark.usefixtures("clashing")
+def test_plugins_check_marks_clashes_typos_and_import_failures_broken(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json", "--check"]) == 1
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["typo"]["status"] == "broken" and "did you mean `backend_log_metrics`" in rows["typo"]["error"]
+    assert rows["dupe"]["status"] == "broken" and "clash-two" in rows["dupe"]["error"]
+    assert rows["broken"]["status"] == "broken" and "ModuleNotFoundError" in rows["broken"]["error"]
+    assert rows["undecorated"]["status"] == "ok" and "`backend_flush`" in rows["undecorated"]["warnings"][0]
+    assert rows["local"]["status"] == "ok"
+    assert rows["local"]["description"].startswith("Embedded local store")
+    assert rows["local"]["capabilities"] == ["metrics", "params", "tags", "artifacts"]
+
+
+def test_plugins_table_shows_status_description_and_capabilities(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACELET_LOAD_PLUGINS", "recorder,typo")
+    assert main(["plugins"]) == 0  # without --check, a broken plugin is shown, not an exit status
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "TYPE", "DISTRIBUTION", "VERSION", "STATUS", "DESCRIPTION"]
+    assert any(line.split()[:5] == ["typo", "backend", "tracelet-testplugin", "0.1.0", "broken"] for line in lines)
+    assert any(line.split()[:5] == ["local", "backend", "tracelet", "0.1.0", "ok"] for line in lines)
+    assert "local (backend): capabilities: metrics, params, tags, artifacts; hooks:" in out
+    assert "  BROKEN: unknown hook `backend_log_metric`; did you mean `backend_log_metrics`?" in out
+    assert main(["plugins", "--check"]) == 1
+    monkeypatch.setenv("TRACELET_LOAD_PLUGINS", "recorder")
+    capsys.readouterr()
+    assert main(["plugins", "--check"]) == 0
