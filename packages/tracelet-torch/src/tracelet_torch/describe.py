@@ -138,3 +138,17 @@ def optimizer_params(optimizer: Any) -> dict[str, Any]:
             elif hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a tensor lr (capturable)
                 info[f"{prefix}{key}"] = float(value.item())
     return info
+
+
+_SCHEDULER_STATE = {"last_epoch", "verbose", "base_lrs", "last_lr", "optimizer"}
+
+
+def scheduler_params(scheduler: Any) -> dict[str, Any]:
+    """An LR scheduler's type and its settings (step_size, gamma, T_max, ...), without its running state."""
+    info: dict[str, Any] = {"type": type(scheduler).__name__}
+    for key, value in vars(scheduler).items():
+        if key.startswith("_") or key in _SCHEDULER_STATE:
+            continue
+        if isinstance(value, (bool, int, float, str)):
+            info[key] = value
+    return info

@@ -284,3 +284,17 @@ class PyTorchFramework:
         if not is_torch(dataset, "utils.data.Dataset", "utils.data.DataLoader"):
             return None
         return describe.describe_dataset(dataset)
+
+    @hookimpl
+    def framework_detect_hyperparams(self, value: Any) -> dict[str, Any] | None:
+        """Hyperparameters held by an optimizer, an LR scheduler or a DataLoader found by `capture_hyperparams`.
+
+        :param value: a variable of the frame `capture_hyperparams` looks at.
+        """
+        if is_torch(value, "optim.Optimizer"):
+            return describe.optimizer_params(value)
+        if is_torch(value, "optim.lr_scheduler.LRScheduler", "optim.lr_scheduler.ReduceLROnPlateau"):
+            return describe.scheduler_params(value)
+        if is_torch(value, "utils.data.DataLoader"):
+            return {k: getattr(value, k) for k in ("batch_size", "num_workers", "drop_last") if hasattr(value, k)}
+        return None

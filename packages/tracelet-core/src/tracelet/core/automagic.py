@@ -31,18 +31,17 @@ from tracelet.core.records import RunContext
 logger = logging.getLogger("tracelet")
 
 
-def simple_locals(frame: FrameType | None, cfg: AutomagicConfig) -> dict[str, Any]:
-    """The frame's variables that look like hyperparameters: numbers, booleans and short strings, without
-    private names (`_x`) or `cfg.ignore_names`."""
-    found: dict[str, Any] = {}
+def simple_locals(
+    frame: FrameType | None, cfg: AutomagicConfig, detect: Callable[[Any], dict[str, Any] | None] | None = None
+) -> dict[str, Any]:
+    """The frame's variables that look like hyperparameters (rules: `tracelet.core.hyperparams`): numbers,
+    booleans, short strings, argparse/dataclass/attrs configs flattened to `a/b`, and what `detect` (the
+    framework plugins) finds in their own objects; never private names (`_x`) or `cfg.ignore_names`."""
     if frame is None:
-        return found
-    for key, value in frame.f_locals.items():
-        if key.startswith("_") or key in cfg.ignore_names:
-            continue
-        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= cfg.max_value_length):
-            found[key] = value
-    return found
+        return {}
+    from tracelet.core import hyperparams
+
+    return hyperparams.collect(frame.f_locals, cfg.max_value_length, cfg.ignore_names, detect)
 
 
 def user_frame(depth: int = 1) -> FrameType | None:
@@ -101,6 +100,10 @@ class Frameworks:
                 handle.call("framework_uninstrument", experiment=experiment)
             except Exception as exc:
                 logger.warning("tracelet: framework plugin %r failed to uninstrument: %s", handle.name, exc)
+
+    def detect(self, value: Any) -> dict[str, Any] | None:
+        """Hyperparameters a framework plugin finds in `value` (`framework_detect_hyperparams`), or None."""
+        return self.describe("framework_detect_hyperparams", value=value)
 
     def describe(self, hook: str, **kwargs: Any) -> dict[str, Any] | None:
         """The first non-empty answer of `hook` among the instrumented plugins."""

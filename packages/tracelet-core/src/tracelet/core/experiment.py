@@ -202,7 +202,7 @@ class Experiment:
             self._record.record_backend_runs(orch.started_details())
         self._frameworks.instrument(self, self.settings.automagic_frameworks, self._context_for)
         if self.config.enable_automagic and self.automagic_config.detect_hyperparameters:
-            found = magic.simple_locals(caller, self.automagic_config)
+            found = magic.simple_locals(caller, self.automagic_config, self._frameworks.detect)
             if found:
                 self.log_params(found)
         self._start_collectors()
@@ -426,7 +426,7 @@ class Experiment:
     # -- automagic (tracelet.core.automagic) -------------------------------------------------------------------------
     def capture_hyperparams(self) -> dict[str, Any]:
         """Capture the caller's simple local variables (numbers, strings, booleans) as parameters."""
-        found = magic.simple_locals(sys._getframe(1), self.automagic_config)
+        found = magic.simple_locals(sys._getframe(1), self.automagic_config, self._frameworks.detect)
         if found:
             self.log_params(found)
         return found

@@ -163,6 +163,12 @@ class FrameworkPlugin:
     def framework_describe_dataset(self, dataset: Any) -> dict[str, Any] | None:
         """Return facts about a dataset (size, shapes, ...), or None when it is not this framework's."""
 
+    @hookspec(firstresult=True)
+    def framework_detect_hyperparams(self, value: Any) -> dict[str, Any] | None:
+        """Return the hyperparameters an object of this framework holds (an optimizer's lr, momentum, ...), keyed
+        relative to the variable that holds it; None when it is not this framework's. Called by
+        `capture_hyperparams()` (`tracelet.core.hyperparams`) for objects the core's own rules do not take."""
+
 
 class CollectorPlugin:
     """Hooks of a periodic metric source (system, GPU, ...)."""

@@ -31,7 +31,14 @@ class InstrumentedExperiment(Protocol):
     #: The global settings the run resolved (`metrics_interval`, `dir`, ...).
     settings: TraceletSettings
 
+    #: The experiment's config dict (`start_logging(config=...)`); integrations read their own keys from it.
+    options: dict[str, Any]
+
     def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None: ...
+
+    def log_metric_at(self, name: str, value: Any, iteration: int | None, timestamp: float | None) -> None: ...
+
+    def create_artifact(self, name: str, artifact_type: Any, description: str | None = None) -> Any: ...
 
     def log_params(self, params: dict[str, Any]) -> None: ...
 
