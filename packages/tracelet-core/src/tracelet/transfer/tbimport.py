@@ -2,8 +2,8 @@
 
 Guarantees:
 
-- **TensorBoard's own reader.** Files are read with `tensorboard`'s `EventFileLoader` (with its compatibility
-  layers), one event at a time: memory stays bounded by one journal frame and one event, however many
+- **TensorBoard's own reader.** Files are read with `tensorboard`'s `LegacyEventFileLoader` (what its
+  `EventAccumulator` reads with), one event at a time: memory stays bounded by one journal frame and one event, however many
   points a file holds. `tensorboard` is imported only here.
 - **One run per run directory.** Every directory holding event files is one run; its path below LOGDIR
   (`a/b`) is the run's name, so nested directories stay as name prefixes. A `SummaryWriter.add_hparams`
@@ -173,7 +173,9 @@ def _import_one(src: Path, files: list[Path], name: str, project: str, project_d
 
 def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: str, out: Path,
                fingerprint: dict[str, int], with_media: bool, on_bytes: Any) -> ImportedRun:
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    # The legacy loader, as TensorBoard's EventAccumulator reads: legacy values (simple_value, histo, image) are
+    # handled as they are, without converting each into a tensor first.
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
     writer = _Writer(out)
     result = ImportedRun(run_id, name, out)
@@ -183,7 +185,7 @@ def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: st
     first = last = None
     read = 0
     for path in files:
-        for event in EventFileLoader(str(path)).Load():
+        for event in LegacyEventFileLoader(str(path)).Load():
             wall = float(event.wall_time)
             if event.HasField("summary"):
                 first = wall if first is None else min(first, wall)
@@ -221,27 +223,57 @@ def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: st
 
 def _value(value: Any, step: int, wall: float, plugins: dict[str, str], writer: _Writer,
            texts: dict[str, list[tuple[int, float, str]]], media: _Media, result: ImportedRun) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "simple_value":  # the common case first: a legacy scalar (torch's add_scalar)
+        writer.add((METRIC, value.tag, float(value.simple_value), step, wall))
+        return
     tag = value.tag
     plugin = value.metadata.plugin_data.plugin_name
     if plugin:
         plugins[tag] = plugin
     else:
         plugin = plugins.get(tag, "")
-    if plugin == "scalars":
+    if kind == "histo":
+        plugin = "histograms"
+        if media.enabled:
+            media.histogram(tag, step, wall, _legacy_buckets(value.histo))
+            return
+    elif kind == "image":
+        plugin = "images"
+        if media.enabled:
+            media.image(tag, step, [value.image.encoded_image_string])
+            return
+    elif plugin == "scalars":
         writer.add((METRIC, tag, _scalar(value.tensor), step, wall))
+        return
     elif plugin == "hparams":
         params = _hparams(value.metadata.plugin_data.content)
         if params:
             writer.add((PARAMS, params, wall))
+        return
     elif plugin == "text":
         texts.setdefault(tag, []).append((step, wall, _text(value.tensor)))
+        return
     elif plugin == "histograms" and media.enabled:
-        media.histogram(tag, step, wall, value.tensor)
+        from tensorboard.util import tensor_util
+
+        media.histogram(tag, step, wall, tensor_util.make_ndarray(value.tensor).tolist())
+        return
     elif plugin == "images" and media.enabled:
-        media.image(tag, step, value.tensor)
-    else:
-        kind = plugin or value.WhichOneof("value") or "unknown"
-        result.skipped[kind] = result.skipped.get(kind, 0) + 1
+        media.image(tag, step, list(value.tensor.string_val)[2:])  # [width, height, image, ...]
+        return
+    name = plugin or kind or "unknown"
+    result.skipped[name] = result.skipped.get(name, 0) + 1
+
+
+def _legacy_buckets(histo: Any) -> list[list[float]]:
+    """A HistogramProto as [[left, right, count], ...], the form TensorBoard's histograms plugin uses."""
+    out, left = [], float(histo.min)
+    for right, count in zip(histo.bucket_limit, histo.bucket):
+        if count:
+            out.append([left, min(float(right), float(histo.max)), float(count)])
+        left = float(right)
+    return out
 
 
 def _scalar(tensor: Any) -> float:
@@ -299,18 +331,13 @@ class _Media:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def histogram(self, tag: str, step: int, wall: float, tensor: Any) -> None:
-        from tensorboard.util import tensor_util
-
-        buckets = tensor_util.make_ndarray(tensor).tolist()  # [[left, right, count], ...]
+    def histogram(self, tag: str, step: int, wall: float, buckets: list[list[float]]) -> None:
         if tag not in self._hist:
             self._hist[tag] = open(self._folder("hist") / f"{len(self._hist)}.jsonl", "w", encoding="utf-8")
         self._hist[tag].write(json.dumps({"step": step, "wall_time": wall, "buckets": buckets}) + "\n")
         self._last_wall = max(self._last_wall, wall)
 
-    def image(self, tag: str, step: int, tensor: Any) -> None:
-        # The images plugin's tensor: [width, height, encoded image, ...] as strings.
-        encoded = list(tensor.string_val)[2:]
+    def image(self, tag: str, step: int, encoded: list[bytes]) -> None:
         folder = self._folder("img", hashlib.sha256(tag.encode()).hexdigest()[:16])
         for i, data in enumerate(encoded):
             suffix = f"_{i}" if len(encoded) > 1 else ""
