@@ -27,7 +27,7 @@ def make_experiment(
 ) -> Experiment:
     """An experiment with every collector switch off except those given (local store, short interval)."""
     config = ExperimentConfig(**{**ALL_OFF, **switches})
-    resolved = TraceletSettings.resolve({"metrics_interval": 0.2, **(settings or {})})
+    resolved = TraceletSettings.resolve({"metrics_interval": 0.2, "env_packages": True, **(settings or {})})
     return Experiment(name, config=config, backend=backend or ["local"], settings=resolved)
 
 

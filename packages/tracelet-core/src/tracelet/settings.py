@@ -104,7 +104,13 @@ class TraceletSettings:
     stop_timeout: float = _field("stop_timeout", 30.0, float)
     start_timeout: float = _field("start_timeout", 30.0, float)
     max_buffered: int = _field("max_buffered", 200_000, int)
+    # Console tee (tracelet.collectors.stdout): off unless asked for; an ExperimentConfig defaults it on.
     track_stdout: bool = _field("track_stdout", False, bool)
+    # Environment variables recorded beyond tracelet.collectors.environment.DEFAULT_ENV_ALLOWLIST (names or
+    # shell-style patterns); no other variable is ever read into a run.
+    env_allowlist: list[str] = _field("env_allowlist", list, list[str])
+    # With track_env: the installed distributions as the `environment` config artifact (requirements.txt form).
+    env_packages: bool = _field("env_packages", True, bool)
 
     @classmethod
     def field_names(cls) -> set[str]:

@@ -10,7 +10,8 @@ Switch: `ExperimentConfig.track_environment` (setting `track_env`, `TRACELET_TRA
   names or shell-style patterns such as `MYPROJ_*`). The rest of the environment is never read into the run, so
   neither a backend nor the local store ever sees it; an allowed variable with a secret-like name is masked.
 - Installed distributions (`name==version`, one a line, sorted: `requirements.txt` form) are logged once as the
-  `config` artifact `environment` (file `requirements.txt`), on the collector thread.
+  `config` artifact `environment` (file `requirements.txt`), on the collector thread; the setting
+  `env_packages` (`TRACELET_ENV_PACKAGES`, default true) turns just this artifact off.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class EnvironmentCollector:
 
     @hookimpl
     def collector_begin(self, experiment: Any) -> None:
+        if not getattr(experiment.settings, "env_packages", True):
+            return
         lines = installed_distributions()
         with tempfile.TemporaryDirectory(prefix="tracelet-env-") as tmp:
             path = Path(tmp) / "requirements.txt"

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from tracelet.core.artifacts.kinds import ArtifactType
     from tracelet.core.artifacts.manager import ArtifactManager
     from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
-    from tracelet.core.collectors import CollectorRunner
+    from tracelet.collectors.runner import CollectorRunner
 
 logger = logging.getLogger("tracelet")
 
@@ -172,9 +172,12 @@ class Experiment:
         specs = [discovery.find(PluginType.BACKEND, n) for n in self.backend_names]  # fail fast on unknown names
         self.backend_names = list(dict.fromkeys(spec.name for spec in specs))  # as the plugins spell them
         specs = list({spec.name: spec for spec in specs}.values())
-        from tracelet.core import runinfo  # subprocess, platform, socket: only when a run starts
+        if not self.config.track_metrics:  # dry run: log_metric is a no-op (documented on the method)
+            self.log_metric = self.log_metric_at = _no_metric  # type: ignore[method-assign]
+        from tracelet.collectors.runner import CollectorRunner  # git, environment, argv: only when a run starts
 
-        metadata = runinfo.collect(settings.track_git, settings.track_env)
+        self._collectors = CollectorRunner(self)
+        metadata = self._collectors.metadata()
         journal = None
         if settings.local_store:
             self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
@@ -245,12 +248,8 @@ class Experiment:
         return manager
 
     def _start_collectors(self) -> None:
-        if not self.settings.track_system:
-            return
-        from tracelet.core.collectors import CollectorRunner
-
-        self._collectors = CollectorRunner(self.log_metric, self.settings.metrics_interval)
-        self._collectors.start()
+        if self._collectors is not None:  # hooks installed, sampling started on the collector thread
+            self._collectors.start()
 
     def _context_for(self, name: str, metadata: dict[str, Any] | None = None) -> RunContext:
         return run_context(
@@ -296,6 +295,8 @@ class Experiment:
     def _abort(self) -> None:
         """A backend could not start: end the others' runs as failed and say so in the journal."""
         self.status = RunStatus.FAILED
+        if self._collectors is not None:  # undo what collectors installed (console tee, argparse patch)
+            self._collectors.stop()
         if self._orchestrator is not None:
             self.report = self._orchestrator.stop(RunStatus.FAILED)
         lifecycle.unregister(self)
@@ -332,7 +333,7 @@ class Experiment:
 
     # -- logging: the hot path -------------------------------------------------------------------------------------
     def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None:
-        """Log a scalar metric value."""
+        """Log a scalar metric value (a no-op, values unchecked, when the config has `track_metrics=False`)."""
         # The hot path: type checks and one deque append. Names that are not str are turned into str by the
         # dispatcher, off this thread. The literal "m" is records.METRIC (a constant loads faster than a global).
         if type(value) is not float:
@@ -454,6 +455,10 @@ def _not_started(event: tuple) -> None:
 
 
 _warned_after_stop = False
+
+
+def _no_metric(*args: Any, **kwargs: Any) -> None:
+    """log_metric under `track_metrics=False`: dry runs log nothing and pay nothing."""
 
 
 def _after_stop(event: tuple) -> None:

@@ -171,11 +171,48 @@ class FrameworkPlugin:
 
 
 class CollectorPlugin:
-    """Hooks of a periodic metric source (system, GPU, ...)."""
+    """Hooks of a collector: what a run records about itself (system and GPU metrics, git, environment, ...).
+
+    Order within one run: `collector_metadata` and `collector_start` on the thread that calls `start()` (both
+    must be quick: no sampling, no waiting); then, on the run's one collector thread, a first
+    `collector_sample`, `collector_begin` (slow one-off work) and a `collector_sample` every
+    `metrics_interval` seconds; at `stop()` a last `collector_sample` on that thread, then `collector_stop` on
+    the stopping thread. A raising hook is reported once per collector and kind of error; the run goes on.
+    A collector class may name the `ExperimentConfig` switch that enables it in `config_switch`
+    (default `"track_system_metrics"`).
+    """
+
+    @hookspec
+    def collector_metadata(self, experiment: Experiment) -> dict[str, Any] | None:
+        """Return run metadata to merge (redacted by the core), before any backend starts.
+
+        :param experiment: the starting run (read its `config` and `settings`; do not log yet).
+        """
+
+    @hookspec
+    def collector_start(self, experiment: Experiment) -> None:
+        """Install what watches the run (patches, stream tees) on the thread that calls `start()`.
+
+        :param experiment: the run, started: logging to it works.
+        """
+
+    @hookspec
+    def collector_begin(self, experiment: Experiment) -> None:
+        """Slow one-off work (reading a diff, listing packages) on the collector thread, after the first sample.
+
+        :param experiment: the running run; log params and artifacts to it.
+        """
 
     @hookspec
     def collector_sample(self) -> dict[str, float] | None:
-        """Return the current readings as metric name -> value."""
+        """Return the current readings as metric name -> value (on the collector thread)."""
+
+    @hookspec
+    def collector_stop(self, experiment: Experiment) -> None:
+        """Undo `collector_start` and log what the run's end completes (a console log), after the last sample.
+
+        :param experiment: the stopping run; artifacts logged here are still delivered.
+        """
 
 
 SPEC_CLASSES: tuple[type, ...] = (PluginInterface, BackendPlugin, FrameworkPlugin, CollectorPlugin)
