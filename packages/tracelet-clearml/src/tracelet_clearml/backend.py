@@ -69,6 +69,7 @@ class ClearMLBackend:
         self._report: ScalarWriter | None = None
         self._state: ProcessState | None = None
         self._was_offline: bool | None = None
+        self._offline_env: dict[str, str | None] = {}
         self._artifacts: ArtifactStore | None = None
         self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already reported)
         self._details: dict[str, Any] = {}
@@ -117,6 +118,7 @@ class ClearMLBackend:
         session.use_in_process_reporting()
         if self._was_offline is None:
             self._was_offline = session.is_offline()
+            self._offline_env = session.offline_env()
         if opts.offline != self._was_offline:
             session.set_offline(opts.offline)
         if opts.offline:
@@ -171,7 +173,7 @@ class ClearMLBackend:
             ) from exc
         # Tracelet ends the run at exit, on SIGTERM and on an uncaught exception; ClearML's hooks would close
         # the task first (before Tracelet delivered the rest) or report the ending twice.
-        atexit.unregister(task._at_exit)
+        _unregister_exit_hooks(task)
         restored = self._state.restore(streams=not opts.streams_captured())
         if restored:
             logger.debug("tracelet-clearml: put back after Task.init: %s", ", ".join(restored))
@@ -270,19 +272,13 @@ class ClearMLBackend:
     def _leave_process(self) -> None:
         """Put back what ClearML replaced in the process, and ClearML's own offline switch."""
         if self.task is not None and not self.attached:
-            try:
-                atexit.unregister(self.task._at_exit)
-            except Exception:  # the task object may be half-made after a failed start
-                pass
+            _unregister_exit_hooks(self.task)
         if self._state is not None:
             restored = self._state.restore()
             if restored:
                 logger.debug("tracelet-clearml: put back at stop: %s", ", ".join(restored))
         if self._was_offline is not None and self.options.offline != self._was_offline and not self.attached:
-            try:
-                session.set_offline(self._was_offline)
-            except Exception as exc:
-                logger.debug("tracelet-clearml: could not switch ClearML's offline mode back: %s", exc)
+            session.restore_offline(self._was_offline, self._offline_env)
 
     # -- data ------------------------------------------------------------------------------------------------
     @hookimpl
@@ -333,3 +329,14 @@ class ClearMLBackend:
         if self._artifacts is None:
             return []
         return self._artifacts.manifests(type_filter)
+
+
+def _unregister_exit_hooks(task: Any) -> None:
+    """Drop ClearML's `atexit` hooks of `task`: its `_at_exit` (closes the task) and its reporter's
+    `_handle_program_exit` (stops the reporter). Both run before Tracelet's own exit handler (atexit is
+    last-in-first-out), so points Tracelet delivers at exit, such as after an uncaught exception, would
+    find the reporter stopped. Tracelet's stop() closes the task, which flushes and stops the reporter."""
+    for owner, name in ((task, "_at_exit"), (getattr(task, "_reporter", None), "_handle_program_exit")):
+        hook = getattr(owner, name, None) if owner is not None else None
+        if hook is not None:
+            atexit.unregister(hook)

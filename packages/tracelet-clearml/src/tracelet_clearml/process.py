@@ -38,6 +38,14 @@ def _from_clearml(obj: Any) -> bool:
     return str(module).split(".")[0] == "clearml"
 
 
+def _clearml_original(name: str, captured: Any) -> Any:
+    if name == "_parse_args_patched":
+        return captured
+    patcher = getattr(sys.modules.get("clearml.binding.args"), "PatchArgumentParser", None)
+    saved = getattr(patcher, "_original_" + name.lstrip("_"), None)
+    return saved if saved is not None else captured
+
+
 class ProcessState:
     """Process-wide objects ClearML replaces, as they were at capture time."""
 
@@ -65,10 +73,13 @@ class ProcessState:
             if now is before:
                 continue
             if name == "_parse_args_patched" or _from_clearml(now):
-                if before is _MISSING:
+                # What ClearML replaced is what it saved as the original: exact even when another wrapper
+                # (Tracelet's own argv collector, say) was installed between our capture and ClearML's patch.
+                original = _clearml_original(name, before)
+                if original is _MISSING:
                     delattr(argparse.ArgumentParser, name)
                 else:
-                    setattr(argparse.ArgumentParser, name, before)
+                    setattr(argparse.ArgumentParser, name, original)
                 restored.append(f"argparse.ArgumentParser.{name}")
         return restored
 

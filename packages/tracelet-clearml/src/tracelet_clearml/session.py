@@ -13,9 +13,13 @@ Tracelet run needs, through ClearML's own configuration API, never by writing th
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import sys
 from typing import Any
+
+logger = logging.getLogger("tracelet.clearml")
 
 IN_PROCESS_OVERRIDE = {"sdk": {"development": {"report_use_subprocess": False}}}
 
@@ -53,6 +57,30 @@ def set_offline(offline: bool) -> None:
     from clearml import Task
 
     Task.set_offline(offline_mode=offline)
+
+
+OFFLINE_ENV = ("CLEARML_OFFLINE_MODE",)  # Task.set_offline writes this variable
+
+
+def offline_env() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in OFFLINE_ENV}
+
+
+def restore_offline(offline: bool, env: dict[str, str | None]) -> None:
+    """Switch ClearML's offline mode back to `offline` after a run, and its environment variable to `env`.
+
+    Going online again makes ClearML re-open its API sessions; where ClearML has no configuration that
+    raises after the switch itself is done, which is all a later online run needs, so it is only logged.
+    """
+    try:
+        set_offline(offline)
+    except Exception as exc:
+        logger.debug("tracelet-clearml: ClearML's offline switch went back with: %s", exc)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def import_command(session_zip: str) -> str:

@@ -1,0 +1,217 @@
+"""The process is left as it was found, Tracelet's own exit handling keeps working, and offline means offline.
+
+Each check runs in a fresh interpreter, so `import clearml` (which patches argparse) happens inside the run
+under test and nothing from other tests is already patched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from clearml_helpers import OfflineSession
+
+PRELUDE = textwrap.dedent(
+    """
+    import argparse, json, signal, sys, threading, time
+    from tracelet.core.experiment import Experiment
+    from tracelet.settings import TraceletSettings
+
+    def run(name, **options):
+        settings = TraceletSettings(project="proc", track_system=False)
+        exp = Experiment(name, backend=["clearml"], project="proc", settings=settings,
+                         options={"clearml": {"offline": True, **options}})
+        return exp.start()
+    """
+)
+
+
+def python(code: str, tmp_path: Path, timeout: float = 180, **popen: object) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env, **popen,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def last_json(out: subprocess.CompletedProcess[str]) -> dict:
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_process_is_left_as_found_after_stop(tmp_path: Path) -> None:
+    code = """
+        def my_sigterm(signum, frame):
+            pass
+        def my_excepthook(*args):
+            sys.__excepthook__(*args)
+        signal.signal(signal.SIGTERM, my_sigterm)
+        sys.excepthook = my_excepthook
+        # Tracelet installs its own SIGTERM handler (chaining to mine) once, on its first run: let a run
+        # without ClearML do that, so what follows measures what the ClearML backend leaves behind.
+        Experiment("warm-up", backend=["local"], settings=TraceletSettings(track_system=False)).start().stop()
+
+        def snapshot():
+            P = argparse.ArgumentParser
+            import builtins
+            return {
+                "parse_args": P.parse_args, "parse_known_args": P.parse_known_args,
+                "add_subparsers": P.add_subparsers, "_get_value": P.__dict__.get("_get_value"),
+                "patched_marker": P.__dict__.get("_parse_args_patched"),
+                "stdout": sys.stdout, "stderr": sys.stderr, "excepthook": sys.excepthook, "exit": sys.exit,
+                "threading_excepthook": threading.excepthook, "import": builtins.__import__,
+                "sigterm": signal.getsignal(signal.SIGTERM), "sigint": signal.getsignal(signal.SIGINT),
+            }
+
+        before = snapshot()
+        assert "clearml" not in sys.modules
+        exp = run("left-as-found")
+        exp.log_metric("loss", 1.0, 0)
+        assert exp.flush(60)  # the backend took the point: its task is open
+        assert "clearml" in sys.modules
+        during = snapshot()
+        report = exp.stop()
+        after = snapshot()
+        def clearml_objects(state):
+            return sorted(k for k, v in state.items() if (getattr(v, "__module__", None) or "").startswith("clearml")
+                          or (getattr(getattr(v, "__func__", None), "__module__", None) or "").startswith("clearml"))
+        print(json.dumps({
+            "changed_after": sorted(k for k in before if before[k] is not after[k]),
+            "changed_during": sorted(k for k in before if before[k] is not during[k]),
+            "clearml_during": clearml_objects(during),
+            "excepthook_is_mine": sys.excepthook is my_excepthook,
+            "task_id": report.backends["clearml"].details["task_id"],
+        }))
+    """
+    result = last_json(python(code, tmp_path))
+    assert result["changed_after"] == []
+    # ClearML's replacements (argparse, sys.exit, excepthook, its atexit hooks) are undone while the run is
+    # live too, so Tracelet's own exit handling is in charge from the start. (During a run Tracelet's own argv
+    # collector wraps parse_known_args; nothing else differs.)
+    assert result["clearml_during"] == []
+    assert set(result["changed_during"]) <= {"parse_known_args"}
+    assert result["excepthook_is_mine"] is True
+
+
+def test_sigterm_ends_the_run_through_tracelet_with_everything_delivered(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        exp = run("terminated")
+        for i in range(200):
+            exp.log_metric("train/loss", 1.0 / (i + 1), i)
+        print(json.dumps({"ready": True}), flush=True)
+        time.sleep(60)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if '"ready"' in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM  # died of the signal, as without Tracelet or ClearML
+    (folder,) = [p for p in (cache_dir / "offline").iterdir() if p.is_dir()]
+    session = OfflineSession(cache_dir, folder.name)
+    assert session.task["status"] == "stopped"
+    assert session.scalars()[("train", "loss")] == [(i, 1.0 / (i + 1)) for i in range(200)]
+    assert session.zip.exists()
+
+
+def test_uncaught_exception_marks_the_task_failed(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        exp = run("crashing")
+        exp.log_metric("loss", 0.5, 1)
+        raise SystemError("boom in training")
+    """
+    out = python(code, tmp_path)
+    assert out.returncode == 1 and "boom in training" in out.stderr
+    (folder,) = [p for p in (cache_dir / "offline").iterdir() if p.is_dir()]
+    session = OfflineSession(cache_dir, folder.name)
+    assert session.task["status"] == "failed"
+    assert session.scalars() == {("loss", "loss"): [(1, 0.5)]}
+
+
+def test_offline_mode_opens_no_socket(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        events = []
+        NETWORK = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
+                   "socket.sendmsg", "socket.gethostbyname", "socket.gethostbyaddr"}
+        def audit(event, args):
+            if event in NETWORK:
+                import traceback
+                where = [f"{f.filename}:{f.name}" for f in traceback.extract_stack()[-6:-1]]
+                events.append((event, repr(args)[:200], where))
+        sys.addaudithook(audit)
+        exp = run("no-network", detect_repository=True)  # even with ClearML's repository detection on
+        art = exp.create_artifact("cfg", __import__("tracelet").ArtifactType.CONFIG)
+        open("c.json", "w").write("{}")
+        art.add_file("c.json")
+        exp.log_artifact(art)
+        for i in range(50):
+            exp.log_metric("loss", float(i), i)
+        exp.log_params({"lr": 0.1})
+        report = exp.stop()
+        time.sleep(1.0)  # threads ClearML started in the background get their chance to misbehave
+        print(json.dumps({"events": events, "task": report.backends["clearml"].details["task_id"]}))
+    """
+    result = last_json(python(code, tmp_path))
+    # The one socket allowed: urllib3 (imported by ClearML) probes IPv6 support at import by binding a socket
+    # to ('::1', 0) and closing it: loopback, port 0, no connection, no packet.
+    probe = [e for e in result["events"] if any(w.endswith("urllib3/util/connection.py:_has_ipv6") for w in e[2])]
+    assert len(probe) <= 2 and all(e[0] in ("socket.__new__", "socket.bind") for e in probe)
+    assert all("('::1', 0)" in e[1] for e in probe if e[0] == "socket.bind")
+    assert [e for e in result["events"] if e not in probe] == []
+    assert OfflineSession(cache_dir, result["task"]).scalars()[("loss", "loss")][-1] == (49, 49.0)
+
+
+def test_stop_returns_quickly_in_twenty_runs_in_one_process(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        times = []
+        ids = []
+        for n in range(20):
+            exp = run(f"quick-{n}")
+            for i in range(100):
+                exp.log_metric("loss", float(i), i)
+            t0 = time.monotonic()
+            report = exp.stop()
+            times.append(time.monotonic() - t0)
+            ids.append(report.backends["clearml"].details["task_id"])
+        print(json.dumps({"times": times, "ids": ids}))
+    """
+    result = last_json(python(code, tmp_path, timeout=400))
+    assert len(result["times"]) == 20 and max(result["times"]) < 5.0, result["times"]
+    assert len(set(result["ids"])) == 20
+    for task_id in result["ids"]:
+        session = OfflineSession(cache_dir, task_id)
+        assert session.zip.exists() and len(session.scalars()[("loss", "loss")]) == 100
+
+
+def test_stop_returns_quickly_in_five_processes(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        exp = run("one-per-process")
+        for i in range(100):
+            exp.log_metric("loss", float(i), i)
+        t0 = time.monotonic()
+        report = exp.stop()
+        print(json.dumps({"time": time.monotonic() - t0, "id": report.backends["clearml"].details["task_id"]}))
+    """
+    results = []
+    for _ in range(5):
+        started = time.monotonic()
+        results.append(last_json(python(code, tmp_path)))
+        assert time.monotonic() - started < 120  # the whole process, imports included, exits too
+    assert all(r["time"] < 5.0 for r in results), results
+    for r in results:
+        assert len(OfflineSession(cache_dir, r["id"]).scalars()[("loss", "loss")]) == 100
