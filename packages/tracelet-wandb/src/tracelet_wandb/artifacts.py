@@ -1,0 +1,148 @@
+"""Tracelet artifacts as W&B artifacts, and reading them back.
+
+Each logged Tracelet artifact becomes one `wandb.Artifact` whose type is the Tracelet ArtifactType's value
+("model", "checkpoint", "dataset", ...) and whose contents are laid out like a Tracelet version folder:
+
+    manifest.json          the Tracelet manifest (type, description, files, objects, references, checksums)
+    files/<artifact_path>  the artifact's files
+    objects/<name>.<ext>   its serialized objects (json / yaml / pickle / torch state_dict of a model)
+    references/<i>         each external reference, as a W&B reference entry (`add_reference`, not uploaded)
+
+Tracelet numbers the versions of a name v1, v2, ... in logging order; each W&B artifact carries its Tracelet
+version as the alias `tracelet-v<N>` (W&B's own `v0, v1, ...` count distinct contents, so logging the same
+content twice gives one W&B version with two Tracelet aliases), plus `latest`. Names W&B refuses (it allows
+letters, digits, `-`, `_`, `.`, at most 128 characters) are mapped: other characters become `_`; the original
+name is kept in the artifact's metadata and manifest.
+
+A copy of every version (hard links to the run's snapshots where possible) stays in the backend's folder, so
+an offline run can answer `get_artifact` / `list_artifacts` from it; online they ask W&B.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tracelet.plugin import MANIFEST, ArtifactType, TraceletArtifact, load, plan, read, version_number
+
+ALIAS_PREFIX = "tracelet-"
+NAME_MAX = 128
+_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def wandb_name(name: str) -> str:
+    """The W&B artifact name for a Tracelet artifact name (deterministic; valid names pass untouched)."""
+    mapped = _BAD.sub("_", name) or "_"
+    if len(mapped) > NAME_MAX:
+        mapped = mapped[: NAME_MAX - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return mapped
+
+
+def alias_for(version: str) -> str:
+    return f"{ALIAS_PREFIX}{version}"
+
+
+def _link_or_copy(src: str, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # the snapshot is owned by the run and never rewritten in place
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+class LocalCopy:
+    """Tracelet-layout copies of what this backend logged: `<root>/<name>/v<N>/manifest.json, files/, ...`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._assigned: dict[tuple[str, str], str] = {}  # (name, created_at) -> version: a retry reuses it
+
+    def versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = (version_number(p.name) for p in folder.iterdir() if p.name.startswith("v") and (p / MANIFEST).exists())
+        return sorted(n for n in found if n is not None)
+
+    def version_for(self, artifact: TraceletArtifact) -> str:
+        key = (artifact.name, artifact.created_at.isoformat())
+        if key not in self._assigned:
+            taken = {int(v[1:]) for (n, _), v in self._assigned.items() if n == artifact.name}
+            taken.update(self.versions(artifact.name))
+            self._assigned[key] = f"v{max(taken, default=0) + 1}"
+        return self._assigned[key]
+
+    def write(self, artifact: TraceletArtifact, version: str, **extra: Any) -> tuple[Path, Any]:
+        """Lay out `artifact` as `version`; returns the version folder and the plan (manifest written last)."""
+        planned = plan(artifact, version, **extra)
+        folder = self.root / artifact.name / version
+        partial = self.root / artifact.name / f".{version}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        for src, rel in planned.transfers:
+            _link_or_copy(src, partial / rel)
+        partial.mkdir(parents=True, exist_ok=True)
+        (partial / MANIFEST).write_text(planned.manifest_json(), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+        return folder, planned
+
+    def get(self, name: str, version: str) -> TraceletArtifact | None:
+        if not name or "/" in name or name.startswith("."):
+            return None
+        versions = self.versions(name)
+        if str(version).strip().lower() == "latest":
+            number = versions[-1] if versions else None
+        else:
+            number = version_number(version)
+        if number is None or number not in versions:
+            return None
+        return load(self.root / name / f"v{number}")
+
+    def list(self, type_filter: ArtifactType | None) -> list[TraceletArtifact]:
+        out = []
+        if not self.root.is_dir():
+            return out
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for number in self.versions(folder.name):
+                artifact = load(folder / f"v{number}")
+                if type_filter is None or artifact.type is type_filter:
+                    out.append(artifact)
+        return out
+
+
+def build(wandb: Any, artifact: TraceletArtifact, version: str, folder: Path) -> Any:
+    """A `wandb.Artifact` holding the version folder `folder` (written by LocalCopy.write)."""
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    metadata = {
+        "tracelet_name": artifact.name,
+        "tracelet_version": version,
+        **({"tracelet_metadata": manifest.get("metadata")} if manifest.get("metadata") else {}),
+    }
+    wb = wandb.Artifact(
+        wandb_name(artifact.name),
+        type=artifact.type.value,
+        description=artifact.description or None,
+        metadata=metadata,
+    )
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        # "immutable": the files are the run's snapshots (never rewritten), so W&B need not copy them again.
+        wb.add_file(str(path), name=path.relative_to(folder).as_posix(), policy="immutable")
+    for i, ref in enumerate(artifact.references):
+        wb.add_reference(ref.uri, name=f"references/{i}", checksum=False)
+    return wb
+
+
+def from_download(folder: Path) -> TraceletArtifact | None:
+    """A Tracelet artifact from a downloaded W&B artifact folder (None if it was not logged by Tracelet)."""
+    if not (folder / MANIFEST).exists():
+        return None
+    return load(folder)
+
+
+def from_manifest_text(text: str) -> TraceletArtifact:
+    return read(json.loads(text))

@@ -1,0 +1,112 @@
+"""Read a W&B run's transaction log (the `run-<id>.wandb` file of a run folder) back, record by record.
+
+W&B writes every record of a run (run, config, history, summary, artifact, exit, ...) to this file before
+anything is uploaded; an offline run consists of nothing else, and `wandb sync` uploads from it. Reading it is
+how Tracelet's tests check what W&B received without a server, and how a user can check an offline run.
+
+Framing (LevelDB's log format with a W&B header):
+
+    file header   7 bytes: b":W&B", magic 0xBEE1 (little-endian uint16), version 0 (uint8)
+    blocks        32 KiB each (the header counts towards the first); a record header never straddles blocks:
+                  fewer than 7 bytes left in a block are zero padding
+    record        7-byte header: CRC-32 (uint32 LE) of the type byte followed by the payload, payload length
+                  (uint16 LE), type (1 FULL, 2 FIRST, 3 MIDDLE, 4 LAST); then the payload
+    message       a protobuf `wandb.proto.wandb_internal_pb2.Record`, whole in a FULL record or split over
+                  FIRST, MIDDLE..., LAST
+
+Guarantees: a torn tail (the writer still running or killed mid-record) ends the iteration quietly; a record
+whose checksum does not match raises `TransactionLogError`, as does a file that is not a W&B transaction log.
+Importing this module does not import wandb; `records()` does (for the protobuf classes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+BLOCK_SIZE = 32 * 1024
+RECORD_HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+class TransactionLogError(ValueError):
+    """The file is not a readable W&B transaction log."""
+
+
+def payloads(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The serialized `Record` messages of a transaction log, in write order."""
+    data = Path(path).read_bytes()
+    if data[: len(HEADER)] != HEADER:
+        raise TransactionLogError(f"{path}: not a W&B transaction log (header {data[:7]!r})")
+    pos = len(HEADER)
+    pending: bytearray | None = None
+    while True:
+        left = BLOCK_SIZE - pos % BLOCK_SIZE
+        if left < RECORD_HEADER:  # the block's zero-padded tail
+            pos += left
+            continue
+        if pos + RECORD_HEADER > len(data):
+            return
+        crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        if kind == 0 and length == 0:  # zeroed space: padding to the block end, or not yet written
+            pos += left
+            if pos >= len(data):
+                return
+            continue
+        start = pos + RECORD_HEADER
+        if start + length > len(data) or length > left - RECORD_HEADER:
+            return  # torn tail
+        payload = data[start : start + length]
+        if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
+            raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {pos}")
+        pos = start + length
+        if kind == FULL:
+            yield payload
+        elif kind == FIRST:
+            pending = bytearray(payload)
+        elif kind in (MIDDLE, LAST) and pending is not None:
+            pending += payload
+            if kind == LAST:
+                yield bytes(pending)
+                pending = None
+        else:
+            raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {pos - length - 7}")
+
+
+def records(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """Every `Record` message of a transaction log (protobuf objects; `record.WhichOneof("record_type")` says
+    which kind: "run", "config", "history", "summary", "metric", "artifact", "exit", ...)."""
+    from wandb.proto import wandb_internal_pb2
+
+    for payload in payloads(path):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        yield record
+
+
+def item_key(item: Any) -> str:
+    """The key of a history/summary/config item (`key`, or `nested_key` parts joined with '.')."""
+    return item.key or ".".join(item.nested_key)
+
+
+def history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The run's history rows (one per `run.log` call), each as {key: value}, values decoded from JSON."""
+    rows = []
+    for record in records(path):
+        if record.WhichOneof("record_type") == "history":
+            rows.append({item_key(i): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
+def find_run_file(run_folder: str | os.PathLike[str]) -> Path:
+    """The transaction log inside a W&B run folder (`.../wandb/offline-run-<time>-<id>`)."""
+    found = sorted(Path(run_folder).glob("run-*.wandb"))
+    if not found:
+        raise TransactionLogError(f"{run_folder}: no run-*.wandb file")
+    return found[0]

@@ -1,0 +1,194 @@
+"""The W&B backend against real W&B in offline mode, read back from the run's `.wandb` transaction log."""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from wandb_helpers import read_run, run_of
+
+import tracelet
+from tracelet.plugin import RunStatus
+
+
+def start(name: str = "wb-run", **config: object) -> tracelet.Experiment:
+    return tracelet.start_logging(name, project="wb-proj", backend="wandb", config=dict(config))
+
+
+def test_import_does_not_import_wandb(python_env: dict[str, str]) -> None:
+    import subprocess
+
+    code = "import sys, tracelet_wandb, tracelet_wandb.backend; print('wandb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_point_kept_with_its_step_out_of_order_and_two_scales() -> None:
+    exp = start()
+    for step in range(5):  # batch scale
+        exp.log_metric("loss", 1.0 / (step + 1), step)
+        exp.log_metric("acc", step / 10, step)
+    exp.log_metric("loss", 9.0, 2)  # out of order: W&B would drop step=2 after step=4
+    exp.log_metric("val_loss", 0.5, 0)  # epoch scale
+    exp.log_metric("val_loss", 0.25, 1)
+    exp.log_metric("odd", math.nan, 7)
+    exp.log_metric("odd", math.inf, 8)
+    report = exp.stop()
+    assert report.backends["wandb"].undelivered == 0 and not report.backends["wandb"].errors
+    run = run_of(report)
+    assert run.points("loss") == [(0, 1.0), (1, 0.5), (2, 1 / 3), (3, 0.25), (4, 0.2), (2, 9.0)]
+    assert run.points("acc") == [(s, s / 10) for s in range(5)]
+    assert run.points("val_loss") == [(0, 0.5), (1, 0.25)]
+    assert math.isnan(run.points("odd")[0][1]) and run.points("odd")[1] == (8, math.inf)
+    # the points of one step went out in one log call: one history row holds loss and acc of step s
+    assert [sorted(k for k in row if not k.startswith("_")) for row in run.history[:5]] == [
+        ["acc", "loss", "tracelet/step"]
+    ] * 5
+    # tracelet/step is the x-axis of every metric; W&B's own _step just counts rows
+    globs = {m.glob_name: m.step_metric for m in run.metrics if m.glob_name}
+    assert globs == {"*": "tracelet/step"}
+    assert [row["_step"] for row in run.history] == list(range(len(run.history)))
+    # each row carries the time its first point was logged
+    journal = {(e[1], e[3]): e[4] for e in _journal_points(exp)}
+    assert run.history[0]["_timestamp"] == pytest.approx(journal[("loss", 0)])
+    # the summary holds each metric's last value, in logging order
+    assert run.summary["loss"] == 9.0 and run.summary["acc"] == 0.4 and run.summary["val_loss"] == 0.25
+
+
+def _journal_points(exp: tracelet.Experiment) -> list[tuple]:
+    from tracelet.core import journal
+
+    return [e for _, e in journal.read_events(Path(exp.run_dir) / journal.EVENTS_FILE) if e[0] == "m"]
+
+
+def test_reserved_names_are_mapped_and_recorded() -> None:
+    exp = start()
+    exp.log_metric("_step", 1.0, 0)
+    exp.log_metric("tracelet/step", 2.0, 0)
+    run = run_of(exp.stop())
+    assert run.points("metric/_step") == [(0, 1.0)] and run.points("metric/tracelet/step") == [(0, 2.0)]
+    assert run.config["tracelet"]["renamed"] == {"metric/_step": "_step", "metric/tracelet/step": "tracelet/step"}
+
+
+def test_mapping_config_tree_tags_name_project() -> None:
+    exp = tracelet.start_logging(
+        "mapped-run",
+        project="tracelet-proj",
+        backend="wandb",
+        config={"wandb": {"group": "grp", "job_type": "train", "notes": "a note"}, "wandb_project": "wb-project"},
+    )
+    exp.log_params({"optimizer": {"name": "adam", "betas": {"b1": 0.9, "b2": 0.99}}, "batch_size": 32})
+    exp.log_params({"batch_size": 64})  # a later value wins
+    exp.set_tags({"team": "vision"})
+    exp.set_tags({"owner": "ana"})
+    report = exp.stop()
+    run = run_of(report)
+    assert run.run.display_name == "mapped-run" and run.run.project == "wb-project"
+    assert run.run.run_group == "grp" and run.run.job_type == "train" and run.run.notes == "a note"
+    config = run.user_config()
+    assert config["optimizer"] == {"name": "adam", "betas": {"b1": 0.9, "b2": 0.99}}  # nested, as a tree
+    assert config["batch_size"] == 64
+    assert config["tags"] == {"team": "vision", "owner": "ana"}
+    assert config["tracelet"]["run_id"] == exp.id
+    details = report.backends["wandb"].details
+    assert details["project"] == "wb-project" and details["mode"] == "offline"
+
+
+def test_experiment_tags_become_wandb_tags() -> None:
+    exp = tracelet.Experiment("tagged", backend=["wandb"], tags=["baseline", "k=v", "x" * 80], project="p")
+    exp.start()
+    run = run_of(exp.stop())
+    assert run.tags == ["baseline", "k=v", "x" * 64]  # W&B's limit is 64 characters
+
+
+def test_project_defaults_to_tracelets_project() -> None:
+    run = run_of(start().stop())
+    assert run.run.project == "wb-proj"
+
+
+@pytest.mark.parametrize(("status", "code"), [(RunStatus.FINISHED, 0), (RunStatus.FAILED, 1), (RunStatus.KILLED, 255)])
+def test_exit_code_mirrors_how_the_run_ended(status: RunStatus, code: int) -> None:
+    exp = start()
+    exp.log_metric("loss", 1.0, 0)
+    run = run_of(exp.stop(status=status))
+    assert run.exit is not None and run.exit_code == code
+
+
+def test_exception_in_context_manager_fails_the_run() -> None:
+    with pytest.raises(RuntimeError):
+        with start() as exp:
+            exp.log_metric("loss", 1.0, 0)
+            raise RuntimeError("boom")
+    assert run_of(exp.report).exit_code == 1
+
+
+def test_details_give_offline_folder_and_exact_sync_command() -> None:
+    report = start().stop()
+    details = report.backends["wandb"].details
+    folder = Path(details["run_folder"])
+    assert folder.is_dir() and Path(details["transaction_log"]).parent == folder
+    assert folder.name.startswith("offline-run-") and folder.name.endswith(details["run_id"])
+    assert details["sync_command"] == f"wandb sync {shlex.quote(str(folder))}"
+    assert shlex.split(details["sync_command"]) == ["wandb", "sync", str(folder)]
+
+
+def test_console_capture_and_system_metrics_off_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    exp = start()
+    exp.log_metric("loss", 1.0, 0)
+    print("from the training script")
+    report = exp.stop()
+    run = run_of(report)
+    folder = Path(report.backends["wandb"].details["run_folder"])
+    assert not (folder / "files" / "output.log").exists()  # no console capture
+    assert "stats" not in run.kinds  # no wandb-symon samples
+    assert "from the training script" in capsys.readouterr().out
+
+
+def test_config_block_turns_console_and_system_metrics_on() -> None:
+    exp = tracelet.start_logging(
+        "noisy",
+        project="wb-proj",
+        backend="wandb",
+        config={"wandb": {"console": "wrap", "system_metrics": True, "settings": {"x_stats_sampling_interval": 0.1}}},
+    )
+    print("captured line", flush=True)
+    import time
+
+    time.sleep(1.5)  # several sampling intervals
+    report = exp.stop()
+    run = run_of(report)
+    folder = Path(report.backends["wandb"].details["run_folder"])
+    assert "stats" in run.kinds
+    assert "captured line" in (folder / "files" / "output.log").read_text()
+
+
+def test_several_runs_one_after_another_and_side_by_side() -> None:
+    first = start("first")
+    first.log_metric("loss", 1.0, 0)
+    one = run_of(first.stop())
+    a = tracelet.Experiment("side-a", backend=["wandb"], project="p")
+    b = tracelet.Experiment("side-b", backend=["wandb"], project="p")
+    a.start()
+    b.start()
+    for i in range(3):
+        a.log_metric("loss", float(i), i)
+        b.log_metric("loss", float(-i), i)
+    ra, rb = run_of(a.stop()), run_of(b.stop())
+    assert one.run.display_name == "first" and one.points("loss") == [(0, 1.0)]
+    assert ra.run.display_name == "side-a" and ra.points("loss") == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    assert rb.run.display_name == "side-b" and rb.points("loss") == [(0, 0.0), (1, -1.0), (2, -2.0)]
+    assert len({one.run.run_id, ra.run.run_id, rb.run.run_id}) == 3
+    assert all(r.exit_code == 0 for r in (one, ra, rb))
+
+
+def test_unknown_option_warns(caplog: pytest.LogCaptureFixture) -> None:
+    start(wandb_colour="blue").stop()
+    assert "'colour' not supported" in caplog.text
+
+
+def test_read_run_accepts_the_run_folder() -> None:
+    report = start().stop()
+    assert read_run(report.backends["wandb"].details["run_folder"]).exit_code == 0
