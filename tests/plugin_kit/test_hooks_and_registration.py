@@ -193,3 +193,33 @@ def test_plugins_table_shows_status_description_and_capabilities(
     monkeypatch.setenv("TRACELET_LOAD_PLUGINS", "recorder")
     capsys.readouterr()
     assert main(["plugins", "--check"]) == 0
+
+
+class ParamsOnly:
+    """Takes params and nothing else: metrics and tags have no hook here."""
+
+    got: dict[str, Any] = {}
+
+    @hookimpl
+    def backend_log_params(self, params: dict[str, Any]) -> None:
+        ParamsOnly.got.update(params)
+
+
+def test_a_backend_without_a_metrics_hook_reports_it_instead_of_counting_points_delivered(
+    unregister: list[str],
+) -> None:
+    from tracelet.store import open_run
+
+    tracelet.register_plugin(ParamsOnly, name="params-only")
+    unregister.append("params-only")
+    exp = tracelet.start_logging("no-hook", backend=["params-only"])
+    for i in range(1000):
+        exp.log_metric("loss", float(i), i)
+    exp.log_params({"lr": 0.1})
+    exp.set_tags({"team": "a"})
+    report = exp.stop()
+    assert report is not None
+    mine = report.backends["params-only"]
+    assert mine.no_hook == {"metrics": 1000, "tags": 1}
+    assert mine.delivered == 1 and mine.undelivered == 0 and ParamsOnly.got == {"lr": 0.1}
+    assert open_run(exp.id).meta["delivery"]["params-only"]["no_hook"] == {"metrics": 1000, "tags": 1}

@@ -47,6 +47,8 @@ class BackendReport:
     finished: bool
     details: dict[str, Any]
     refused: int = 0  # events the backend refused for good (kept in the journal, not in `delivered`)
+    # kind of event the backend implements no hook for ("metrics", "params", ...) -> events it was not given
+    no_hook: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -355,7 +357,11 @@ class Orchestrator:
                 finished=finished,
                 details=dict(w.backend.details),
                 refused=w.refused,
+                no_hook=dict(w.no_hook),
             )
+            if w.no_hook:  # by design for some (the local store's record is the journal): info, not a warning
+                kinds = ", ".join(f"{kind}: no hook ({n} events)" for kind, n in w.no_hook.items())
+                logger.info("tracelet: backend %r was not given %s", w.backend.name, kinds)
         return reports
 
     def detach_after_fork(self) -> None:

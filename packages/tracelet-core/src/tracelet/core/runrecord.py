@@ -68,6 +68,7 @@ class RunRecord:
                     "undelivered": r.undelivered,
                     "dropped": r.dropped,
                     "refused": r.refused,
+                    "no_hook": dict(r.no_hook),  # kinds of event this backend takes no hook for
                     "errors": r.errors,
                     "details": plain(r.details),
                 }

@@ -28,6 +28,7 @@ logger = logging.getLogger("tracelet")
 
 BATCH_LIMIT = 10_000
 _HOOKS = {METRIC: "backend_log_metrics", PARAMS: "backend_log_params", TAGS: "backend_log_tags"}
+_KIND_NAMES = {METRIC: "metrics", PARAMS: "params", TAGS: "tags", ARTIFACT: "artifacts"}
 
 
 def _name(name: object) -> str:
@@ -77,6 +78,9 @@ class BackendWorker(threading.Thread):
         self.delivered = 0
         self.dropped = 0
         self.refused = 0  # events the backend refused for good (permanent failures), after isolating them
+        # Kinds of event the backend implements no hook for ("metrics" -> events passed by): reported as such,
+        # never counted as delivered, so a backend without backend_log_metrics does not look complete.
+        self.no_hook: Counter[str] = Counter()
         self.errors = ErrorLog(backend.name)
         self.wake = threading.Event()
         self.started = threading.Event()
@@ -178,9 +182,9 @@ class BackendWorker(threading.Thread):
             if self.hooks.get(kind):
                 if not self._deliver_isolating(kind, group):
                     return False
-            else:  # nothing to deliver: this backend takes no events of this kind
+            else:  # this backend takes no events of this kind: passed by, and reported as "no hook"
                 self.cursor += j - i
-                self.delivered += j - i
+                self.no_hook[_KIND_NAMES.get(kind, kind)] += j - i
             i = j
         return True
 
