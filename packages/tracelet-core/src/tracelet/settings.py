@@ -112,6 +112,11 @@ class TraceletSettings:
     # With track_env: the installed distributions as the `environment` config artifact (requirements.txt form).
     env_packages: bool = _field("env_packages", True, bool)
 
+    # Multi-process jobs (tracelet.core.distributed): rank0 / per_rank / off, and whether ranks that do not
+    # report under rank0 keep a local store of their own.
+    distributed: str = _field("distributed", "rank0", str)
+    distributed_local_store: bool = _field("distributed_local_store", False, bool)
+
     @classmethod
     def field_names(cls) -> set[str]:
         return {f.name for f in attrs.fields(cls)}

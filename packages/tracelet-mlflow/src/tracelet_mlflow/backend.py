@@ -18,14 +18,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet import hookimpl
-from tracelet.core.artifacts import ArtifactResult, ArtifactType, TraceletArtifact
-from tracelet.core.plugins import PluginMetadata, PluginType
-from tracelet.core.records import Metric, RunContext, RunStatus
-from tracelet.exceptions import ConfigurationError
+from tracelet.plugin import (
+    ArtifactResult,
+    ArtifactType,
+    ConfigurationError,
+    Metric,
+    PluginMetadata,
+    PluginType,
+    RunContext,
+    RunStatus,
+    TraceletArtifact,
+    hookimpl,
+    retry,
+)
 
 from tracelet_mlflow import __version__, failfast, location, telemetry
 from tracelet_mlflow.artifacts import ArtifactStore, save_torch_model
+from tracelet_mlflow.groups import DEFAULT_GROUP_WAIT, Group
 from tracelet_mlflow.names import NameMap, prefixed
 from tracelet_mlflow.params import (
     CHANGED_TAG_PREFIX,
@@ -72,6 +81,7 @@ class MLflowBackend:
         self._changed_warned: set[str] = set()
         self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already sent)
         self._create_tried = False
+        self._group: Group | None = None  # where this process sits in a multi-process job (tracelet_mlflow.groups)
         self._user_tags_sent = False
         self._log_batch: Callable[..., Any] = lambda *a, **k: None  # set when connected
         self._artifacts: ArtifactStore | None = None
@@ -86,7 +96,7 @@ class MLflowBackend:
             description="Logs runs to MLflow: metrics, params, tags, statuses and artifacts.",
             type=PluginType.BACKEND,
             distribution="tracelet-mlflow",
-            capabilities=["metrics", "params", "tags", "artifacts", "status"],
+            capabilities=["metrics", "params", "tags", "artifacts", "status", "attach"],
         )
 
     @hookimpl
@@ -99,8 +109,14 @@ class MLflowBackend:
             self._connect()
         assert self.client is not None
         with self._io():
+            if self.run_id is None and self.config.get("run_id"):
+                self.run_id, self.experiment_id = self._resume_run(str(self.config["run_id"]))
             if self.experiment_id is None:
                 self.experiment_id = self._experiment(run.project)
+            if self._group is None:
+                self._group = Group(run, float(self.config.get("group_wait", DEFAULT_GROUP_WAIT)))
+            if self.run_id is None and self._group.attaches:  # a node leader writes into rank 0's run
+                self.run_id = self._group.attached_run(self.client, self.experiment_id)
             if self.run_id is None:
                 self.run_id = self._create_run(run)
             if not self._user_tags_sent:
@@ -109,8 +125,6 @@ class MLflowBackend:
         if self._artifacts is None:
             self._artifacts = ArtifactStore(self.client, self.run_id, self._cache(run))
         return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri}
-            if self.run_id is None and self.config.get("run_id"):
-                self.run_id, self.experiment_id = self._resume_run(str(self.config["run_id"]))
 
     def _connect(self) -> None:
         telemetry.apply(self.config)  # before mlflow's first import, which would start its telemetry client
@@ -161,20 +175,6 @@ class MLflowBackend:
             )
         return found.experiment_id
 
-    def _create_run(self, run: RunContext) -> str:
-        client = self.client
-        assert client is not None and self.experiment_id is not None
-        if self._create_tried:
-            # A retry after a lost response must not open a second run: look for the one made before.
-            existing = client.search_runs(
-                [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run.run_id}'", max_results=1
-            )
-            if existing:
-                return existing[0].info.run_id
-        self._create_tried = True
-        created = client.create_run(
-            self.experiment_id,
-            start_time=int(run.created_at.timestamp() * 1000),
     def _resume_run(self, run_id: str) -> tuple[str, str]:
         """Config `run_id`: deliver into that existing MLflow run (how `tracelet sync` finishes a run in place).
 
@@ -198,7 +198,24 @@ class MLflowBackend:
             client.update_run(run_id, status="RUNNING")
         return found.info.run_id, found.info.experiment_id
 
-            tags={k: fit_tag_value(v) for k, v in native_tags(run).items()},
+    def _create_run(self, run: RunContext) -> str:
+        client = self.client
+        assert client is not None and self.experiment_id is not None
+        if self._create_tried:
+            # A retry after a lost response must not open a second run: look for the one made before.
+            existing = client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run.run_id}'", max_results=1
+            )
+            if existing:
+                return existing[0].info.run_id
+        tags = {k: fit_tag_value(v) for k, v in native_tags(run).items()}
+        if self._group is not None:  # rank tags; a per_rank member's parent (found or, on rank 0, created)
+            tags.update(self._group.child_tags(client, self.experiment_id, run, tags))
+        self._create_tried = True
+        created = client.create_run(
+            self.experiment_id,
+            start_time=int(run.created_at.timestamp() * 1000),
+            tags=tags,
             run_name=run.name,
         )
         return created.info.run_id
@@ -220,16 +237,20 @@ class MLflowBackend:
     def backend_end_run(self, status: RunStatus) -> None:
         if self.client is None or self.run_id is None:
             return
+        if self._group is not None and self._group.attaches:
+            return  # rank 0's run: rank 0 ends it
         state = RunStatus(status).value
-        for attempt in range(END_RUN_ATTEMPTS):
-            try:
+        client = self.client
+        # Rank 0 of a per_rank job also ends the parent run it created, after its own.
+        parent = self._group.parent_id if self._group is not None else None
+        for run_id in (self.run_id, parent) if parent else (self.run_id,):
+
+            def terminate(run_id: str = run_id) -> None:
                 with self._io():
-                    self.client.set_terminated(self.run_id, status=state, end_time=int(time.time() * 1000))
-                return
-            except Exception:
-                if attempt == END_RUN_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+                    client.set_terminated(run_id, status=state, end_time=int(time.time() * 1000))
+
+            # Tracelet's shared backoff: a few tries, never past the run's stop deadline.
+            retry(terminate, attempts=END_RUN_ATTEMPTS, start=0.5)
 
     # -- data ------------------------------------------------------------------------------------------------
     @hookimpl

@@ -113,6 +113,7 @@ class Experiment:
         self._started = False
         self._stopped = False
         self._detached = False  # in a forked child (tracelet.core.lifecycle): the parent owns this run
+        self._distributed: Any = None  # tracelet.core.distributed.Plan: what this rank of a job does
 
     # -- properties --------------------------------------------------------------------------------------------
     @property
@@ -166,6 +167,15 @@ class Experiment:
 
     def _start(self, caller: Any) -> None:
         settings = self.settings
+        from tracelet.core import distributed  # the launcher's environment: read when a run starts
+
+        plan = self._distributed = distributed.plan(self)
+        if not plan.active:
+            if not (plan.local_only and settings.local_store):
+                distributed.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
+                return
+            self.backend_names = []  # distributed_local_store: this rank's points in its local store only
+        self._name = plan.run_name
         if "local" in self.backend_names and not settings.local_store:
             raise ConfigurationError("backend 'local' was selected but the local store is off (TRACELET_LOCAL_STORE)")
         warn_unsupported(self.config if self._given_config else None, settings)
@@ -176,8 +186,11 @@ class Experiment:
             self.log_metric = self.log_metric_at = _no_metric  # type: ignore[method-assign]
         from tracelet.collectors.runner import CollectorRunner  # git, environment, argv: only when a run starts
 
-        self._collectors = CollectorRunner(self)
+        log_metric = self._distributed.wrap_system(self.log_metric) if self._distributed else self.log_metric
+        self._collectors = CollectorRunner(self, log_metric=log_metric)
         metadata = self._collectors.metadata()
+        if plan.info.is_distributed:
+            metadata["distributed"] = plan.metadata
         journal = None
         if settings.local_store:
             self.run_dir = Path(settings.dir) / _safe_dirname(self.project) / self._id
