@@ -23,12 +23,16 @@ ALL_OFF = dict(
 
 
 def make_experiment(
-    name: str = "collect", backend: list[str] | None = None, settings: dict[str, Any] | None = None, **switches: Any
+    name: str = "collect",
+    backend: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    **switches: Any,
 ) -> Experiment:
     """An experiment with every collector switch off except those given (local store, short interval)."""
     config = ExperimentConfig(**{**ALL_OFF, **switches})
     resolved = TraceletSettings.resolve({"metrics_interval": 0.2, "env_packages": True, **(settings or {})})
-    return Experiment(name, config=config, backend=backend or ["local"], settings=resolved)
+    return Experiment(name, config=config, backend=backend or ["local"], settings=resolved, options=options)
 
 
 def stored(exp: Experiment) -> LocalRun:

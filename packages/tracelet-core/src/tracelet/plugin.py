@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve through _EXPORTS
+    from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint  # noqa: F401
     from tracelet.core.artifacts.kinds import ArtifactType  # noqa: F401
     from tracelet.core.artifacts.manifest import (  # noqa: F401
         MANIFEST,
@@ -66,6 +67,8 @@ _EXPORTS: dict[str, str] = {
     "retry": "tracelet.core.backoff:retry",
     "is_permanent": "tracelet.core.backoff:is_permanent",
     "parse_bool": "tracelet.settings:parse_bool",
+    "captured_file_type": "tracelet.collectors.checkpoints:captured_file_type",
+    "is_checkpoint": "tracelet.collectors.checkpoints:is_checkpoint",
     "TraceletException": "tracelet.exceptions:TraceletException",
     "ConfigurationError": "tracelet.exceptions:ConfigurationError",
     "BackendError": "tracelet.exceptions:BackendError",

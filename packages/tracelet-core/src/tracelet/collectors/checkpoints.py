@@ -26,14 +26,14 @@ def is_checkpoint(path: str | Path) -> bool:
     return p.suffix.lower() in _SUFFIXES or bool(_NAME.search(p.name))
 
 
-def captured_file_type(experiment: Any, path: str | Path, guessed: ArtifactType) -> ArtifactType | None:
+def captured_file_type(owner: Any, path: str | Path, guessed: ArtifactType) -> ArtifactType | None:
     """The type to log an automatically captured file as, or None when the run must not log it.
 
-    :param experiment: the run (its `config.track_checkpoints` decides).
+    :param owner: the run, or its `ExperimentConfig` (its `track_checkpoints` decides).
     :param path: the captured file.
-    :param guessed: the type its extension suggests.
+    :param guessed: the type its extension (or the capturing plugin) suggests.
     """
-    if not is_checkpoint(path):
+    if not is_checkpoint(path) and guessed is not ArtifactType.CHECKPOINT:
         return guessed
-    config = getattr(experiment, "config", None)
+    config = getattr(owner, "config", owner)
     return ArtifactType.CHECKPOINT if getattr(config, "track_checkpoints", True) else None

@@ -190,7 +190,11 @@ class ArtifactManager:
         return self.log(artifact)
 
     def _log_watched(self, path: Path) -> None:
-        self.log(path)
+        from tracelet.collectors.checkpoints import captured_file_type  # the `track_checkpoints` rule
+
+        kind = captured_file_type(self._config, path, guess_type(path))
+        if kind is not None:
+            self.log(TraceletArtifact(path.name, kind).add_file(str(path)))
 
     def _coerce(self, value: Any) -> TraceletArtifact:
         if isinstance(value, TraceletArtifact):
