@@ -130,10 +130,15 @@ def test_tracelet_logger_reuses_the_active_experiment_and_leaves_it_running(tmp_
 def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Path) -> None:
     import lightning.pytorch as pl
 
-    exp = tracelet.start_logging("plain", backend="local", config=config())
+    exp = tracelet.start_logging("plain", backend="local", config=config(enable_artifacts=True))
     tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="plain")
-    fit(pl, tmp_path, tb_logger)
+    checkpoint = fit(pl, tmp_path, tb_logger)
     tracelet.stop_logging()
+    run = open_run(exp.id)
+    assert run.params() == {"lr": 0.05, "hidden": 8, "optim/momentum": 0.0, "optim/nesterov": False}
+    saved = [a for a in run.artifacts() if a.type.value == "checkpoint"]
+    assert {Path(checkpoint.best_model_path).name, "last.ckpt"} <= {a.name for a in saved}
+    assert [a.version for a in saved if a.name == "last.ckpt"] == ["v1", "v2"]  # one per save (2 epochs)
     events = event_scalars(tb_logger.log_dir)
     points = store_points(exp.id)
     assert {"train_loss", "val_loss", "epoch"} <= set(points)
@@ -146,11 +151,15 @@ def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Pa
 def test_tracelet_logger_and_capture_together_give_no_duplicates(tmp_path: Path) -> None:
     import lightning.pytorch as pl
 
-    exp = tracelet.start_logging("both", backend="local", config=config())
+    exp = tracelet.start_logging("both", backend="local", config=config(enable_artifacts=True))
     tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="both")
     reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
-    fit(pl, tmp_path, [TraceletLogger(log_checkpoints=False), tb_logger, reference])
+    fit(pl, tmp_path, [TraceletLogger(), tb_logger, reference])
     tracelet.stop_logging()
+    run = open_run(exp.id)
+    assert run.params() == {"lr": 0.05, "hidden": 8, "optim/momentum": 0.0, "optim/nesterov": False}
+    assert sum(1 for e in run.events() if e[0] == "p") == 1  # hparams once: by the logger, not again via TensorBoard
+    assert [a.version for a in run.artifacts() if a.name == "last.ckpt"] == ["v1", "v2"]  # not 4: no duplicates
     points = store_points(exp.id)
     assert as_list(points) == csv_points(reference)
     written = [p for p in as_list(event_scalars(tb_logger.log_dir)) if p[0] != "hp_metric"]  # its own placeholder

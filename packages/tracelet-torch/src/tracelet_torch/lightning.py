@@ -25,8 +25,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -41,28 +39,10 @@ except ImportError:  # only the standalone package is installed
 import tracelet
 from tracelet.plugin import RunStatus
 from tracelet_torch import tensorboard
+from tracelet_torch.lightning_capture import log_checkpoint
+from tracelet_torch.params import flatten_params
 
 FINALIZE_STATUS = {"success": RunStatus.FINISHED, "failed": RunStatus.FAILED}
-
-
-def flatten_params(params: Any, prefix: str = "") -> dict[str, Any]:
-    """A dict, `argparse.Namespace` or dataclass as flat `a/b` keys (Lightning's AttributeDict is a dict)."""
-    if isinstance(params, argparse.Namespace):
-        params = vars(params)
-    elif dataclasses.is_dataclass(params) and not isinstance(params, type):
-        params = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-    out: dict[str, Any] = {}
-    for key, value in dict(params).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, (Mapping, argparse.Namespace)) or (
-            dataclasses.is_dataclass(value) and not isinstance(value, type)
-        ):
-            out.update(flatten_params(value, f"{name}/"))
-        elif callable(value) and not isinstance(value, type):
-            out[name] = getattr(value, "__name__", repr(value))
-        else:
-            out[name] = value
-    return out
 
 
 class TraceletLogger(Logger):
@@ -158,7 +138,6 @@ class TraceletLogger(Logger):
         for extra in (getattr(checkpoint_callback, "last_model_path", ""), best):
             if extra and extra not in paths:
                 paths.append(extra)
-        scores = getattr(checkpoint_callback, "best_k_models", {}) or {}
         for path in paths:
             if not os.path.isfile(path):
                 continue
@@ -166,19 +145,7 @@ class TraceletLogger(Logger):
             if key in self._logged_checkpoints:
                 continue
             self._logged_checkpoints.add(key)
-            filename = os.path.basename(path)
-            artifact = exp.create_artifact(filename, "checkpoint", description="Lightning ModelCheckpoint")
-            artifact.add_file(path, artifact_path=filename)
-            score = scores.get(path)
-            artifact.metadata.update(
-                {
-                    "source": "lightning",
-                    "monitor": getattr(checkpoint_callback, "monitor", None),
-                    "score": float(score) if score is not None else None,
-                    "best": path == best,
-                }
-            )
-            exp.log_artifact(artifact)
+            log_checkpoint(exp, path, checkpoint_callback, best=path == best)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

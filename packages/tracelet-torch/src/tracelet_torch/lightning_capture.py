@@ -1,0 +1,153 @@
+"""The `lightning` framework plugin: a plain `Trainer` inside an active run, without `TraceletLogger`.
+
+Metrics of Lightning's default `TensorBoardLogger` arrive through TensorBoard capture (`tensorboard` plugin);
+this plugin adds what does not go through a SummaryWriter call:
+
+- hyperparameters: `TensorBoardLogger.log_hyperparams` (what `save_hyperparameters` hands it) → parameters,
+  nested dicts flattened to `a/b`;
+- checkpoints: each file a `ModelCheckpoint` saves → a `checkpoint` artifact (metadata: monitor, score), when
+  the run has artifacts on (`Experiment(artifacts=True)`, `enable_artifacts`).
+
+Both are skipped for a trainer that also has a `TraceletLogger` (it logs them itself: no duplicates). Patched
+on import for `lightning.pytorch`, `pytorch_lightning` and `lightning_fabric`; nothing is imported at start;
+patches are removed when the last run stops; failures are logged once and never reach training.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet_torch import tensorboard
+from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
+from tracelet_torch.params import flatten_params
+
+LOGGER_MODULE = "tracelet_torch.lightning"
+
+
+class _Sink:
+    def __init__(self, experiment: Any) -> None:
+        self.experiment = experiment
+        self.warn = WarnOnce()
+
+
+def has_tracelet_logger(trainer: Any) -> bool:
+    return any(type(logger).__module__ == LOGGER_MODULE for logger in getattr(trainer, "loggers", None) or [])
+
+
+def artifacts_on(experiment: Any) -> bool:
+    return bool(getattr(getattr(experiment, "config", None), "enable_artifacts", False))
+
+
+def log_checkpoint(experiment: Any, path: str, callback: Any, best: bool | None = None) -> None:
+    """Log one checkpoint file as a `checkpoint` artifact named after the file (one version per save)."""
+    filename = os.path.basename(path)
+    artifact = experiment.create_artifact(filename, "checkpoint", description="Lightning ModelCheckpoint")
+    artifact.add_file(path, artifact_path=filename)
+    score = (getattr(callback, "best_k_models", None) or {}).get(path)
+    artifact.metadata.update(
+        {
+            "source": "lightning",
+            "monitor": getattr(callback, "monitor", None),
+            "score": float(score) if score is not None else None,
+            "best": (path == getattr(callback, "best_model_path", None)) if best is None else best,
+        }
+    )
+    experiment.log_artifact(artifact)
+
+
+def _wrap_log_hyperparams(original: Any) -> Any:
+    def log_hyperparams(self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, params, *args, **kwargs)
+        for sink in PATCHER.targets:
+            tb_sink = tensorboard.sink_for(sink.experiment)
+            if tb_sink is not None and tb_sink.fed_by_logger:
+                continue
+            try:
+                flat = flatten_params(params or {})
+                if flat:
+                    sink.experiment.log_params(flat)
+            except Exception as exc:
+                sink.warn("Lightning hyperparameters", exc)
+        return result
+
+    return log_hyperparams
+
+
+def _wrap_save_checkpoint(original: Any) -> Any:
+    def _save_checkpoint(self: Any, trainer: Any, filepath: str, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, trainer, filepath, *args, **kwargs)
+        sinks = PATCHER.targets
+        if sinks and getattr(trainer, "is_global_zero", True) and not has_tracelet_logger(trainer):
+            for sink in sinks:
+                if not artifacts_on(sink.experiment) or not os.path.isfile(filepath):
+                    continue
+                try:
+                    log_checkpoint(sink.experiment, filepath, self)
+                except Exception as exc:
+                    sink.warn("Lightning checkpoint", exc)
+        return result
+
+    return _save_checkpoint
+
+
+def _patch_logger_module(module: ModuleType) -> list[Undo]:
+    return patch_attr(module.TensorBoardLogger, "log_hyperparams", _wrap_log_hyperparams)
+
+
+def _patch_checkpoint_module(module: ModuleType) -> list[Undo]:
+    return patch_attr(module.ModelCheckpoint, "_save_checkpoint", _wrap_save_checkpoint)
+
+
+PATCHER = Patcher(
+    "lightning",
+    {
+        "lightning.pytorch.loggers.tensorboard": _patch_logger_module,
+        "pytorch_lightning.loggers.tensorboard": _patch_logger_module,
+        "lightning_fabric.loggers.tensorboard": _patch_logger_module,
+        "lightning.fabric.loggers.tensorboard": _patch_logger_module,
+        "lightning.pytorch.callbacks.model_checkpoint": _patch_checkpoint_module,
+        "pytorch_lightning.callbacks.model_checkpoint": _patch_checkpoint_module,
+    },
+)
+
+
+class LightningFramework:
+    """The `lightning` framework plugin (one instance per run)."""
+
+    def __init__(self) -> None:
+        self._sink: _Sink | None = None
+
+    @hookimpl
+    def plugin_metadata(self) -> PluginMetadata:
+        from tracelet_torch import __version__
+
+        return PluginMetadata(
+            name="lightning",
+            version=__version__,
+            description="Hyperparameters and ModelCheckpoint files of a plain Lightning Trainer",
+            type=PluginType.FRAMEWORK,
+            distribution="tracelet-torch",
+            capabilities=["hparams", "checkpoints"],
+        )
+
+    @hookimpl
+    def framework_instrument(self, experiment: Any) -> None:
+        """Capture a plain Trainer's hyperparameters and checkpoints into `experiment`.
+
+        :param experiment: the run being started.
+        """
+        self._sink = _Sink(experiment)
+        PATCHER.attach(self._sink)
+
+    @hookimpl
+    def framework_uninstrument(self, experiment: Any) -> None:
+        """Stop capturing into `experiment`; the last run to stop removes the patches.
+
+        :param experiment: the run being stopped.
+        """
+        if self._sink is not None:
+            PATCHER.detach(self._sink)
+            self._sink = None
