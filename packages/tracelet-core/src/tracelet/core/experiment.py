@@ -293,6 +293,7 @@ class Experiment:
         self._append = _after_stop
         assert self._orchestrator is not None
         self.report = self._orchestrator.stop(status)
+        self._append = _after_stop  # again: the dispatcher may have swapped the append until it stopped
         self.status = status
         lifecycle.unregister(self)
         if self._record is not None:

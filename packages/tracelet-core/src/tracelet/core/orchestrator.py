@@ -4,9 +4,15 @@
                                                   │
                                  worker "mlflow" ◄┼► worker "wandb" ◄┼► ...   (each from its own cursor)
 
-Workers read recent chunks from memory; a worker that falls further behind than `max_buffered` events reads
-from the journal instead, so memory stays bounded and nothing is dropped. Without a journal (local store off)
-the oldest chunks are dropped past that bound and the drops are counted per backend and reported at stop.
+Memory is bounded at both ends, however long a backend stalls:
+
+- Before the dispatcher: the caller's queue holds at most about `QUEUE_HIGH` events. Only when a caller
+  outruns the journal writer (over a million points a second) does the dispatcher swap the caller's append
+  for one that waits until the queue is down to `QUEUE_LOW`; below that mark the hot path is the plain
+  `deque.append` again, so it costs nothing the rest of the time. Waiting, not dropping: no point is lost.
+- After it: workers read recent chunks from memory; a worker that falls further behind than `max_buffered`
+  events reads from the journal instead, so nothing is dropped. Without a journal (local store off) the
+  oldest chunks are dropped past that bound and the drops are counted per backend and reported at stop.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ logger = logging.getLogger("tracelet")
 
 DISPATCH_INTERVAL = 0.02  # journal write-through well inside the 100 ms promise
 FSYNC_INTERVAL = 0.5  # fsync well inside the 1 s promise
-MAX_CHUNK = 50_000
+MAX_CHUNK = 20_000  # events per dispatcher pass: short passes keep the caller's queue near its bound
+QUEUE_HIGH = 2 * MAX_CHUNK  # queued events past which the caller waits for the dispatcher (memory bound)
+QUEUE_LOW = MAX_CHUNK // 2  # ... until the queue is down to this
+THROTTLE_WAIT = 1.0  # the longest one call waits (a wedged dispatcher must not hang training for good)
 
 
 @attrs.define
@@ -78,7 +87,10 @@ class Orchestrator:
         self.max_buffered = max_buffered
         self.stop_timeout = stop_timeout
         self._queue: deque[tuple] = deque()
-        self.append: Callable[[tuple], None] = self._queue.append  # the hot path: one C call
+        self._fast_append: Callable[[tuple], None] = self._queue.append  # the hot path: one C call
+        self.append: Callable[[tuple], None] = self._fast_append
+        self._throttled = False
+        self._drained = threading.Event()  # set while the queue is below QUEUE_LOW (throttled callers wait on it)
         self._lock = threading.Lock()  # guards the chunk list, never held across I/O
         self._chunk_seqs: list[int] = []
         self._chunks: list[list[tuple]] = []
@@ -91,7 +103,7 @@ class Orchestrator:
         self._stop_lock = threading.Lock()
         self._publish_lock = threading.Lock()  # the dispatcher and stop() may both publish
         self._report: StopReport | None = None
-        self._last_sync = time.monotonic()
+        self._syncer: threading.Thread | None = None
         self._detached = False  # in a forked child: the parent owns the run (tracelet.core.lifecycle)
         self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
         self._bind: Callable[[Callable[[tuple], None]], None] | None = None
@@ -103,6 +115,11 @@ class Orchestrator:
         if self._dispatcher is None:
             self._dispatcher = threading.Thread(target=self._dispatch_loop, name="tracelet-dispatch", daemon=True)
             self._dispatcher.start()
+            if self.journal is not None:
+                # fsync on its own thread: a slow disk must not stall the dispatcher (the caller's queue
+                # would grow past its bound meanwhile).
+                self._syncer = threading.Thread(target=self._sync_loop, name="tracelet-fsync", daemon=True)
+                self._syncer.start()
         for worker in list(self._workers.values()):
             if not worker.is_alive() and not worker.done.is_set():
                 worker.start()
@@ -143,8 +160,11 @@ class Orchestrator:
             if self._detached:  # a forked child never ends its parent's run
                 return StopReport(status, 0, {})
             self._closing.set()
+            self._drained.set()  # nobody waits on a dispatcher that is finishing
             if self._dispatcher is not None and self._dispatcher.is_alive():
                 self._dispatcher.join()
+            if self._syncer is not None and self._syncer.is_alive():
+                self._syncer.join()
             self._drain()  # anything appended after the dispatcher's last pass
             reports = self._finish_workers(list(self._workers.values()), status)
             if self.journal is not None:
@@ -252,10 +272,10 @@ class Orchestrator:
     def _publish(self) -> int:
         """Move queued events into the journal and the chunk window; wake the workers."""
         with self._publish_lock:
+            self._pace()  # first: the queue is at its longest now
             # Only this thread pops, so len() events are there to take; starmap pops them without a Python loop.
             count = min(len(self._queue), MAX_CHUNK)
             if not count:
-                self._maybe_sync()
                 return 0
             items: list[tuple] = list(starmap(self._queue.popleft, repeat((), count)))
             if values.lazy_seen:
@@ -265,7 +285,6 @@ class Orchestrator:
                 try:
                     self.journal.append(first, items)
                     self.journaled = first + len(items)
-                    self._maybe_sync()
                 except OSError as exc:
                     self._journal_failed(exc)
             with self._lock:
@@ -276,16 +295,47 @@ class Orchestrator:
                 self._trim()
             for worker in self._workers.values():
                 worker.wake.set()
+            self._pace()
             return len(items)
 
-    def _maybe_sync(self) -> None:
-        now = time.monotonic()
-        if self.journal is not None and not self.journal.closed and now - self._last_sync >= FSYNC_INTERVAL:
-            self._last_sync = now
+    def _pace(self) -> None:
+        """Throttle the caller while its queue is over QUEUE_HIGH; release it once it is under QUEUE_LOW."""
+        queued = len(self._queue)
+        if not self._throttled and queued > QUEUE_HIGH:
+            self._drained.clear()
+            self._set_append(self._append_throttled)
+            self._throttled = True
+        elif self._throttled and queued <= QUEUE_LOW:
+            self._set_append(self._fast_append)
+            self._throttled = False
+            self._drained.set()
+
+    def _set_append(self, append: Callable[[tuple], None]) -> None:
+        self.append = append
+        if self._bind is not None:
+            self._bind(append)
+
+    def _append_throttled(self, event: tuple) -> None:
+        """The caller's append while the queue is over its bound: append, then wait for the dispatcher."""
+        queue = self._queue
+        queue.append(event)
+        if len(queue) > QUEUE_HIGH:
+            self._drained.wait(THROTTLE_WAIT)
+
+    def _sync_loop(self) -> None:
+        """fsync the journal every FSYNC_INTERVAL until the run closes (close() syncs a last time)."""
+        journal = self.journal
+        assert journal is not None
+        while not self._closing.wait(FSYNC_INTERVAL):
+            if journal.closed:
+                return
             try:
-                self.journal.sync()
+                journal.sync()
             except OSError as exc:
                 self._journal_failed(exc)
+                return
+            except ValueError:  # closed under us by a failed write: nothing left to sync
+                return
 
     def _journal_failed(self, exc: OSError) -> None:
         """Disk full, or the folder gone: go on in memory, where the no-store overflow policy applies.
@@ -369,7 +419,9 @@ class Orchestrator:
         block on locks that a parent thread held at fork time."""
         self._detached = True
         self._queue = deque(maxlen=0)
-        self.append = self._queue.append
+        self.append = self._fast_append = self._queue.append
+        self._drained = threading.Event()
+        self._drained.set()
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()
         self._publish_lock = threading.Lock()
