@@ -105,7 +105,8 @@ class Options:
         bool leaves ClearML's repository detection, a `git` subprocess plus an update check, on)."""
         value = self.auto_connect_frameworks
         if isinstance(value, dict):
-            out = dict(value)
+            # Only the frameworks named are switched on (ClearML itself would switch on every one not named).
+            out = {**dict.fromkeys(FRAMEWORK_KEYS, False), **value}
         elif value:
             out = {}
         else:

@@ -29,13 +29,25 @@ def use_in_process_reporting() -> None:
     from clearml import Task
     from clearml.config import ConfigSDKWrapper, ConfigWrapper
 
-    ConfigWrapper.set_overrides(IN_PROCESS_OVERRIDE)
-    ConfigSDKWrapper.clear_config_impl()  # it caches the "sdk" subtree of the configuration before the override
+    if not _lazy_value_loaded(Task, "_report_subprocess_enabled"):
+        # Not read yet in this process: override the key (reloading ClearML's configuration costs about a
+        # second, so only while it can still matter).
+        ConfigWrapper.set_overrides(IN_PROCESS_OVERRIDE)
+        ConfigSDKWrapper.clear_config_impl()  # it caches the "sdk" subtree of the configuration before the override
     # ClearML reads the key once, lazily, and caches it on the Task class: evaluate it now, while the override
     # holds (a vault applied later by an online session replaces overrides). If something in this process
     # evaluated it earlier, the cached value wins and the class attribute is the only switch left.
     if bool(Task._report_subprocess_enabled):
         Task._report_subprocess_enabled = False
+
+
+def _lazy_value_loaded(owner: type, name: str) -> bool:
+    """Whether ClearML's lazily read setting `owner.name` was read already (or is a plain value by now)."""
+    value = next((klass.__dict__[name] for klass in owner.__mro__ if name in klass.__dict__), None)
+    try:
+        return object.__getattribute__(value, "_wrapped") is not None
+    except AttributeError:
+        return True  # not a lazy wrapper: a plain value set before
 
 
 def skip_update_check() -> None:
