@@ -84,6 +84,7 @@ class ArtifactManager:
         self._wait_timeout = wait_timeout
         self._lock = threading.Lock()
         self._results: dict[str, dict[str, ArtifactResult]] = {}  # token -> backend -> undelivered result
+        self._logged: dict[tuple[str, str], int] = {}  # (backend, artifact name) -> times logged to it
         self._staging: Path | None = None
         self._temporary_staging = False
         self._watcher: Any = None
@@ -158,7 +159,7 @@ class ArtifactManager:
             raise
         extras = self._backend_snapshots(artifact, targets, staging, results)
         targets = [name for name in targets if name not in results]
-        pending = {name: ArtifactResult(backend=name) for name in targets}
+        pending = {name: self._pending(name, snapshot) for name in targets}
         with self._lock:
             self._results[token] = dict(pending)  # registered before the event exists: delivery may be instant
         payload = {
@@ -176,6 +177,30 @@ class ArtifactManager:
             for r in pending.values():
                 r.wait(max(deadline - time.monotonic(), 0))
         return results
+
+    def _pending(self, backend: str, snapshot: TraceletArtifact) -> ArtifactResult:
+        """A pending result with what the core knows now: the version (backends number an artifact's
+        versions in logging order within a run, so the n-th log of a name is "vn") and, for the local store,
+        where it will be. Reading anything else waits for the backend (bounded by the stop timeout)."""
+        with self._lock:
+            key = (backend, snapshot.name)
+            self._logged[key] = number = self._logged.get(key, 0) + 1
+        result = ArtifactResult(backend=backend, version=f"v{number}")
+        early = {"version"}
+        if backend == "local" and self._run_dir is not None:
+            from tracelet.core.journal import artifacts_root
+
+            vdir = artifacts_root(self._run_dir) / snapshot.name / result.version
+            result.uri = vdir.resolve().as_uri()
+            result.metadata = {
+                "path": str(vdir),
+                "size_bytes": snapshot.size_bytes,
+                "checksums": {f.artifact_path: f.checksum for f in snapshot.files},
+            }
+            early |= {"uri", "metadata"}
+        result._early = frozenset(early)
+        result._read_timeout = self._wait_timeout
+        return result
 
     def log_file(self, local_path: str, artifact_path: str | None = None) -> dict[str, ArtifactResult]:
         """One file as an artifact named after it, typed by its extension.
@@ -418,5 +443,5 @@ def _fill(result: ArtifactResult, out: Any) -> None:
         out = out.to_dict()
     if isinstance(out, dict):
         result.uri = str(out.get("uri") or "")
-        result.version = str(out.get("version") or "")
+        result.version = str(out.get("version") or "") or result.version  # a backend without versions: the core's
         result.metadata = dict(out.get("metadata") or {})

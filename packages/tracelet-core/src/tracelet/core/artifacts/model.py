@@ -84,12 +84,16 @@ class ArtifactStatus(str, enum.Enum):
 PENDING, OK, FAILED = ArtifactStatus.PENDING, ArtifactStatus.OK, ArtifactStatus.FAILED
 
 
-@attrs.define
+@attrs.define(repr=False)
 class ArtifactResult:
     """What one backend made of a logged artifact.
 
     `log_artifact` returns results in the `pending` state; the backend's worker fills `uri`, `version` and
-    `metadata` (state `ok`) or `error` (state `failed`) when it delivers. `wait()` blocks until then.
+    `metadata` (state `ok`) or `error` (state `failed`) when it delivers. `wait()` blocks until then, and so
+    does reading `uri`, `version` or `metadata` of a pending result (at most the run's stop timeout; then
+    the value as it stands), except the ones the core fills before `log_artifact` returns: `version` (the
+    version the backend stores it as when versions follow the logging order; the backend's answer replaces
+    it) and, for the local store, `uri` and `metadata` too. `repr()` never waits.
     """
 
     backend: str
@@ -99,6 +103,19 @@ class ArtifactResult:
     error: str | None = None
     status: ArtifactStatus = attrs.field(default=PENDING, converter=ArtifactStatus)
     _done: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False, eq=False)
+    # Set by the artifact manager on the results it hands out: how long a read may wait, and the fields it
+    # filled itself (read without waiting). None: a result made by a backend, never waited on.
+    _read_timeout: float | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    _early: frozenset[str] = attrs.field(factory=frozenset, init=False, repr=False, eq=False)
+
+    def _settle(self, field: str) -> None:
+        timeout = self._read_timeout
+        if timeout is not None and field not in self._early and not self._done.is_set():
+            self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        fields = ("backend", "uri", "version", "metadata", "error", "status")
+        return "ArtifactResult(" + ", ".join(f"{f}={_WAITLESS[f].__get__(self)!r}" for f in fields) + ")"
 
     @property
     def success(self) -> bool:
@@ -118,6 +135,28 @@ class ArtifactResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactResult:
         return _converter.structure(data, cls)
+
+
+class _Settled:
+    """A field of ArtifactResult whose read waits for a pending result first (see its docstring)."""
+
+    def __init__(self, name: str, slot: Any) -> None:
+        self.name = name
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.slot
+        obj._settle(self.name)
+        return self.slot.__get__(obj, owner)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+
+_WAITLESS = {f: ArtifactResult.__dict__[f] for f in ("backend", "uri", "version", "metadata", "error", "status")}
+for _field in ("uri", "version", "metadata"):
+    setattr(ArtifactResult, _field, _Settled(_field, _WAITLESS[_field]))
 
 
 # -- the artifact ----------------------------------------------------------------------------------------------
