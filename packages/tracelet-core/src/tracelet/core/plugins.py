@@ -71,15 +71,41 @@ class PluginInterface:
 
     @hookspec(firstresult=True)
     def plugin_metadata(self) -> PluginMetadata | None:
-        """Return the plugin's metadata (name, version, description, type)."""
+        """Describe the plugin to `tracelet plugins` (its DESCRIPTION column and capabilities line).
+
+        :return: a `PluginMetadata`; `description` and `capabilities` (e.g. ``["metrics", "params", "tags",
+            "artifacts"]``) are shown to users. None: nothing to show.
+
+        Raising: `tracelet plugins` shows the error as a warning; runs are not affected (runs never call it).
+        Optional.
+        """
 
     @hookspec
     def plugin_setup(self, config: dict[str, Any]) -> None:
-        """Prepare the plugin with the configuration addressed to it, before any other hook of a run."""
+        """Prepare a backend with the configuration addressed to it, before any other hook of its run.
+
+        Called once per run, on the backend's worker thread (for backends only; frameworks and collectors read
+        their settings from the experiment).
+
+        :param config: the same dict as `run.config`: the experiment's ``config={"<name>": {...}}`` block,
+            overlaid with ``<name>_<key>`` entries (prefix removed); values as the user gave them (strings from
+            the environment included: parse them, e.g. with `tracelet.plugin.parse_bool`). `<name>` is the name
+            the plugin was selected by. Unknown keys should be warned about, not ignored silently.
+
+        Raising: `ConfigurationError`, `ImportError`, `TypeError` or `ValueError` fail `start()` with the
+        message (the other backends' runs end FAILED); any other exception is retried with backoff, as
+        `backend_start_run` is. Optional.
+        """
 
     @hookspec
     def plugin_teardown(self) -> None:
-        """Release what `plugin_setup` acquired; called once, after the run has ended."""
+        """Release what `plugin_setup` acquired (clients, threads, temporary files).
+
+        Called once on the worker thread, after `backend_end_run`, also when the run ended FAILED or KILLED.
+
+        Raising: recorded in the backend's stop report (``errors``: ``teardown: <Error>``); not retried.
+        Optional.
+        """
 
 
 class BackendPlugin:
@@ -95,53 +121,164 @@ class BackendPlugin:
 
     @hookspec(firstresult=True)
     def backend_start_run(self, run: RunContext) -> dict[str, Any] | None:
-        """Open a run in the tracker; return details to record, such as its id or URL."""
+        """Open the run in the tracker.
+
+        Called once per run on the backend's worker thread, after `plugin_setup`; `start()` waits for it (up
+        to `start_timeout`) but not for an outage: delivery waits for the run instead.
+
+        :param run: the `RunContext` (run id, name, project, tags, config, redacted metadata, run folder).
+        :return: plain details worth recording (the tracker's run id, its URL); they appear in the stop report
+            (``report.backends[name].details``) and in the run's ``run.json``. None: nothing to record.
+
+        Raising: `ConfigurationError`, `ImportError`, `TypeError` or `ValueError` fail `start()` (permanent:
+        bad settings, a missing library). Anything else is retried with capped backoff until the run's stop
+        deadline, so an unreachable tracker does not stop training; a retry must not open a second run (look
+        for the one a lost response created). Optional, but a tracker usually needs it.
+        """
 
     @hookspec
     def backend_log_metrics(self, metrics: list[Metric], run: RunContext) -> None:
-        """Deliver a batch of metric points, in logging order."""
+        """Deliver a batch of metric points to the tracker.
+
+        Called on the backend's worker thread with up to 10,000 points per call (whatever was logged since the
+        last call, split where params, tags or artifacts were logged in between), in logging order. Values are
+        floats and may be NaN or ±inf; names are str.
+
+        :param metrics: the points, each a `Metric` (name, value, step, timestamp in seconds since the epoch,
+            taken when `log_metric` was called).
+        :param run: the run's `RunContext` (passed when the implementation names it, like every `run` below).
+
+        Raising: the whole batch is retried with capped backoff until the run's stop deadline; later events wait
+        behind it. So never write part of a batch and then raise: remember how far it got and resume there, or
+        make the write idempotent. `ConfigurationError` is permanent ("the tracker refuses this data"): the
+        batch is split until the refused points stand alone, the rest is delivered, the refused ones are
+        counted (``refused``) and stay in the journal. Optional: without it the stop report says
+        ``no_hook: {"metrics": n}`` instead of counting points delivered.
+        """
 
     @hookspec
     def backend_log_params(self, params: dict[str, Any], run: RunContext) -> None:
-        """Deliver parameters (merged in logging order; a later value of a key wins)."""
+        """Deliver parameters (hyperparameters) to the tracker.
+
+        :param params: name -> value, merged from consecutive `log_params` calls (a later value of a key wins);
+            values are plain (str, int, float, bool, None, and nested dicts and lists of those), secrets already
+            redacted. A key may come again with another value in a later call: the tracker's rule applies (keep
+            the latest, or keep the first and say so).
+        :param run: the run's `RunContext`.
+
+        Raising: as `backend_log_metrics` (retried; `ConfigurationError` refuses for good). Optional (reported
+        as ``no_hook: {"params": n}``).
+        """
 
     @hookspec
     def backend_log_tags(self, tags: dict[str, str], run: RunContext) -> None:
-        """Deliver key/value tags."""
+        """Deliver key/value tags to the tracker.
+
+        :param tags: key -> value, both str, merged from consecutive `set_tags` calls (a later value wins). The
+            experiment's list of tags is in `run.tags`, not here.
+        :param run: the run's `RunContext`.
+
+        Raising: as `backend_log_metrics`. Optional (reported as ``no_hook: {"tags": n}``).
+        """
 
     @hookspec(firstresult=True)
     def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool | None:
-        """Return False to decline an artifact (by type or size); None or True accepts it."""
+        """Decide whether this backend takes an artifact (by type or size); called inside `log_artifact` on the
+        caller's thread, so it must be quick (no I/O). Types routed explicitly (config ``artifact_routing``)
+        skip it.
+
+        :param artifact: the `TraceletArtifact` being logged (name, type, files, objects, metadata).
+        :param run: the run's `RunContext`.
+        :return: False declines it; None or True accepts it.
+
+        Raising: this backend's `ArtifactResult` for it is failed with the error; the others are unaffected.
+        Optional (default: accept every artifact).
+        """
 
     @hookspec(firstresult=True)
     def backend_snapshot_artifact(
         self, artifact: TraceletArtifact, staging_dir: str, run: RunContext
     ) -> dict[str, Any] | None:
-        """Save backend-specific forms of live objects under `staging_dir`; return plain data for the upload."""
+        """Save a backend-specific form of the artifact's live objects now, while they are at hand (e.g. a
+        tracker's own model format); called inside `log_artifact` on the caller's thread, before any upload.
+
+        :param artifact: the `TraceletArtifact` being logged; `artifact.objects` holds the live objects.
+        :param staging_dir: a folder owned by the run for this backend's files (removed once delivered).
+        :param run: the run's `RunContext`.
+        :return: plain data (paths under `staging_dir`, ...) handed to `backend_log_artifact` as `snapshot`;
+            None: nothing saved.
+
+        Raising: this backend's `ArtifactResult` is failed with the error. Optional.
+        """
 
     @hookspec(firstresult=True)
     def backend_log_artifact(
         self, artifact: TraceletArtifact, snapshot: dict[str, Any] | None, run: RunContext
     ) -> ArtifactResult | None:
-        """Store an artifact whose files are snapshots owned by the run; return where it went."""
+        """Store an artifact in the tracker, on the backend's worker thread in logging order.
+
+        :param artifact: the `TraceletArtifact`; its files are snapshots owned by the run (the user's files
+            may have changed since); `artifact.files[i].local_path` is readable until this hook returns.
+        :param snapshot: what `backend_snapshot_artifact` returned for it, or None.
+        :param run: the run's `RunContext`.
+        :return: an `ArtifactResult` (or a dict of its fields: `uri`, `version`, `metadata`) saying where it
+            went; it completes the result `log_artifact` returned. Version artifacts with the manifest helpers
+            (`tracelet.plugin.plan`, `read`, `load`) to read them back like the local store does.
+
+        Raising: tried 3 times with backoff (never past the stop deadline), then the result carries the error
+        and delivery goes on; `ConfigurationError` fails it at once. Optional: implementing it declares that
+        the backend takes artifacts.
+        """
 
     @hookspec(firstresult=True)
     def backend_get_artifact(self, name: str, version: str, run: RunContext) -> TraceletArtifact | None:
-        """Return the named artifact at `version` ("latest", "v1", ...), or None when absent."""
+        """Read one stored artifact back (``experiment.get_artifact``), on the caller's thread.
+
+        :param name: the artifact's name.
+        :param version: ``"latest"`` or ``"v1"``, ``"v2"``, ...
+        :param run: the run's `RunContext`.
+        :return: a `TraceletArtifact` whose files point at local copies, or None when absent.
+
+        Raising: with ``backend=`` named, the caller gets a `BackendError`; otherwise a warning is logged and
+        the next backend is asked. Optional.
+        """
 
     @hookspec(firstresult=True)
     def backend_list_artifacts(
         self, type_filter: ArtifactType | None, run: RunContext
     ) -> list[TraceletArtifact] | None:
-        """Return the run's artifacts, optionally only those of one type."""
+        """List the run's stored artifact versions (``experiment.list_artifacts``), on the caller's thread.
+
+        :param type_filter: an `ArtifactType` to keep only that type, or None for all.
+        :param run: the run's `RunContext`.
+        :return: `TraceletArtifact` manifests, every version; None: nothing.
+
+        Raising: as `backend_get_artifact`. Optional.
+        """
 
     @hookspec
     def backend_flush(self, run: RunContext) -> None:
-        """Push anything the backend buffers itself to the tracker."""
+        """Push anything the backend buffers itself to the tracker; called at the end of the run, before
+        `backend_end_run`, on the worker thread.
+
+        :param run: the run's `RunContext`.
+
+        Raising: recorded in the stop report (``errors``), not retried; `backend_end_run` is still called.
+        Optional (a backend that writes synchronously has nothing to do).
+        """
 
     @hookspec
     def backend_end_run(self, status: RunStatus, run: RunContext) -> None:
-        """Close the run in the tracker with its final status, after everything was delivered."""
+        """Close the run in the tracker with its final status, after everything logged was delivered (or the
+        stop deadline passed); on the worker thread.
+
+        :param status: `RunStatus.FINISHED`, `FAILED` (an exception ended the run, or another backend could
+            not start) or `KILLED` (Ctrl-C, SIGTERM, or ``stop(status="KILLED")``).
+        :param run: the run's `RunContext`.
+
+        Raising: recorded in the stop report (``errors``), not retried by the worker (retry inside with
+        `tracelet.plugin.retry` if the tracker needs it). Optional, but without it the tracker's run never ends.
+        """
 
 
 class FrameworkPlugin:
@@ -149,25 +286,56 @@ class FrameworkPlugin:
 
     @hookspec
     def framework_instrument(self, experiment: Experiment) -> None:
-        """Patch the framework so what it emits reaches `experiment`."""
+        """Patch the framework so what it emits reaches `experiment`; called in `start()` for each installed
+        framework plugin (or those in `automagic_frameworks`).
+
+        :param experiment: the started run: log to it with `log_metric`, `log_params`, `log_artifact`.
+
+        Raising: a warning says the integration is not active; the run goes on. Optional.
+        """
 
     @hookspec
     def framework_uninstrument(self, experiment: Experiment) -> None:
-        """Undo `framework_instrument`."""
+        """Undo `framework_instrument`; called in `stop()`, before the backends finish.
+
+        :param experiment: the stopping run.
+
+        Raising: a warning is logged; the run still stops. Optional.
+        """
 
     @hookspec(firstresult=True)
     def framework_describe_model(self, model: Any) -> dict[str, Any] | None:
-        """Return facts about a model (parameter count, layers, ...), or None when it is not this framework's."""
+        """Describe a model for ``capture_model``.
+
+        :param model: any object the user passed.
+        :return: facts (parameter count, layers, ...) logged as ``model/<key>`` params; None when the model is
+            not this framework's (the next plugin, then a generic description, is tried).
+
+        Raising: a warning is logged and the next plugin is tried. Optional.
+        """
 
     @hookspec(firstresult=True)
     def framework_describe_dataset(self, dataset: Any) -> dict[str, Any] | None:
-        """Return facts about a dataset (size, shapes, ...), or None when it is not this framework's."""
+        """Describe a dataset for ``capture_dataset``.
+
+        :param dataset: any object the user passed.
+        :return: facts (size, shapes, ...) logged as ``dataset/<key>`` params; None when it is not this
+            framework's.
+
+        Raising: a warning is logged and the next plugin is tried. Optional.
+        """
 
     @hookspec(firstresult=True)
     def framework_detect_hyperparams(self, value: Any) -> dict[str, Any] | None:
         """Return the hyperparameters an object of this framework holds (an optimizer's lr, momentum, ...), keyed
         relative to the variable that holds it; None when it is not this framework's. Called by
-        `capture_hyperparams()` (`tracelet.core.hyperparams`) for objects the core's own rules do not take."""
+        `capture_hyperparams()` (`tracelet.core.hyperparams`) for objects the core's own rules do not take.
+
+        :param value: an object found among the caller's variables.
+        :return: name -> plain value, or None when the object is not this framework's.
+
+        Raising: a warning is logged and the object is left out. Optional.
+        """
 
 
 class CollectorPlugin:
@@ -187,6 +355,9 @@ class CollectorPlugin:
         """Return run metadata to merge (redacted by the core), before any backend starts.
 
         :param experiment: the starting run (read its `config` and `settings`; do not log yet).
+        :return: metadata to merge into the run's description; None: nothing.
+
+        Raising: reported once per collector and kind of error; the run goes on. Optional.
         """
 
     @hookspec
@@ -194,6 +365,8 @@ class CollectorPlugin:
         """Install what watches the run (patches, stream tees) on the thread that calls `start()`.
 
         :param experiment: the run, started: logging to it works.
+
+        Raising: reported once per collector and kind of error; the run goes on. Optional.
         """
 
     @hookspec
@@ -201,17 +374,26 @@ class CollectorPlugin:
         """Slow one-off work (reading a diff, listing packages) on the collector thread, after the first sample.
 
         :param experiment: the running run; log params and artifacts to it.
+
+        Raising: reported once per collector and kind of error; the run goes on. Optional.
         """
 
     @hookspec
     def collector_sample(self) -> dict[str, float] | None:
-        """Return the current readings as metric name -> value (on the collector thread)."""
+        """Return the current readings (on the collector thread), every `metrics_interval` seconds.
+
+        :return: metric name -> value, logged at the run's current step; None: nothing this time.
+
+        Raising: reported once per collector and kind of error; sampling goes on. Optional.
+        """
 
     @hookspec
     def collector_stop(self, experiment: Experiment) -> None:
         """Undo `collector_start` and log what the run's end completes (a console log), after the last sample.
 
         :param experiment: the stopping run; artifacts logged here are still delivered.
+
+        Raising: reported once per collector and kind of error; the run still stops. Optional.
         """
 
 
