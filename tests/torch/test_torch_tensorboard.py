@@ -185,3 +185,14 @@ def test_start_imports_no_torch_and_a_writer_imported_after_start_is_captured(
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"heavy": [], "points": [[3, 2.5, 1700000000.0]], "finder": False, "restored": True}
+
+
+def test_histogram_statistics_stay_on_the_tensors_device() -> None:
+    # A "meta" tensor has a device but no data: any read of a value on this thread would raise. The statistics
+    # come back as 0-d tensors on that device, which the core converts on the delivery side (as for CUDA).
+    stats = tb.histogram_stats(torch.empty(10, device="meta"))
+    assert stats["count"] == 10
+    assert all(isinstance(stats[k], torch.Tensor) and stats[k].device.type == "meta" and stats[k].ndim == 0
+               for k in ("min", "max", "mean", "std"))  # fmt: skip
+    assert tb.histogram_stats([1.0, 3.0]) == {"min": 1.0, "max": 3.0, "mean": 2.0, "std": 1.0, "count": 2}
+    assert tb.histogram_stats(torch.empty(0)) == {"count": 0}
