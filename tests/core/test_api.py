@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,14 @@ from tracelet.core.experiment import Experiment
 from tracelet.core.records import RunStatus
 from tracelet.store import open_run
 
-CHECKER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "check_api.py"
+# The spec's API checker is not part of this repository: `.ci/run` points TRACELET_API_CHECKER at it when the
+# shared folder is next to the clone. Read at import, before the fixtures clear TRACELET_* variables.
+CHECKER = Path(os.environ.get("TRACELET_API_CHECKER", "")) if os.environ.get("TRACELET_API_CHECKER") else None
 
 
-@pytest.mark.skipif(not CHECKER.exists(), reason="the shared API checker lies outside this repository")
+@pytest.mark.skipif(CHECKER is None, reason="TRACELET_API_CHECKER is not set (.ci/run sets it when ../shared exists)")
 def test_check_api_reports_no_mismatch() -> None:
+    assert CHECKER is not None and CHECKER.is_file(), f"TRACELET_API_CHECKER={CHECKER} is not a file"
     out = subprocess.run([sys.executable, str(CHECKER)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 API mismatches" in out.stdout
