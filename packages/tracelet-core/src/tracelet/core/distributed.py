@@ -62,7 +62,7 @@ import attrs
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.experiment import Experiment
+    from tracelet.core.protocols import InstrumentedExperiment as Experiment  # not the class: no import cycle
 
 logger = logging.getLogger("tracelet")
 
