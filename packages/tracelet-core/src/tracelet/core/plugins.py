@@ -112,7 +112,12 @@ class BackendPlugin:
     """Hooks of an experiment-tracking backend.
 
     Delivery hooks run on the backend's own worker thread, in logging order; raising from one has the batch
-    retried with capped backoff until the run's stop deadline. Artifact hooks: `backend_accepts_artifact` and
+    retried with capped backoff until the run's stop deadline (a transient failure: outage, timeout). Raise
+    `ConfigurationError` instead when the tracker refuses the data itself and retrying cannot help (a
+    permanent failure): the batch is then split until the refused events stand alone, the rest is delivered,
+    and the refused ones are counted in the run's stop report (`refused`; they stay in the journal). Retries
+    of a plugin's own should go through `tracelet.plugin.retry`, which stops at the run's stop deadline.
+    Artifact hooks: `backend_accepts_artifact` and
     `backend_snapshot_artifact` run on the caller's thread inside `log_artifact` (decide and snapshot, no
     uploads); `backend_log_artifact` runs on the worker and is tried 3 times, after which its ArtifactResult
     carries the error; `backend_get_artifact` / `backend_list_artifacts` answer the caller. Types the user
