@@ -223,3 +223,14 @@ def test_a_backend_without_a_metrics_hook_reports_it_instead_of_counting_points_
     assert mine.no_hook == {"metrics": 1000, "tags": 1}
     assert mine.delivered == 1 and mine.undelivered == 0 and ParamsOnly.got == {"lr": 0.1}
     assert open_run(exp.id).meta["delivery"]["params-only"]["no_hook"] == {"metrics": 1000, "tags": 1}
+
+
+def test_a_collector_with_a_misspelled_hook_is_reported_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tracelet")
+    exp = tracelet.start_logging("typo-collector", backend="local")
+    tracelet.stop_logging()
+    from tracelet.store import open_run
+
+    messages = [r.getMessage() for r in caplog.records if "typocollector" in r.getMessage()]
+    assert messages and "unknown hook `collector_samples`; did you mean `collector_sample`?" in messages[0]
+    assert "never" not in open_run(exp.id).metrics()

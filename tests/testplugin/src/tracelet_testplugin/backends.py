@@ -162,3 +162,13 @@ class UndecoratedBackend(RecorderBackend):
 
     def backend_flush(self) -> None:
         self.rec["flushed"] = True
+
+
+class TypoCollector:
+    """A collector with a misspelled hook (`collector_samples`): reported when a run loads it, never run."""
+
+    config_switch = None  # on in every run
+
+    @hookimpl
+    def collector_samples(self) -> dict[str, float]:
+        return {"never": 1.0}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracelet.core import discovery
 from tracelet.core.backend import instantiate
-from tracelet.core.plugins import PluginType, new_plugin_manager
+from tracelet.core.plugins import PluginType, new_plugin_manager, register_checked
 from tracelet.core.redact import redact
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class _Collector:
         self.name = name
         self.plugin = plugin
         self.pm: pluggy.PluginManager = new_plugin_manager()
-        self.pm.register(plugin, name=name)
+        register_checked(self.pm, plugin, name)  # an unknown hook name is reported, not ignored
 
     def implements(self, hook: str) -> bool:
         return bool(getattr(self.pm.hook, hook).get_hookimpls())
