@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from tracelet.core import discovery
-from tracelet.core.backend import Backend, instantiate
+from tracelet.core.backend import BoundPlugin, instantiate
 from tracelet.core.config import AutomagicConfig
 from tracelet.core.plugins import PluginType
 from tracelet.core.records import RunContext
@@ -79,7 +79,7 @@ class Frameworks:
     """The framework plugins instrumented into one experiment."""
 
     def __init__(self) -> None:
-        self.handles: list[Backend] = []
+        self.handles: list[BoundPlugin] = []
 
     def instrument(self, experiment: Any, wanted: set[str], context_for: Callable[[str], RunContext]) -> None:
         """Instrument every installed framework plugin in `wanted` (all when empty); one that cannot hook in
@@ -88,7 +88,7 @@ class Frameworks:
             if wanted and spec.name not in wanted:
                 continue
             try:
-                handle = Backend(spec.name, instantiate(spec.load()), context_for(spec.name), spec)
+                handle = BoundPlugin(spec.name, instantiate(spec.load()), context_for(spec.name), spec)
                 handle.call("framework_instrument", experiment=experiment)
                 self.handles.append(handle)
             except Exception as exc:

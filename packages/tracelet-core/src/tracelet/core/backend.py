@@ -1,4 +1,17 @@
-"""A backend plugin bound to one run: its own plugin manager, so calling it reaches it alone."""
+"""A plugin bound to one run: its own plugin manager, so calling it reaches it alone.
+
+"Backend" names several things in Tracelet; each has its own name in code:
+
+- a **backend plugin**: the tracker integration an entry point of `tracelet.backends` names (MLflowBackend);
+- a **backend name**: how a user selects one (`backend=["mlflow"]`, `TRACELET_BACKEND`); `ArtifactResult.backend`,
+  `BackendError.backend` and the keys of a stop report are backend names;
+- `Backend` (here): a backend plugin bound to one run; `Experiment.backends` lists them;
+- `BackendWorker` (`tracelet.core.worker`): the thread that delivers to one `Backend`;
+- `BackendReport` (`tracelet.core.orchestrator`): what one backend received by the end of the run.
+
+Framework plugins are bound the same way, as a `BoundPlugin` (not a `Backend`). How a watched folder notices
+changes (watchdog or polling) is the watcher's `mechanism`.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +29,8 @@ def instantiate(obj: Any) -> Any:
     return obj() if isinstance(obj, type) else obj
 
 
-class Backend:
-    """One active backend of a run. `name` is the name the user selected it by."""
+class BoundPlugin:
+    """One plugin bound to one run. `name` is the name the user selected it by."""
 
     def __init__(self, name: str, plugin: Any, run: RunContext, spec: PluginSpec | None = None) -> None:
         self.name = name
@@ -32,11 +45,15 @@ class Backend:
         return bool(getattr(self.pm.hook, hook).get_hookimpls())
 
     def call(self, hook: str, **kwargs: Any) -> Any:
-        """Call one hook of this backend; `run` is passed to hooks that take it."""
+        """Call one hook of this plugin; `run` is passed to hooks that take it."""
         caller = getattr(self.pm.hook, hook)
         if "run" in caller.spec.argnames:
             kwargs["run"] = self.run
         return caller(**kwargs)
 
     def __repr__(self) -> str:
-        return f"<Backend {self.name}>"
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class Backend(BoundPlugin):
+    """One active backend of a run: a backend plugin bound to it, delivered to by its `BackendWorker`."""
