@@ -15,6 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch_helpers import config, event_scalars, store_points
 
 import tracelet
+from tracelet.store import open_run
 from tracelet_torch import _hooks
 from tracelet_torch import tensorboard as tb
 
@@ -99,8 +100,6 @@ def test_scalars_hparams_histograms_images_and_text(tmp_path: Path) -> None:
     assert stats == pytest.approx({"min": 0.0, "max": 9.0, "mean": 4.5, "std": float(values.std(unbiased=False)),
                                    "count": 10.0})  # fmt: skip
     assert all(v[0][0] == 4 for k, v in points.items() if k.startswith("weights/"))
-    from tracelet.store import open_run
-
     run = open_run(exp.id)
     assert run.params() == {"lr": 0.01, "layers": 3, "opt": "sgd"}
     arts = {(a.name, a.type.value, a.version) for a in run.artifacts()}
@@ -122,8 +121,15 @@ def test_tensorboardx_writer_is_captured(tmp_path: Path) -> None:
     writer = XWriter(str(tmp_path / "tbx"))
     for step in range(3):
         writer.add_scalar("x/loss", 1.0 / (step + 1), step, walltime=1_700_000_000.0 + step)
+    writer.add_scalars("x/acc", {"val": 0.5}, 4, walltime=1_700_000_004.0)
+    writer.add_hparams({"lr": 0.3}, {"hp/best": 0.7}, None, 6)  # tensorboardX: global_step is the 4th argument
+    writer.add_histogram("x/w", torch.arange(4.0), 5)
     writer.close()
     tracelet.stop_logging()
+    points = store_points(exp.id)
+    assert points["x/acc/val"] == [(4, 0.5, 1_700_000_004.0)]
+    assert [p[:2] for p in points["hp/best"]] == [(6, 0.7)] and open_run(exp.id).params() == {"lr": 0.3}
+    assert [p[:2] for p in points["x/w/max"]] == [(5, 3.0)]
     assert store_points(exp.id)["x/loss"] == [(s, pytest.approx(1.0 / (s + 1)), 1_700_000_000.0 + s) for s in range(3)]
     assert [(s, round(v, 6)) for s, v, _ in event_scalars(tmp_path / "tbx")["x/loss"]] == [
         (s, round(1.0 / (s + 1), 6)) for s in range(3)

@@ -31,6 +31,7 @@ when None, the time of the call, handed to the writer too so both record the sam
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -182,7 +183,14 @@ def _wrap_add_hparams(original: Any) -> Any:
         sinks = _targets(self)
         with _Inner():
             result = original(self, hparam_dict, metric_dict, *args, **kwargs)
-        step = kwargs.get("global_step")
+        try:  # global_step's position differs (torch: 5th, tensorboardX: 4th); a rare call, so bind by name
+            step = (
+                inspect.signature(original)
+                .bind(self, hparam_dict, metric_dict, *args, **kwargs)
+                .arguments.get("global_step")
+            )
+        except TypeError:
+            step = kwargs.get("global_step")
         walltime = time.time()
         for sink in sinks:
             try:
