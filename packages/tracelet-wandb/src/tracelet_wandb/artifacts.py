@@ -6,7 +6,9 @@ Each logged Tracelet artifact becomes one `wandb.Artifact` whose type is the Tra
     manifest.json          the Tracelet manifest (type, description, files, objects, references, checksums)
     files/<artifact_path>  the artifact's files
     objects/<name>.<ext>   its serialized objects (json / yaml / pickle / torch state_dict of a model)
-    references/<i>         each external reference, as a W&B reference entry (`add_reference`, not uploaded)
+    references/<i>         each external reference, as a W&B reference entry (`add_reference`, not uploaded);
+                           a scheme W&B cannot handle in this environment (`s3://` without boto3, ...) stays in
+                           manifest.json only, listed in the metadata key `tracelet_references_in_manifest_only`
 
 Tracelet numbers the versions of a name v1, v2, ... in logging order; each W&B artifact carries its Tracelet
 version as the alias `tracelet-v<N>` (W&B's own `v0, v1, ...` count distinct contents, so logging the same
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from tracelet.plugin import MANIFEST, ArtifactType, TraceletArtifact, load, plan, read, version_number
+
+logger = logging.getLogger("tracelet.wandb")
 
 ALIAS_PREFIX = "tracelet-"
 NAME_MAX = 128
@@ -132,8 +137,20 @@ def build(wandb: Any, artifact: TraceletArtifact, version: str, folder: Path) ->
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         # "immutable": the files are the run's snapshots (never rewritten), so W&B need not copy them again.
         wb.add_file(str(path), name=path.relative_to(folder).as_posix(), policy="immutable")
+    unreferenced = []
     for i, ref in enumerate(artifact.references):
-        wb.add_reference(ref.uri, name=f"references/{i}", checksum=False)
+        try:
+            wb.add_reference(ref.uri, name=f"references/{i}", checksum=False)
+        except Exception as exc:  # a scheme W&B cannot handle here (s3:// without boto3, ...): the manifest has it
+            unreferenced.append(ref.uri)
+            logger.warning(
+                "tracelet-wandb: reference %s of artifact %r is recorded in its manifest.json only (W&B: %s)",
+                ref.uri,
+                artifact.name,
+                exc,
+            )
+    if unreferenced:
+        wb.metadata = {**metadata, "tracelet_references_in_manifest_only": unreferenced}
     return wb
 
 
