@@ -69,7 +69,7 @@ def test_a_file_is_logged_once_it_stops_changing(tmp_path: Path) -> None:
     w.start()
     try:
         target = tmp_path / "growing.ckpt"
-        for i in range(6):  # keeps changing for ~0.6 s, longer than the settle time
+        for _ in range(6):  # keeps changing for ~0.6 s, longer than the settle time
             with open(target, "ab") as f:
                 f.write(b"x" * 10)
             time.sleep(0.1)

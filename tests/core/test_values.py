@@ -107,7 +107,7 @@ class DeviceScalar:
         self.value = value
         self.converted_on: list[str] = []
 
-    def detach(self) -> "DeviceScalar":
+    def detach(self) -> DeviceScalar:
         return self
 
     def __float__(self) -> float:

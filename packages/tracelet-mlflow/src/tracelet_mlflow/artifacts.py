@@ -35,7 +35,6 @@ from tracelet.plugin import (
     resolve_version,
     version_number,
 )
-
 from tracelet_mlflow.names import prefixed
 from tracelet_mlflow.params import fit_tag_value
 

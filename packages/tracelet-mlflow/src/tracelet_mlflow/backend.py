@@ -31,7 +31,6 @@ from tracelet.plugin import (
     hookimpl,
     retry,
 )
-
 from tracelet_mlflow import __version__, failfast, location, telemetry
 from tracelet_mlflow.artifacts import ArtifactStore, save_torch_model
 from tracelet_mlflow.groups import DEFAULT_GROUP_WAIT, Group

@@ -40,10 +40,10 @@ from tracelet.exceptions import BackendError, ConfigurationError, TraceletExcept
 from tracelet.settings import TraceletSettings, parse_list
 
 if TYPE_CHECKING:
+    from tracelet.collectors.runner import CollectorRunner
     from tracelet.core.artifacts.kinds import ArtifactType
     from tracelet.core.artifacts.manager import ArtifactManager
     from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
-    from tracelet.collectors.runner import CollectorRunner
 
 logger = logging.getLogger("tracelet")
 
