@@ -14,10 +14,7 @@ import pytest
 
 from tracelet.plugin import Metric
 from tracelet.testing import BackendConformance, RunUnderTest, TrackedRun
-
-pytest.importorskip("mlflow")  # the test env has it; a core-only env has no MLflow plugin to test
-
-from tracelet_mlflow.backend import MLflowBackend  # noqa: E402
+from tracelet_mlflow.backend import MLflowBackend
 
 SHARED: dict[str, Path] = {}
 
