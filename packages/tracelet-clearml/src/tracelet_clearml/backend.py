@@ -174,7 +174,7 @@ class ClearMLBackend:
         # Tracelet ends the run at exit, on SIGTERM and on an uncaught exception; ClearML's hooks would close
         # the task first (before Tracelet delivered the rest) or report the ending twice.
         _unregister_exit_hooks(task)
-        restored = self._state.restore(streams=not opts.streams_captured())
+        restored = self._state.restore(streams=not opts.streams_captured(), arguments=not opts.auto_connect_arg_parser)
         if restored:
             logger.debug("tracelet-clearml: put back after Task.init: %s", ", ".join(restored))
         return task

@@ -83,13 +83,14 @@ class ProcessState:
                 restored.append(f"argparse.ArgumentParser.{name}")
         return restored
 
-    def restore(self, streams: bool = True) -> list[str]:
+    def restore(self, streams: bool = True, arguments: bool = True) -> list[str]:
         """Put back everything ClearML replaced since capture; return what was restored (for logs and tests).
 
         :param streams: also restore `sys.stdout` / `sys.stderr` (False while a run keeps ClearML's console
             capture on by request).
+        :param arguments: also restore argparse (False while a run keeps ClearML's argparse capture on).
         """
-        restored = self.restore_argparse()
+        restored = self.restore_argparse() if arguments else []
         for name, before in self.sys_attrs.items():
             if name in ("stdout", "stderr") and not streams:
                 continue
