@@ -41,6 +41,19 @@ fixture: a clean ``TRACELET_*`` environment and local store in ``tmp_path``, for
 
 from __future__ import annotations
 
-from tracelet.testing.conformance import BackendConformance, ConformanceError, RunUnderTest, TrackedRun
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracelet.testing.conformance import BackendConformance, ConformanceError, RunUnderTest, TrackedRun
 
 __all__ = ["BackendConformance", "ConformanceError", "RunUnderTest", "TrackedRun"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: pytest imports this package at startup for the `tracelet` pytest11 plugin (fixtures only), and
+    # that must not import the conformance kit (and Tracelet's run machinery) into every pytest session.
+    if name in __all__:
+        from tracelet.testing import conformance
+
+        return getattr(conformance, name)
+    raise AttributeError(f"module 'tracelet.testing' has no attribute {name!r}")
