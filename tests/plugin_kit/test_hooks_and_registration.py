@@ -169,6 +169,7 @@ def test_plugins_check_marks_clashes_typos_and_import_failures_broken(capsys: py
     assert main(["plugins", "--json", "--check"]) == 1
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["typo"]["status"] == "broken" and "did you mean `backend_log_metrics`" in rows["typo"]["error"]
+    assert "backend_log_metric" not in rows["typo"]["hooks"] and "backend_start_run" in rows["typo"]["hooks"]
     assert rows["dupe"]["status"] == "broken" and "clash-two" in rows["dupe"]["error"]
     assert rows["broken"]["status"] == "broken" and "ModuleNotFoundError" in rows["broken"]["error"]
     assert rows["undecorated"]["status"] == "ok" and "`backend_flush`" in rows["undecorated"]["warnings"][0]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracelet.core import discovery
-from tracelet.core.plugins import PluginType, hook_problems, new_plugin_manager, warn_undecorated
+from tracelet.core.plugins import PluginType, hook_names, hook_problems, new_plugin_manager, warn_undecorated
 from tracelet.exceptions import ConfigurationError
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -84,7 +84,8 @@ def _inspect_plugin(spec: discovery.PluginSpec, row: dict[str, Any]) -> None:
     except Exception as exc:  # pluggy's own refusal (an argument the hookspec lacks, ...)
         row["problems"].append(f"{type(exc).__name__}: {exc}")
         return
-    row["hooks"] = sorted({h.name for h in pm.get_hookcallers(plugin) or []})
+    known = set(hook_names())  # a misspelled hook is listed as a problem, not among the hooks
+    row["hooks"] = sorted({h.name for h in pm.get_hookcallers(plugin) or []} & known)
     if "plugin_metadata" in row["hooks"]:
         try:
             meta = pm.hook.plugin_metadata()
