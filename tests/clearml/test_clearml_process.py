@@ -215,3 +215,33 @@ def test_stop_returns_quickly_in_five_processes(tmp_path: Path, cache_dir: Path)
     assert all(r["time"] < 5.0 for r in results), results
     for r in results:
         assert len(OfflineSession(cache_dir, r["id"]).scalars()[("loss", "loss")]) == 100
+
+
+def test_close_is_bounded_by_the_close_timeout(tmp_path: Path) -> None:
+    # A real stall: the session's metrics.jsonl is replaced by a FIFO nobody reads, so ClearML's writer blocks
+    # in open() and Task.close() cannot finish. stop() returns after close_timeout, says why, and the process
+    # is restored all the same.
+    code = """
+        import os
+        from clearml import Task
+        exp = run("stalled", close_timeout=2)
+        exp.log_metric("m", 0.0, 0)
+        assert exp.flush(60)
+        fifo = Task.current_task().get_offline_mode_folder() / "metrics.jsonl"
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
+        for i in range(1, 50):
+            exp.log_metric("m", float(i), i)
+        t0 = time.monotonic()
+        report = exp.stop()
+        elapsed = time.monotonic() - t0
+        backend = report.backends["clearml"]
+        print(json.dumps({"elapsed": elapsed, "errors": backend.errors, "finished": backend.finished,
+                          "exit_restored": sys.exit.__module__ == "sys"}))
+        os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # let ClearML's blocked writer go, so the process can exit
+    """
+    result = last_json(python(code, tmp_path))
+    assert 1.5 <= result["elapsed"] < 10, result
+    assert result["errors"] == {"end_run: TimeoutError": 1} and result["finished"] is True
+    assert result["exit_restored"] is True
