@@ -87,3 +87,21 @@ def test_opt_in_argparse_capture_acts_during_the_run_and_is_undone_at_stop(tmp_p
     assert result["during"].startswith("clearml") and result["restored"] is True
     # ClearML's own argparse capture recorded the parsed arguments (in its "Args" section).
     assert OfflineSession(cache_dir, result["task"]).hyperparams()["Args"]["depth"] == "5"
+
+
+def test_opt_in_console_capture_acts_during_the_run_and_is_undone_at_stop(tmp_path: Path, cache_dir: Path) -> None:
+    code = """
+        before = sys.stdout
+        exp = run("console", auto_connect_streams=True)
+        exp.log_metric("m", 1.0, 0)
+        assert exp.flush(60)
+        during = type(sys.stdout).__module__
+        print("hello from the training loop", flush=True)
+        report = exp.stop()
+        print(json.dumps({"during": during, "restored": sys.stdout is before,
+                          "task": report.backends["clearml"].details["task_id"]}))
+    """
+    result = last_json(python(code, tmp_path))
+    assert result["during"].startswith("clearml") and result["restored"] is True
+    log = (OfflineSession(cache_dir, result["task"]).folder / "log.jsonl").read_text()
+    assert "hello from the training loop" in log
