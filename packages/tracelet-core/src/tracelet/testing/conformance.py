@@ -404,7 +404,7 @@ class BackendConformance:
 
             runs.append(self.run_experiment(body))
         ids = {json.dumps(run.details, sort_keys=True, default=str) for run in runs}
-        if len(ids) != len(runs):
+        if any(run.details for run in runs) and len(ids) != len(runs):  # details identify the tracker's run
             raise ConformanceError(f"backend_start_run returned the same details for different runs: {ids}")
         for index, run in enumerate(runs):
             tracked = self.read(run)
