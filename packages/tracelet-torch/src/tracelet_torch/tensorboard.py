@@ -50,7 +50,14 @@ logger = logging.getLogger("tracelet")
 IMAGE_INTERVAL = 30.0
 IMAGE_MAX = 200
 
-_local = threading.local()  # `inner`: depth of captured calls on this thread (add_hparams writes scalars itself)
+
+class _Local(threading.local):
+    inner = 0  # depth of captured calls on this thread (add_hparams writes scalars itself); a class default
+    # so the hot path reads an attribute instead of catching a missing one
+
+
+_local = _Local()
+_fed: set[Any] = set()  # sinks a TraceletLogger feeds: Lightning's own writers are not captured into them
 
 
 class _Sink:
@@ -65,7 +72,6 @@ class _Sink:
         self.images = 0
         self.last_image: dict[str, float] = {}
         self.skipped_images = 0
-        self.fed_by_logger = False  # a TraceletLogger feeds this run: Lightning's own writers are skipped
         self.warn = WarnOnce()
         self._lock = threading.Lock()
         log_at = getattr(experiment, "log_metric_at", None)
@@ -74,6 +80,18 @@ class _Sink:
             self.metric = lambda name, value, step, walltime: log(name, value, step)
         else:
             self.metric = log_at
+
+    @property
+    def fed_by_logger(self) -> bool:
+        """Whether a TraceletLogger feeds this run (then Lightning's own writers are not captured into it)."""
+        return self in _fed
+
+    @fed_by_logger.setter
+    def fed_by_logger(self, value: bool) -> None:
+        if value:
+            _fed.add(self)
+        else:
+            _fed.discard(self)
 
     def allow_media(self, tag: str) -> bool:
         now = time.monotonic()
@@ -95,10 +113,10 @@ def _option(options: dict[str, Any], block: dict[str, Any], key: str, default: A
 
 def _targets(writer: Any) -> tuple[_Sink, ...]:
     sinks = PATCHER.targets
-    if not sinks or getattr(_local, "inner", 0):
+    if not sinks or _local.inner:
         return ()
-    if getattr(writer, "_tracelet_lightning", False):
-        sinks = tuple(s for s in sinks if not s.fed_by_logger)
+    if _fed and getattr(writer, "_tracelet_lightning", False):
+        sinks = tuple(s for s in sinks if s not in _fed)
     return sinks
 
 
@@ -106,7 +124,7 @@ class _Inner:
     """Marks a captured call in progress so the writer's own nested writes are not captured again."""
 
     def __enter__(self) -> None:
-        _local.inner = getattr(_local, "inner", 0) + 1
+        _local.inner += 1
 
     def __exit__(self, *exc: Any) -> None:
         _local.inner -= 1
@@ -376,6 +394,7 @@ class TensorBoardFramework:
         """
         if self._sink is not None:
             PATCHER.detach(self._sink)
+            self._sink.fed_by_logger = False
             if self._sink.skipped_images:
                 logger.info(
                     "tracelet: %d TensorBoard images/texts of run %s were over the rate limit and not logged as "
