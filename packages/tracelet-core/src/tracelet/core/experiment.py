@@ -366,8 +366,15 @@ class Experiment:
         """
         if type(value) is not float:
             value = to_float(value)
-        iteration = self._iteration if iteration is None else to_step(iteration)
-        self._append(("m", name, value, iteration, _time() if timestamp is None else float(timestamp)))
+        if iteration is None:
+            iteration = self._iteration
+        elif type(iteration) is not int:
+            iteration = to_step(iteration)
+        if timestamp is None:
+            timestamp = _time()
+        elif type(timestamp) is not float:
+            timestamp = float(timestamp)
+        self._append(("m", name, value, iteration, timestamp))
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Log experiment parameters/hyperparameters."""
