@@ -8,6 +8,7 @@ of the second (it remembers its progress) passes the same check, so the check is
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -131,5 +132,45 @@ def test_the_same_fault_passes_when_the_backend_resumes(tmp_path: Path) -> None:
     kit = _kit(ResumesAfterFault, tmp_path)
     try:
         kit.test_transport_fault_mid_batch()
+    finally:
+        kit.teardown_kit()
+
+
+class SecondsAndFloat32(MemoryBackend):
+    """Stores timestamps truncated to whole seconds and values as float32, as some trackers do."""
+
+    def send(self, metric: Metric) -> None:
+        import struct
+
+        value = struct.unpack("f", struct.pack("f", metric.value))[0] if math.isfinite(metric.value) else metric.value
+        super().send(metric._replace(value=value, timestamp=float(int(metric.timestamp))))
+
+
+def test_timestamp_and_value_tolerances_are_the_authors_to_declare(tmp_path: Path) -> None:
+    kit = _kit(SecondsAndFloat32, tmp_path)
+    try:
+        with pytest.raises(ConformanceError, match=r"timestamp .* s, logged at .* s \(off by"):
+            kit.test_metrics_in_order_with_steps_and_timestamps()
+        type(kit).timestamp_tolerance = 1.0  # whole seconds declared
+        with pytest.raises(ConformanceError, match=r"metric '[a-z/]+' step \d+: tracker has .*, logged"):
+            kit.test_metrics_in_order_with_steps_and_timestamps()
+        type(kit).value_rel_tol = 1e-6  # float32 precision declared
+        kit.test_metrics_in_order_with_steps_and_timestamps()
+        type(kit).timestamp_tolerance = None  # "the tracker keeps no timestamps" also passes
+        kit.test_metrics_in_order_with_steps_and_timestamps()
+    finally:
+        kit.teardown_kit()
+
+
+def test_relogged_params_rule_is_checked_and_validated(tmp_path: Path) -> None:
+    kit = _kit(ResumesAfterFault, tmp_path)  # keeps the latest value of a re-logged param
+    try:
+        kit.test_params_nested_and_relogged()
+        type(kit).relogged_params = "first"
+        with pytest.raises(ConformanceError, match=r"param 'lr': tracker has 0.01, logged 0.001 \(re-logged"):
+            kit.test_params_nested_and_relogged()
+        type(kit).relogged_params = "last"
+        with pytest.raises(ConformanceError, match="relogged_params must be 'latest' or 'first'"):
+            kit.setup_kit(tmp_path)
     finally:
         kit.teardown_kit()

@@ -129,6 +129,8 @@ class BackendConformance:
 
     def setup_kit(self, tmp_path: Path) -> None:
         """What the autouse fixture does before each test (call it yourself to drive a check outside pytest)."""
+        if self.relogged_params not in ("latest", "first"):
+            raise ConformanceError(f"relogged_params must be 'latest' or 'first', not {self.relogged_params!r}")
         self.tmp_path = tmp_path
         self._runs = 0
 
