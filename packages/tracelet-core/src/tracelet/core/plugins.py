@@ -8,6 +8,13 @@ the instance) or a module (registered as it is). Its hook implementations are ma
 Each hook lives in exactly one spec class: pluggy refuses a hook specified twice, so the classes share no
 hooks and do not inherit from each other. The core calls every backend on that backend's own worker thread,
 through a plugin manager that holds only that backend, so one raising plugin never stops another.
+
+Each hookspec says, pytest-style, what its arguments are (`:param:`), what its return value is used for, what
+raising does (retried, recorded, or fails `start()`) and whether it is optional. Raising `ConfigurationError`
+is how a hook says "permanent: retrying cannot help". Plugins are registered through `register_checked`: a
+`@hookimpl` whose name is not a hook is a ConfigurationError naming the closest real hook (pluggy alone would
+keep it, waiting for a spec, and never call it), and a hook-named method without `@hookimpl` is warned about
+once. The author guide, docs/plugins.md, lists every hook; a test keeps it in step with these specs.
 """
 
 from __future__ import annotations
