@@ -202,3 +202,20 @@ def test_histogram_statistics_stay_on_the_tensors_device() -> None:
                for k in ("min", "max", "mean", "std"))  # fmt: skip
     assert tb.histogram_stats([1.0, 3.0]) == {"min": 1.0, "max": 3.0, "mean": 2.0, "std": 1.0, "count": 2}
     assert tb.histogram_stats(torch.empty(0)) == {"count": 0}
+
+
+def test_two_runs_at_once_each_get_the_points_written_while_they_are_active(tmp_path: Path) -> None:
+    writer = SummaryWriter(tmp_path / "tb")
+    first = tracelet.Experiment("first", backend=["local"]).start()
+    writer.add_scalar("x", 1.0, 1)
+    second = tracelet.Experiment("second", backend=["local"]).start()
+    writer.add_scalar("x", 2.0, 2)
+    first.stop()
+    assert SummaryWriter.add_scalar is not ORIGINAL_ADD_SCALAR  # still patched: the second run is active
+    writer.add_scalar("x", 3.0, 3)
+    second.stop()
+    assert SummaryWriter.add_scalar is ORIGINAL_ADD_SCALAR and not _hooks.finder_installed()
+    writer.add_scalar("x", 4.0, 4)
+    writer.close()
+    assert [p[:2] for p in store_points(first.id)["x"]] == [(1, 1.0), (2, 2.0)]
+    assert [p[:2] for p in store_points(second.id)["x"]] == [(2, 2.0), (3, 3.0)]
