@@ -136,6 +136,7 @@ def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Pa
     tracelet.stop_logging()
     run = open_run(exp.id)
     assert run.params() == {"lr": 0.05, "hidden": 8, "optim/momentum": 0.0, "optim/nesterov": False}
+    assert sum(1 for e in run.events() if e[0] == "p") == 1  # once, though Lightning's logger calls its base's too
     saved = [a for a in run.artifacts() if a.type.value == "checkpoint"]
     assert {Path(checkpoint.best_model_path).name, "last.ckpt"} <= {a.name for a in saved}
     assert [a.version for a in saved if a.name == "last.ckpt"] == ["v1", "v2"]  # one per save (2 epochs)

@@ -16,6 +16,7 @@ patches are removed when the last run stops; failures are logged once and never 
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -58,9 +59,22 @@ def log_checkpoint(experiment: Any, path: str, callback: Any, best: bool | None 
     experiment.log_artifact(artifact)
 
 
+class _Local(threading.local):
+    inner = 0  # Lightning's TensorBoardLogger.log_hyperparams calls its base class's (also patched): log once
+
+
+_local = _Local()
+
+
 def _wrap_log_hyperparams(original: Any) -> Any:
     def log_hyperparams(self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(self, params, *args, **kwargs)
+        _local.inner += 1
+        try:
+            result = original(self, params, *args, **kwargs)
+        finally:
+            _local.inner -= 1
+        if _local.inner:
+            return result
         for sink in PATCHER.targets:
             tb_sink = tensorboard.sink_for(sink.experiment)
             if tb_sink is not None and tb_sink.fed_by_logger:
