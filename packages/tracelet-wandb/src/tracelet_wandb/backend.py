@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import shlex
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -259,6 +260,10 @@ class WandbBackend:
         while progress[1] < len(rows):
             log(rows[progress[1]])
             progress[1] += 1
+            # Each run.log is ~100 us of Python holding the GIL. Yielding it after every row lets a training
+            # thread waiting for it run now instead of at the next forced switch (5 ms); when no thread waits,
+            # this returns at once.
+            time.sleep(0)
 
     def _map(self, name: str) -> str:
         """W&B reserves keys starting with '_' (its own _step, _runtime, _timestamp) and the step key is ours:
