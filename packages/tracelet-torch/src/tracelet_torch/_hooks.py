@@ -14,8 +14,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import logging
 import sys
 import threading
@@ -52,14 +50,17 @@ def patch_attr(owner: Any, name: str, make: Callable[[Any], Any]) -> list[Undo]:
     return [undo]
 
 
-class _Loader(importlib.abc.Loader):
-    """Runs the real loader, then the patch callbacks; forwards everything else to the real loader."""
+class _Loader:
+    """Runs the real loader, then the patch callbacks; forwards everything else to the real loader.
+
+    The finder and loader protocols are duck-typed (no `importlib.abc` base classes: importing it costs more
+    than everything else this package does at start)."""
 
     def __init__(self, loader: Any, on_loaded: Callable[[ModuleType], None]) -> None:
         self._loader = loader
         self._on_loaded = on_loaded
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: Any) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -75,13 +76,13 @@ class _Loader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     """Finds the watched modules through the other finders and wraps their loaders."""
 
     def __init__(self) -> None:
         self.watched: dict[str, list[Callable[[ModuleType], None]]] = {}
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         callbacks = self.watched.get(fullname)
         if not callbacks:
             return None

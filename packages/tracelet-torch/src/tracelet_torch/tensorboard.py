@@ -31,12 +31,10 @@ when None, the time of the call, handed to the writer too so both record the sam
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from types import ModuleType
@@ -201,6 +199,8 @@ def _wrap_add_hparams(original: Any) -> Any:
         sinks = _targets(self)
         with _Inner():
             result = original(self, hparam_dict, metric_dict, *args, **kwargs)
+        import inspect
+
         try:  # global_step's position differs (torch: 5th, tensorboardX: 4th); a rare call, so bind by name
             step = (
                 inspect.signature(original)
@@ -300,6 +300,8 @@ def _wrap_add_text(original: Any) -> Any:
 
 def _media(sinks: list[_Sink], tag: Any, kind: str, filename: str, data: bytes, step: Any, walltime: Any) -> None:
     """Log `data` as one artifact version per run; the file is copied into each run before this returns."""
+    import tempfile  # rate-limited media only: not imported at start
+
     with tempfile.TemporaryDirectory(prefix="tracelet-tb-") as tmp:
         path = os.path.join(tmp, filename)
         with open(path, "wb") as f:
