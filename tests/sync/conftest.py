@@ -20,10 +20,10 @@ def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-@pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    (tmp_path / "mlstore").mkdir(exist_ok=True)
-    return f"sqlite:///{tmp_path / 'mlstore' / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow sqlite store per test module (creating one costs seconds); tests use their own projects."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlstore') / 'mlflow.db'}"
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ class LocalRun:
     name = property(lambda self: self.meta.get("name"))
     project = property(lambda self: self.meta.get("project"))
     created_at = property(lambda self: self.meta.get("created_at"))
+
     @property
     def status(self) -> str | None:
         """The recorded status, except that a RUNNING run whose process died reads KILLED (`tracelet.core.owner`)."""
@@ -44,8 +45,7 @@ class LocalRun:
         """Backend -> events the run's journal holds that the backend has not received (live run and syncs)."""
         from tracelet.transfer.state import behind
 
-        return behind(self)
-
+        return behind(self.path, self.meta, self.dead)
 
     def events(self) -> Iterator[tuple]:
         """Every event in logging order, as journalled."""

@@ -15,12 +15,9 @@ recorded at start) with nothing known to be delivered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracelet.core import journal
-
-if TYPE_CHECKING:
-    from tracelet.store import LocalRun
 
 SYNC_KEY = "sync"
 SOURCE_BACKEND = "local"  # the journal itself: never a sync target
@@ -88,12 +85,10 @@ def leftover_backends(meta: dict[str, Any], dead: bool) -> list[str]:
     return out
 
 
-def behind(run: LocalRun) -> dict[str, int]:
-    """Backend -> how many journaled events it has not received, for `tracelet runs`."""
-    meta = run.meta
-    if meta.get("status") == "RUNNING" and not run.dead:
+def behind(run_dir: Any, meta: dict[str, Any], dead: bool) -> dict[str, int]:
+    """Backend -> how many journaled events it has not received, for `tracelet runs` (`LocalRun.behind`)."""
+    if meta.get("status") == "RUNNING" and not dead:
         return {}  # a live run's workers are delivering now
-    dead = run.dead
     out: dict[str, int] = {}
     total: int | None = None
     for name in leftover_backends(meta, dead):
@@ -101,7 +96,7 @@ def behind(run: LocalRun) -> dict[str, int]:
         events = point.get("events")
         if events is None:
             if total is None:
-                total = count_events(run.path)
+                total = count_events(run_dir)
             events = total
         missing = max(int(events) - int(point.get("cursor") or 0), 0)
         if missing or not point.get("ended"):

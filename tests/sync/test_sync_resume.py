@@ -1,0 +1,113 @@
+"""`tracelet sync` after deaths: a sync SIGKILLed halfway resumes exactly once; a run whose process died is synced KILLED."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sync_helpers import expected, history, local_run, mlflow_runs
+
+import tracelet
+from tracelet import cli, store
+from tracelet.core import journal
+
+SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+
+
+def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
+    runs_dir: Path, sqlite_uri: str, python_env: dict[str, str]
+) -> None:
+    run = local_run(runs_dir, "big", 25_000)  # 3 batches: killed after the first
+    meta_path = run.path / journal.META_FILE
+    args = [sys.executable, "-c", SYNC_CHILD, "sync", run.id, "--dir", str(runs_dir), "--to", "mlflow",
+            "--config", f"tracking_uri={sqlite_uri}"]
+    proc = subprocess.Popen(args, env=python_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cursor, deadline = 0, time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        entry = (json.loads(meta_path.read_text()).get("sync") or {}).get("mlflow") or {}
+        cursor = int(entry.get("cursor") or 0)
+        if cursor > 0 and entry.get("run_id"):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the sync ended before it could be killed: {proc.stderr.read()!r}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    entry = json.loads(meta_path.read_text())["sync"]["mlflow"]
+    total = state_total = entry["events"]
+    assert 0 < entry["cursor"] < total and entry["ended"] is False
+    assert store.open_run(run.id, runs_dir).behind() == {"mlflow": total - entry["cursor"]}
+
+    resumed = tracelet.sync(run.id, to="mlflow", config={"tracking_uri": sqlite_uri}, dir=runs_dir)
+    res = resumed.backends["mlflow"]
+    assert res.complete and res.run_id == entry["run_id"]
+    assert res.delivered == state_total - entry["cursor"]  # from the recorded cursor, not from the start
+    (mlrun,) = mlflow_runs(sqlite_uri, "sync-proj", run.id)
+    assert mlrun.info.status == "FINISHED"
+    assert history(sqlite_uri, res.run_id, "loss") == expected(run.path, "loss")
+    assert history(sqlite_uri, res.run_id, "val/acc") == expected(run.path, "val/acc")
+    assert mlrun.data.params == {"lr": "0.01", "layers": "3"}
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, tracelet
+    exp = tracelet.start_logging("doomed", project="dead-proj", backend=sys.argv[2:],
+                                 config={"track_system": False, "mlflow_tracking_uri": sys.argv[1]})
+    exp.log_params({"seed": 7})
+    for i in range(4000):
+        exp.log_metric("x", float(i), i)
+    exp.flush(timeout=60)
+    print("logged", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("live_backends", [["local"], ["local", "mlflow"]], ids=["local-only", "with-mlflow"])
+
+
+def test_a_child_killed_mid_run_is_shown_dead_then_synced_killed(
+    tmp_path: Path, sqlite_uri: str, python_env: dict[str, str], capsys: pytest.CaptureFixture[str],
+    live_backends: list[str],
+) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.Popen([sys.executable, str(script), sqlite_uri, *live_backends], cwd=tmp_path, env=python_env,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
+    runs_dir = tmp_path / "tracelet-runs"
+    (alive,) = store.list_runs(runs_dir)
+    assert alive.status == "RUNNING" and not alive.dead
+    with pytest.raises(tracelet.TraceletException, match="still running"):
+        tracelet.sync(alive, to="mlflow", config={"tracking_uri": sqlite_uri})
+    proc.kill()
+    proc.wait(timeout=10)
+
+    (run,) = store.list_runs(runs_dir)
+    assert run.meta["status"] == "RUNNING"  # nobody could record the end...
+    assert run.status == "KILLED" and run.dead  # ...but its owner is gone, and readers say so
+    assert cli.main(["show", run.id, "--dir", str(runs_dir)]) == 0
+    assert "KILLED (process died)" in capsys.readouterr().out
+    live_mlflow = "mlflow" in live_backends
+    if live_mlflow:
+        before = run.meta["backend_runs"]["mlflow"]["run_id"]
+        assert run.behind() == {"mlflow": len(list(run.events()))}  # how far it got live is unknown
+        report = tracelet.sync(run, dir=runs_dir)  # finishes its own MLflow run, in place
+    else:
+        assert run.behind() == {}
+        report = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri})
+    res = report.backends["mlflow"]
+    assert report.status == "KILLED" and res.complete and res.status == "KILLED"
+    (mlrun,) = mlflow_runs(sqlite_uri, "dead-proj", run.id)
+    if live_mlflow:
+        assert mlrun.info.run_id == before
+    assert mlrun.info.status == "KILLED"
+    assert history(sqlite_uri, mlrun.info.run_id, "x") == expected(run.path, "x")
+    assert len(expected(run.path, "x")) == 4000
+    assert mlrun.data.params["seed"] == "7"
