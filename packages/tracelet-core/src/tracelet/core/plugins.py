@@ -83,8 +83,11 @@ class PluginInterface:
         :return: a `PluginMetadata`; `description` and `capabilities` (e.g. ``["metrics", "params", "tags",
             "artifacts"]``) are shown to users. None: nothing to show.
 
-        Raising: `tracelet plugins` shows the error as a warning; runs are not affected (runs never call it).
-        Optional.
+        Also read in distributed runs: the capability ``"attach"`` says the backend can join one tracker run
+        from several processes (see `tracelet.core.distributed`).
+
+        Raising: `tracelet plugins` shows the error as a warning; a distributed run treats the plugin as
+        having no capabilities. Optional.
         """
 
     @hookspec
