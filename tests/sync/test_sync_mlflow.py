@@ -78,3 +78,41 @@ def test_selection_and_clear_errors(runs_dir: Path, sqlite_uri: str, capsys: pyt
     assert cli.main(["sync", "--since", "1h", "--project", "sel-p2", "--dir", str(runs_dir), "--to", "mlflow",
                      "--config", f"tracking_uri={sqlite_uri}", "--dry-run"]) == 0
     assert "(b, FINISHED)" in capsys.readouterr().out
+
+
+def test_another_tracking_uri_is_another_destination_a_tuning_key_is_not(
+    runs_dir: Path, sqlite_uri: str, tmp_path: Path
+) -> None:
+    run = local_run(runs_dir, "moved", 30, project="move-proj")
+    first = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri}).backends["mlflow"]
+    assert first.complete
+    tuned = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri, "request_timeout": 5})
+    assert tuned.backends["mlflow"].skipped == "up to date"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    moved = tracelet.sync(run, to="mlflow", config={"tracking_uri": other}).backends["mlflow"]
+    assert moved.complete and moved.delivered == moved.events and moved.run_id != first.run_id
+    assert history(other, moved.run_id, "loss") == expected(run.path, "loss")
+    assert len(mlflow_runs(sqlite_uri, "move-proj", run.id)) == 1
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    import io
+
+    from tracelet.transfer.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term, pipe = Terminal(), io.StringIO()
+    bar = Progress.create(True, term, "sync r1", 1000)
+    bar.update(500)
+    bar.close()
+    assert "\rsync r1 [" in term.getvalue() and "50%" in term.getvalue() and "1,000/1,000" not in term.getvalue()
+    lines = Progress.create(True, pipe, "sync r1", 1000)
+    lines.update(500)
+    lines.close("done")
+    assert "\r" not in pipe.getvalue() and pipe.getvalue().startswith("sync r1: 500/1,000 events")
+    quiet = io.StringIO()
+    Progress.create(False, quiet, "sync r1", 1000).close("done")
+    assert quiet.getvalue() == ""

@@ -20,8 +20,10 @@ Guarantees:
 
 Config for a target: the config its live run used (secrets masked there are left out: give them again, or
 through the tracker's environment variables), then what the previous sync used, then `config=`. A value
-in `config=` that differs from the recorded one (another `tracking_uri`, say) means another destination:
-delivery to it starts afresh (a new backend run, from the first event). `config` takes `KEY: value` for every
+in `config=` for a key that says where the run lives (its name holds uri, url, host, server, project,
+entity, workspace, dir, mode, offline or run_id) that differs from the recorded one means another
+destination: delivery to it starts afresh (a new backend run, from the first event). Other keys (timeouts,
+say) only tune the delivery. `config` takes `KEY: value` for every
 target and `{backend: {KEY: value}}` (or `backend.KEY`) for one.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +53,8 @@ from tracelet.transfer.progress import Progress
 logger = logging.getLogger("tracelet")
 
 LOCK_FILE = "sync.lock"
+# Config keys that say where a backend's run lives: another value there is another destination.
+_DESTINATION = re.compile(r"uri|url|host|server|project|entity|workspace|dir|mode|offline|run_id", re.IGNORECASE)
 END_TIMEOUT = 60.0  # seconds for a backend to end its run once everything is delivered
 ARTIFACT_ATTEMPTS = 3
 POLL = 0.1
@@ -315,7 +320,7 @@ def sync(
             point = state_mod.starting_point(local.meta, name, dead)
             given = _config_for(name, dict(config or {}))
             recorded = dict(point.get("config") or {})
-            if any(k in recorded and recorded[k] != v for k, v in given.items()):
+            if any(k in recorded and recorded[k] != v and _DESTINATION.search(k) for k, v in given.items()):
                 point = {"run_id": None, "details": {}, "config": {}, "cursor": 0, "artifacts": []}  # elsewhere
                 recorded = {}
             cfg = {**recorded, **given}
