@@ -192,3 +192,18 @@ def test_unknown_option_warns(caplog: pytest.LogCaptureFixture) -> None:
 def test_read_run_accepts_the_run_folder() -> None:
     report = start().stop()
     assert read_run(report.backends["wandb"].details["run_folder"]).exit_code == 0
+
+
+def test_disabled_mode_runs_without_writing_anything(tmp_path: Path) -> None:
+    exp = start(wandb_mode="disabled")
+    exp.log_metric("loss", 1.0, 0)
+    report = exp.stop()
+    assert report.backends["wandb"].details["mode"] == "disabled" and report.complete
+    assert not list(Path(tmp_path).rglob("*.wandb"))
+
+
+def test_unknown_mode_is_a_configuration_error() -> None:
+    from tracelet.plugin import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown W&B mode 'bogus'"):
+        start(wandb_mode="bogus")

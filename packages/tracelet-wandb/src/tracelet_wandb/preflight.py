@@ -51,16 +51,11 @@ def _from_settings_files(config: dict[str, Any], key: str) -> str | None:
 def resolve_mode(config: dict[str, Any]) -> str:
     """The mode W&B will run in: the config's `mode`, else WANDB_MODE (WANDB_DISABLED), else the settings files,
     else "online". Raises ConfigurationError for a mode W&B does not know."""
-    mode = config.get("mode")
-    if mode is None:
-        mode = os.environ.get("WANDB_MODE")
-    if mode is None and os.environ.get("WANDB_DISABLED", "").strip().lower() in _TRUE:
+    mode = config.get("mode") or os.environ.get("WANDB_MODE")
+    if not mode and os.environ.get("WANDB_DISABLED", "").strip().lower() in _TRUE:
         mode = "disabled"
-    if mode is None:
+    if not mode:
         mode = _from_settings_files(config, "mode")
-        if mode is None and os.environ.get("WANDB_DISABLED", "") == "":
-            disabled = _from_settings_files(config, "disabled")
-            mode = "disabled" if (disabled or "").lower() in _TRUE else None
     mode = str(mode or "online").strip().lower()
     if mode not in MODES:
         raise ConfigurationError(
