@@ -20,10 +20,11 @@ from tracelet.core import journal
 SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
-    runs_dir: Path, sqlite_uri: str, python_env: dict[str, str]
+    runs_dir: Path, sqlite_uri: str, python_env: dict[str, str], sig: signal.Signals
 ) -> None:
-    run = local_run(runs_dir, "big", 25_000)  # 3 batches: killed after the first
+    run = local_run(runs_dir, "big", 15_000)  # 2 batches of the worker: killed after the first
     meta_path = run.path / journal.META_FILE
     args = [sys.executable, "-c", SYNC_CHILD, "sync", run.id, "--dir", str(runs_dir), "--to", "mlflow",
             "--config", f"tracking_uri={sqlite_uri}"]
@@ -36,8 +37,10 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the sync ended before it could be killed: {proc.stderr.read()!r}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=30)
+    if sig == signal.SIGINT:  # Ctrl-C: the command stops delivering, keeps its place and says so
+        assert code == 130 and b"run it again to resume" in proc.stderr.read()
     entry = json.loads(meta_path.read_text())["sync"]["mlflow"]
     total = state_total = entry["events"]
     assert 0 < entry["cursor"] < total and entry["ended"] is False
