@@ -14,6 +14,10 @@ Open MPI       ``OMPI_COMM_WORLD_RANK``  ``..._LOCAL_RANK`` ``..._SIZE``       r
 MPICH / Intel  ``PMI_RANK``              ``MPI_LOCALRANKID`` ``PMI_SIZE``      rank // local size
 =============  ========================  ================  ==================  =====================
 
+Without any of these, an initialised ``torch.distributed`` process group (``torch.multiprocessing.spawn``
+with ``init_process_group(rank=..., world_size=...)`` before ``start()``) gives rank and world size, on one
+node; it is consulted only when the program has imported ``torch.distributed`` itself.
+
 A variable that is not an integer is reported once (a warning) and that launcher is skipped: a broken
 environment never stops training, it only makes the process count as a single one. The node's label is
 ``TRACELET_NODE_NAME`` when set (containers with random host names), else the host name.
@@ -167,6 +171,20 @@ def _launcher(env: Mapping[str, str]) -> tuple[str, int, int, int, int | None, i
     return None
 
 
+def _process_group() -> tuple[str, int, int, int, int | None, int | None] | None:
+    """No launcher variables, but an initialised torch.distributed process group (`torch.multiprocessing.spawn`
+    with an explicit `init_process_group(rank=...)`): its rank and size, all on this node. Looked up only when
+    the program imported torch.distributed itself."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is None or not (dist.is_available() and dist.is_initialized()):
+            return None
+        rank, world = int(dist.get_rank()), int(dist.get_world_size())
+    except Exception:
+        return None
+    return "torch.distributed", rank, world, rank, 0, world
+
+
 def node_name(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     return env.get("TRACELET_NODE_NAME") or socket.gethostname() or "node"
@@ -180,6 +198,8 @@ def detect(env: Mapping[str, str] | None = None) -> RankInfo:
     except ValueError as exc:
         _warn_once(f"env:{exc}", "tracelet: %s; this process is treated as a single process (rank 0 of 1)", exc)
         found = None
+    if found is None:
+        found = _process_group()
     if found is None:
         return RankInfo(node=node_name(env))
     launcher, rank, world, local, node, local_world = found
