@@ -158,7 +158,7 @@ def test_sigterm_ends_the_run_killed(sqlite_uri: str, python_env: dict[str, str]
         f"""
         import sys, time, tracelet
         exp = tracelet.start_logging("sigterm", project="proj", backend="mlflow",
-                                     config={{"mlflow_tracking_uri": {sqlite_uri!r}}})
+                                     config={{"mlflow_tracking_uri": {sqlite_uri!r}, "track_system": False}})
         exp.log_metric("loss", 0.5, 0)
         print("ready", flush=True)
         time.sleep(60)
