@@ -127,9 +127,9 @@ def test_tracelet_logger_reuses_the_active_experiment_and_leaves_it_running(tmp_
     assert not [a for a in open_run(exp.id).artifacts() if a.type.value == "checkpoint"]  # log_checkpoints=False
 
 
-def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Path) -> None:
-    import lightning.pytorch as pl
-
+@pytest.mark.parametrize("package", PACKAGES)
+def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Path, package: str) -> None:
+    pl = importlib.import_module(package)
     exp = tracelet.start_logging("plain", backend="local", config=config(enable_artifacts=True))
     tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="plain")
     checkpoint = fit(pl, tmp_path, tb_logger)

@@ -219,3 +219,23 @@ def test_two_runs_at_once_each_get_the_points_written_while_they_are_active(tmp_
     writer.close()
     assert [p[:2] for p in store_points(first.id)["x"]] == [(1, 1.0), (2, 2.0)]
     assert [p[:2] for p in store_points(second.id)["x"]] == [(2, 2.0), (3, 3.0)]
+
+
+def test_add_figure_becomes_an_image_artifact(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    exp = tracelet.start_logging("figure", backend="local", config=config(tensorboard_image_interval=0))
+    writer = SummaryWriter(tmp_path / "tb")
+    for step in range(2):
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.plot([0, 1], [step, 1 - step])
+        writer.add_figure("curve", fig, step)  # rendered by TensorBoard, then written through add_image
+    writer.close()
+    tracelet.stop_logging()
+    run = open_run(exp.id)
+    versions = [(a.version, a.metadata["step"]) for a in run.artifacts() if a.name == "curve"]
+    assert versions == [("v1", 0), ("v2", 1)]  # interval 0: every figure is kept
+    assert Path(run.artifact("curve", "v2").files[0].local_path).read_bytes().startswith(b"\x89PNG")
