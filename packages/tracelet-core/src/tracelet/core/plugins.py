@@ -19,7 +19,6 @@ once. The author guide, docs/plugins.md, lists every hook; a test keeps it in st
 
 from __future__ import annotations
 
-import difflib
 import enum
 import inspect
 import logging
@@ -464,6 +463,8 @@ def hook_problems(plugin: Any) -> list[str]:
         hook = opts.get("specname") or attr
         if hook in known:
             continue
+        import difflib  # only when a hook name is wrong: not paid at `import tracelet`
+
         close = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
         hint = f"; did you mean `{close[0]}`?" if close else f"; hooks are: {', '.join(known)}"
         problems.append(f"unknown hook `{hook}`{hint}")
