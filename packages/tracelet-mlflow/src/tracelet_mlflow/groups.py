@@ -13,6 +13,9 @@ rank of the launch and a ``role``:
   go into the ``main`` run by its run id (MLflow takes writes to one run from many clients), and it never
   ends that run.
 
+A start that finds no run to join waits up to config ``group_wait`` seconds (``mlflow_group_wait``, default 10)
+per attempt, then the worker retries it with backoff until the run's stop deadline.
+
 Every run of a multi-process job carries ``tracelet.rank``, ``tracelet.world_size``, ``tracelet.node`` and
 ``tracelet.launcher`` tags.
 """
