@@ -129,7 +129,9 @@ def test_without_automagic_nothing_beyond_metrics_is_captured(tmp_path: Path) ->
     assert torch.save is ORIGINAL_SAVE and torch.optim.Optimizer.__init__ is ORIGINAL_OPT_INIT
     model = nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    torch.optim.lr_scheduler.StepLR(optimizer, step_size=1).step()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    optimizer.step()
+    scheduler.step()
     torch.save(model.state_dict(), tmp_path / "w.pt")
     info = exp.capture_model(model)  # explicit calls work whatever the flags say
     tracelet.stop_logging()
