@@ -67,6 +67,7 @@ def test_process_is_left_as_found_after_stop(tmp_path: Path) -> None:
                 "stdout": sys.stdout, "stderr": sys.stderr, "excepthook": sys.excepthook, "exit": sys.exit,
                 "threading_excepthook": threading.excepthook, "import": builtins.__import__,
                 "sigterm": signal.getsignal(signal.SIGTERM), "sigint": signal.getsignal(signal.SIGINT),
+                "process_run": __import__("multiprocessing.process").process.BaseProcess.run,
             }
 
         before = snapshot()
@@ -245,3 +246,35 @@ def test_close_is_bounded_by_the_close_timeout(tmp_path: Path) -> None:
     assert 1.5 <= result["elapsed"] < 10, result
     assert result["errors"] == {"end_run: TimeoutError": 1} and result["finished"] is True
     assert result["exit_restored"] is True
+
+
+def test_forked_children_leave_the_session_to_the_parent(tmp_path: Path, cache_dir: Path) -> None:
+    # DataLoader workers and process pools fork; ClearML's fork callbacks would start reporting threads in
+    # the child and close the task from it at os._exit. The run belongs to the parent. (A plain os.fork: it
+    # runs the same at-fork callbacks a fork-context pool does.)
+    code = """
+        import faulthandler, os
+        faulthandler.dump_traceback_later(120, exit=True)  # a hang shows where, instead of a bare timeout
+        from clearml import Task
+        exp = run("forking")
+        for i in range(20):
+            exp.log_metric("m", float(i), i)
+        assert exp.flush(60)
+        folder = Task.current_task().get_offline_mode_folder()
+        pid = os.fork()
+        if pid == 0:
+            print("child says hello", flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        zipped_by_child = os.path.exists(str(folder) + ".zip")
+        for i in range(20, 40):
+            exp.log_metric("m", float(i), i)
+        report = exp.stop()
+        print(json.dumps({"zipped_by_child": zipped_by_child, "task": report.backends["clearml"].details["task_id"]}))
+    """
+    result = last_json(python(code, tmp_path))
+    assert result["zipped_by_child"] is False
+    session = OfflineSession(cache_dir, result["task"])
+    assert session.scalars() == {("m", "m"): [(i, float(i)) for i in range(40)]}
+    assert session.task["status"] == "completed"
+    assert "child says hello" not in (session.folder / "log.jsonl").read_text()

@@ -105,9 +105,21 @@ class ClearMLBackend:
         try:
             self._open_task(run, opts)
         except BaseException:
+            self._abandon_task()
             self._leave_process()
             raise
         return self._details
+
+    def _abandon_task(self) -> None:
+        """A start that failed after `Task.init` closes that task, so the next start is not refused for it."""
+        task, self.task = self.task, None
+        if task is None or self.attached:
+            return
+        with _ours_lock:
+            _ours.discard(str(task.id))
+        closer = threading.Thread(target=task.close, name="tracelet-clearml-close", daemon=True)
+        closer.start()
+        closer.join(float(self.options.close_timeout or self._stop_timeout))
 
     def _open_task(self, run: RunContext, opts: Options) -> None:
         assert self._state is not None
@@ -174,6 +186,7 @@ class ClearMLBackend:
         # Tracelet ends the run at exit, on SIGTERM and on an uncaught exception; ClearML's hooks would close
         # the task first (before Tracelet delivered the rest) or report the ending twice.
         _unregister_exit_hooks(task)
+        session.detach_fork_hooks()
         restored = self._state.restore(streams=not opts.streams_captured(), arguments=not opts.auto_connect_arg_parser)
         if restored:
             logger.debug("tracelet-clearml: put back after Task.init: %s", ", ".join(restored))

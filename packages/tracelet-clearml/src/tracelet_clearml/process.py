@@ -3,8 +3,9 @@
 Importing clearml patches `argparse.ArgumentParser` (`parse_args`, `parse_known_args`, `add_subparsers`,
 `_get_value`); `Task.init` replaces `sys.exit` and `sys.excepthook`, installs signal handlers (SIGTERM, SIGINT,
 ... when called on the main thread) and an `atexit` hook; `Task.close()` puts back the excepthook and signals
-but not `sys.exit`, and installs an import hook (`builtins.__import__`). With auto-capture switched on it also
-swaps `sys.stdout` / `sys.stderr`.
+but not `sys.exit`, and installs an import hook (`builtins.__import__`); it also wraps
+`multiprocessing`'s `BaseProcess.run` for its fork handling. With auto-capture switched on it also swaps
+`sys.stdout` / `sys.stderr`.
 
 `ProcessState.capture()` records these objects; `restore()` puts back each one that *ClearML* replaced
 (the current object comes from a `clearml` module), so a change made meanwhile by someone else (pytest's
@@ -19,6 +20,7 @@ import builtins
 import signal
 import sys
 import threading
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 _MISSING = object()
@@ -54,6 +56,7 @@ class ProcessState:
         self.sys_attrs = {name: getattr(sys, name) for name in ("stdout", "stderr", "excepthook", "exit")}
         self.threading_excepthook = threading.excepthook
         self.import_hook = builtins.__import__
+        self.process_run = BaseProcess.run
         self.signals: dict[int, Any] = {}
         for sig in SIGNALS:
             try:
@@ -101,6 +104,9 @@ class ProcessState:
         if threading.excepthook is not self.threading_excepthook and _from_clearml(threading.excepthook):
             threading.excepthook = self.threading_excepthook
             restored.append("threading.excepthook")
+        if BaseProcess.run is not self.process_run and _from_clearml(BaseProcess.run):
+            BaseProcess.run = self.process_run  # type: ignore[method-assign]
+            restored.append("multiprocessing BaseProcess.run")
         if builtins.__import__ is not self.import_hook and _from_clearml(builtins.__import__):
             builtins.__import__ = self.import_hook
             restored.append("builtins.__import__")

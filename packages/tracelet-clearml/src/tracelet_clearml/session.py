@@ -59,6 +59,20 @@ def skip_update_check() -> None:
     CheckPackageUpdates._package_version_checked = True
 
 
+def detach_fork_hooks() -> None:
+    """Stop ClearML's fork callbacks from acting in child processes (DataLoader workers, process pools).
+
+    ClearML registers `os.register_at_fork` callbacks that, in a forked child, install signal and exception
+    hooks, start reporting threads and patch `os._exit` to close the task from the child. Tracelet's run
+    belongs to the parent; the callbacks do nothing while ClearML's fork patcher holds no task.
+    """
+    try:
+        from clearml.binding.environ_bind import PatchOsFork
+    except ImportError:  # moved in another ClearML version
+        return
+    PatchOsFork._current_task = None
+
+
 def is_offline() -> bool:
     from clearml import Task
 
