@@ -30,8 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tracelet.core.records import RunStatus
+
 LOCK_FILE = "owner.lock"
-DEAD_STATUS = "KILLED"
+DEAD_STATUS = RunStatus.KILLED.value
 _START_SLACK = 1.0  # seconds: process start times are read with clock-tick resolution
 
 try:
@@ -154,12 +156,12 @@ def liveness(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> str:
 
 
 def is_dead(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> bool:
-    return meta.get("status") == "RUNNING" and liveness(run_dir, meta) == "dead"
+    return meta.get("status") == RunStatus.RUNNING.value and liveness(run_dir, meta) == "dead"
 
 
 def effective_status(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> str | None:
     """The recorded status, or DEAD_STATUS for a RUNNING run whose owner is dead."""
     status = meta.get("status")
-    if status == "RUNNING" and liveness(run_dir, meta) == "dead":
+    if status == RunStatus.RUNNING.value and liveness(run_dir, meta) == "dead":
         return DEAD_STATUS
     return status

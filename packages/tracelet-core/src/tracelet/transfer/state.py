@@ -18,10 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from tracelet.core import journal
+from tracelet.core.records import RunStatus
 
 SYNC_KEY = "sync"
 SOURCE_BACKEND = "local"  # the journal itself: never a sync target
-ENDED = ("FINISHED", "FAILED", "KILLED")
+ENDED = tuple(s.value for s in RunStatus if s is not RunStatus.RUNNING)
 
 
 def count_events(run_dir: Any) -> int:
@@ -87,7 +88,7 @@ def leftover_backends(meta: dict[str, Any], dead: bool) -> list[str]:
 
 def behind(run_dir: Any, meta: dict[str, Any], dead: bool) -> dict[str, int]:
     """Backend -> how many journaled events it has not received, for `tracelet runs` (`LocalRun.behind`)."""
-    if meta.get("status") == "RUNNING" and not dead:
+    if meta.get("status") == RunStatus.RUNNING.value and not dead:
         return {}  # a live run's workers are delivering now
     out: dict[str, int] = {}
     total: int | None = None
