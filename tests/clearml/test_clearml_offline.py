@@ -193,3 +193,21 @@ def test_plugin_is_registered_through_its_entry_point() -> None:
 
     (ep,) = [e for e in entry_points(group="tracelet.backends") if e.name == "clearml"]
     assert ep.value == "tracelet_clearml.backend:ClearMLBackend"
+
+
+def test_odd_names_never_crash_a_run(cache_dir: Path) -> None:
+    exp = start()
+    long_name = "x" * 300
+    exp.log_params({"a b": 1, "ü": "ö", long_name: 2, "a.b": 3, 7: "int key", "nested": {"": 1, "k/j": 2}})
+    exp.set_tags({"k/v": 1, "sp ace": "y", "ü": "ö", long_name: "long"})
+    exp.log_metric("héllo wörld/σ", 1.0, 0)
+    exp.log_metric(long_name, 2.0, 0)
+    report = exp.stop()
+    assert report is not None and report.complete and not report.backends["clearml"].errors
+    session = OfflineSession.of(cache_dir, report)
+    assert session.scalars() == {("héllo wörld", "σ"): [(0, 1.0)], (long_name, long_name): [(0, 2.0)]}
+    hp = session.hyperparams()
+    assert hp["General"]["a b"] == "1" and hp["General"]["ü"] == "ö" and hp["General"][long_name] == "2"
+    assert hp["General"]["7"] == "int key" and hp["General"]["a.b"] == "3"
+    props = hp["properties"]
+    assert props["sp ace"] == "y" and props["ü"] == "ö" and props[long_name] == "long"
