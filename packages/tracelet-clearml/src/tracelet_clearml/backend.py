@@ -90,11 +90,21 @@ class ClearMLBackend:
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:
+        """Read the `clearml` config block (unknown keys warned about, bad values a ConfigurationError).
+
+        :param config: the keys addressed to this backend.
+        """
         self.config = dict(config or {})
         self.options = Options.from_config(self.config)
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        """Open the run's ClearML task (or attach to one the user opened); return its id, project and where it is.
+
+        :param run: the run: name, project, tags, config block, metadata.
+        :return: `task_id`, `project`, `offline`, `attached`, and `url` (online) or `session_folder`,
+            `offline_session` (the zip written at stop) and `import_command` (offline).
+        """
         if self.task is not None:
             return self._details
         opts = self.options
@@ -238,11 +248,16 @@ class ClearMLBackend:
 
     @hookimpl
     def backend_flush(self) -> None:
+        """Hand ClearML's queued events to its writer (without waiting for uploads)."""
         if self.task is not None:
             self.task.flush(wait_for_uploads=False)
 
     @hookimpl
     def backend_end_run(self, status: RunStatus) -> None:
+        """Close the task with the run's status (bounded by `close_timeout`) and put the process back.
+
+        :param status: how the run ended: FINISHED, FAILED or KILLED -> completed, failed, stopped.
+        """
         if self.task is None:
             self._leave_process()
             return
@@ -296,6 +311,10 @@ class ClearMLBackend:
     # -- data ------------------------------------------------------------------------------------------------
     @hookimpl
     def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        """Report each point as a scalar (title/series rule, its step and logging time); a retried batch resumes.
+
+        :param metrics: the batch, in logging order.
+        """
         if not metrics or self._report is None:
             return
         first, last = metrics[0], metrics[-1]
@@ -312,6 +331,10 @@ class ClearMLBackend:
 
     @hookimpl
     def backend_log_params(self, params: dict[str, Any]) -> None:
+        """Update the task's hyperparameters (`General/<key>`, nested dicts as sections).
+
+        :param params: merged params; a later value of a key wins.
+        """
         if params and self.task is not None:
             mapped = hyperparameters(params)
             if mapped:
@@ -319,6 +342,10 @@ class ClearMLBackend:
 
     @hookimpl
     def backend_log_tags(self, tags: dict[str, str]) -> None:
+        """Set key/value tags as the task's user properties.
+
+        :param tags: merged tags; a later value of a key wins.
+        """
         if tags and self.task is not None:
             mapped = properties(tags)
             if mapped:
@@ -327,18 +354,30 @@ class ClearMLBackend:
     # -- artifacts -----------------------------------------------------------------------------------------------
     @hookimpl
     def backend_log_artifact(self, artifact: TraceletArtifact) -> ArtifactResult:
+        """Upload the artifact as the next version `<name>/v<N>` (and an output model for model types).
+
+        :param artifact: the artifact, its files being run-owned snapshots.
+        """
         if self._artifacts is None:
             raise RuntimeError("the ClearML task has not started yet")
         return self._artifacts.store(artifact)
 
     @hookimpl
     def backend_get_artifact(self, name: str, version: str) -> TraceletArtifact | None:
+        """Fetch a stored version into ClearML's cache.
+
+        :param name: the artifact's name. :param version: "latest", "v2" or "2".
+        """
         if self._artifacts is None:
             return None
         return self._artifacts.get(name, version)
 
     @hookimpl
     def backend_list_artifacts(self, type_filter: ArtifactType | None) -> list[TraceletArtifact]:
+        """Every stored version, from the manifests kept in the artifacts' metadata.
+
+        :param type_filter: only artifacts of this type, or all.
+        """
         if self._artifacts is None:
             return []
         return self._artifacts.manifests(type_filter)
