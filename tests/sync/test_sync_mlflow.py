@@ -116,3 +116,13 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     quiet = io.StringIO()
     Progress.create(False, quiet, "sync r1", 1000).close("done")
     assert quiet.getvalue() == ""
+
+
+def test_a_torn_last_frame_is_synced_up_to_the_tear(runs_dir: Path, sqlite_uri: str) -> None:
+    run = local_run(runs_dir, "torn", 300, project="torn-proj")
+    whole = len(list(run.events()))
+    with open(run.path / "events.bin", "ab") as f:
+        f.write(b"\x40\x00\x00\x00half a frame")  # a writer that died mid-write: 64 bytes announced, 12 there
+    res = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri}).backends["mlflow"]
+    assert res.complete and res.events == res.delivered == whole
+    assert history(sqlite_uri, res.run_id, "loss") == expected(run.path, "loss")
