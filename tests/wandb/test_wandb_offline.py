@@ -207,3 +207,39 @@ def test_unknown_mode_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="unknown W&B mode 'bogus'"):
         start(wandb_mode="bogus")
+
+
+SECRET_RUN = """
+import sys, tracelet
+exp = tracelet.start_logging("argv", project="p", backend="wandb", config={"track_system": False, "wandb": {"metadata": sys.argv[1] == "on"}})
+exp.log_metric("x", 1.0, 0)
+print(exp.stop().backends["wandb"].details["transaction_log"])
+"""
+
+
+@pytest.mark.parametrize("metadata", ["off", "on"])
+def test_command_line_secrets_never_reach_wandb_unless_its_metadata_is_on(
+    metadata: str, tmp_path: Path, python_env: dict[str, str]
+) -> None:
+    import subprocess
+
+    script = tmp_path / "train.py"
+    script.write_text(SECRET_RUN)
+    out = subprocess.run(
+        [sys.executable, str(script), metadata, "--api-key=SEKRIT-42"],
+        capture_output=True, text=True, env=python_env, cwd=tmp_path, timeout=120, check=True,
+    )  # fmt: skip
+    run = read_run(out.stdout.strip().splitlines()[-1])
+    assert run.config["tracelet"]["argv"] == [str(script), metadata, "--api-key=***"]  # Tracelet's, redacted
+    wandb_meta = [r for r in _environment_records(run.path) if r.os]
+    found = [p for p in tmp_path.rglob("*") if p.is_file() and b"SEKRIT-42" in p.read_bytes() and p != script]
+    if metadata == "off":
+        assert not wandb_meta and not found  # W&B's own (unredacted) metadata is not collected
+    else:
+        assert wandb_meta and found  # the option acts: W&B records the command line as it is
+
+
+def _environment_records(path: Path) -> list:
+    from tracelet_wandb import txlog
+
+    return [r.environment for r in txlog.records(path) if r.WhichOneof("record_type") == "environment"]

@@ -13,8 +13,10 @@ Guarantees:
   reported at stop, never an exception or a hang in the training loop. Retries never send a row twice.
 - **No side effects on other runs.** Runs are created with `reinit="create_new"`, so several Tracelet runs
   (one after another, or side by side) each get their own W&B run, and `wandb.run` is left alone.
-- W&B's console capture and its system-metrics sampler are off unless the config turns them on
-  (`console`, `system_metrics`): Tracelet's collectors measure the system already.
+- W&B's console capture, its system-metrics sampler and its own metadata collection (command line, git) are
+  off unless the config turns them on (`console`, `system_metrics`, `metadata`): Tracelet's collectors do
+  those jobs, and W&B would record the command line unredacted. Tracelet's redacted command line and git facts
+  are in `run.config["tracelet"]`.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ DEFAULT_STOP_TIMEOUT = 30.0
 EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.RUNNING: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
 INIT_KEYS = ("project", "entity", "group", "job_type", "notes", "dir", "resume", "id")
 OPTIONS = frozenset(
-    {*INIT_KEYS, "mode", "base_url", "console", "system_metrics", "step_metric", "settings", "stop_timeout",
+    {*INIT_KEYS, "mode", "base_url", "console", "system_metrics", "metadata", "step_metric", "settings", "stop_timeout",
      "call_timeout", "init_timeout"}
 )  # fmt: skip
 CONFIG_TAGS = "tags"  # set_tags(...) key/values live in the run config under this branch
@@ -148,6 +150,10 @@ class WandbBackend:
             settings = {
                 "console": _console(self.config.get("console")),
                 "x_disable_stats": not bool(self.config.get("system_metrics", False)),
+                # W&B's own metadata (command line, git remote, ...) is collected unredacted: Tracelet's
+                # redacted facts go to config["tracelet"] instead, unless `metadata` asks for W&B's.
+                "x_disable_meta": not bool(self.config.get("metadata", False)),
+                "disable_git": not bool(self.config.get("metadata", False)),
                 "reinit": "create_new",
                 "init_timeout": init_timeout,
                 **({"base_url": self.config["base_url"]} if self.config.get("base_url") else {}),
@@ -155,7 +161,9 @@ class WandbBackend:
             }
             kwargs = {k: self.config[k] for k in INIT_KEYS if self.config.get(k) is not None}
             kwargs.setdefault("project", run.project)
-            self._config_tree = {CONFIG_TRACELET: {"run_id": run.run_id}}
+            facts = {"run_id": run.run_id}
+            facts.update({k: run.metadata[k] for k in ("source", "argv", "git") if (run.metadata or {}).get(k)})
+            self._config_tree = {CONFIG_TRACELET: facts}
             tags = [t[:TAG_MAX_CHARS] for t in dict.fromkeys(str(t) for t in run.tags) if t]
 
             def init() -> None:
