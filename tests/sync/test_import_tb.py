@@ -86,17 +86,36 @@ def test_import_tb_reads_back_from_the_local_store_and_mlflow(
     assert mlsession.data.params == {"lr": "0.01", "batch": "32", "opt": "adam"}
 
 
-def test_without_media_histograms_are_skipped_and_counted(tmp_path: Path, runs_dir: Path) -> None:
+def test_without_media_histograms_are_skipped_and_counted_and_to_syncs_at_once(
+    tmp_path: Path, runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     logdir = tmp_path / "tb"
     writer = SummaryWriter(str(logdir))
     writer.add_scalar("loss", 1.0, 0)
     writer.add_histogram("w", torch.zeros(4), 0)
     writer.close()
-    (result,) = import_tb(logdir, dir=runs_dir)
-    run = store.open_run(result.run_id, runs_dir)
+    assert cli.main(["import-tb", str(logdir), "--dir", str(runs_dir), "--to", "mlflow", "--config",
+                     f"tracking_uri={sqlite_uri}"]) == 0
+    (run,) = store.list_runs(runs_dir)
     assert run.name == "tb" and run.project == "tb" and run.artifacts() == []
-    assert result.skipped == {"histograms": 1} and run.meta["import"]["skipped"] == {"histograms": 1}
+    assert run.meta["import"]["skipped"] == {"histograms": 1}
     assert [p.value for p in run.metrics()["loss"]] == [1.0]
+    assert f"{run.id}  tb  (1 events)" in capsys.readouterr().out
+    mlrun = run.meta["sync"]["mlflow"]
+    assert mlrun["ended"] is True
+    assert [m.value for m in MlflowClient(sqlite_uri).get_metric_history(mlrun["run_id"], "loss")] == [1.0]
+    (again,) = import_tb(logdir, dir=runs_dir)
+    assert again.existing and again.run_id == run.id
+
+    # The run went on: imported again in place, and the next sync finishes the same MLflow run.
+    writer = SummaryWriter(str(logdir))
+    writer.add_scalar("loss", 0.5, 1)
+    writer.close()
+    (grown,) = import_tb(logdir, dir=runs_dir)
+    assert not grown.existing and grown.run_id == run.id
+    assert cli.main(["sync", run.id, "--dir", str(runs_dir)]) == 0
+    points = MlflowClient(sqlite_uri).get_metric_history(mlrun["run_id"], "loss")
+    assert sorted((m.step, m.value) for m in points) == [(0, 1.0), (1, 0.5)]
 
 
 def test_import_tb_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

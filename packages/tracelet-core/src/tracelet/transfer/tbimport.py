@@ -18,7 +18,8 @@ Guarantees:
 - **Recognised on a second import.** The run id is derived from the run directory's absolute path, and the
   run records its event files' names and sizes (`import` in run.json): the same files again → the existing
   run is reported, nothing is written. Files that changed (a run that went on) → the run is imported again
-  in place and its `sync` record is reset (a later sync sends it again; MLflow keeps one copy of a point).
+  in place; backend runs it was synced to are kept, and the next sync replays it into them from the first
+  event (MLflow keeps one copy of a repeated point).
 - The run is written like a finished live run (status FINISHED, tags `["tensorboard"]`, `created_at` and
   `ended_at` from the first and last wall times), directly in the journal format (`tracelet.core.journal`),
   since a live run would stamp every point with the import's time.
@@ -42,6 +43,7 @@ from tracelet.core import journal
 from tracelet.core.records import ARTIFACT, METRIC, PARAMS, TAGS
 from tracelet.exceptions import ConfigurationError
 from tracelet.transfer.progress import Progress
+from tracelet.transfer.state import SYNC_KEY
 
 TEXT_TAG_MAX = 500
 CHUNK = journal.FRAME_EVENTS  # events per journal append: memory per run stays at one frame
@@ -156,23 +158,29 @@ def _import_one(src: Path, files: list[Path], name: str, project: str, project_d
     dest = project_dir / run_id
     fingerprint = _fingerprint(files)
     meta_path = dest / journal.META_FILE
+    synced: dict[str, Any] = {}
     if meta_path.exists():
         old = journal.read_meta(dest)
         if (old.get("import") or {}).get("files") == fingerprint:
             return ImportedRun(run_id, name, dest, existing=True)
+        # Re-imported: its backend runs are kept, to be replayed from the first event by the next sync.
+        for backend, entry in (old.get(SYNC_KEY) or {}).items():
+            if isinstance(entry, dict) and entry.get("run_id"):
+                synced[backend] = {**entry, "cursor": 0, "ended": False, "status": None, "artifacts": []}
     # run.json is written last: a folder without it is no run to readers, and an interrupted import is
     # simply done again by the next one.
     if dest.exists():
         shutil.rmtree(dest)
     try:
-        return _write_run(src, files, name, project, run_id, dest, fingerprint, with_media, on_bytes)
+        return _write_run(src, files, name, project, run_id, dest, fingerprint, with_media, on_bytes, synced)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
 
 
 def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: str, out: Path,
-               fingerprint: dict[str, int], with_media: bool, on_bytes: Any) -> ImportedRun:
+               fingerprint: dict[str, int], with_media: bool, on_bytes: Any,
+               synced: dict[str, Any]) -> ImportedRun:
     # The legacy loader, as TensorBoard's EventAccumulator reads: legacy values (simple_value, histo, image) are
     # handled as they are, without converting each into a tensor first.
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
@@ -217,6 +225,7 @@ def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: st
         "metadata": {"source": "tensorboard", "logdir": str(src.resolve())},
         "import": {"source": "tensorboard", "path": str(src.resolve()), "files": fingerprint,
                    "skipped": result.skipped},
+        **({SYNC_KEY: synced} if synced else {}),
     })
     return result
 
