@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,19 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
     tracelet.stop_logging()
     discovery.refresh()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real `mlflow server` on 127.0.0.1 per session, shared by tests/mlflow and the multi-tracker tests."""
+    if str(TESTS / "mlflow") not in sys.path:
+        sys.path.insert(0, str(TESTS / "mlflow"))
+    from mlflow_helpers import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

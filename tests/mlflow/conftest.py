@@ -1,20 +1,12 @@
-"""Fixtures for the MLflow backend: a real sqlite store per test and one real `mlflow server` per session."""
+"""Fixtures for the MLflow backend: a real sqlite store per test; the session's real `mlflow server`
+(`mlflow_server`, in tests/conftest.py) restarted when a test left it down."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow_helpers import MlflowServer
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

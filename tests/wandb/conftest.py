@@ -1,18 +1,12 @@
 """W&B runs offline inside each test's folder: nothing reaches a server, nothing is read from the developer's
-W&B settings or credentials. The MLflow server fixtures (for the multi-tracker example) come from tests/mlflow."""
+W&B settings or credentials. The `mlflow_server` fixture (for the multi-tracker example) is in tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlflow"))
-
-from mlflow_helpers import MlflowServer  # noqa: E402
 
 WANDB_DIRS = ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
 
@@ -36,11 +30,3 @@ def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    server.start()
-    yield server
-    server.kill()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from mlflow_helpers import MlflowServer
 from wandb_helpers import run_of
 
 import tracelet
 from tracelet.core import journal
+
+if TYPE_CHECKING:
+    from mlflow_helpers import MlflowServer  # tests/mlflow, put on sys.path by the mlflow_server fixture
 
 
 @pytest.mark.slow
