@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shlex
@@ -59,6 +60,9 @@ def test_scalars_params_tags_and_report(cache_dir: Path) -> None:
     assert props["stage"] == "dev" and props["seed"] == "7"
     assert props["tracelet.run_id"] == exp.id and props["tracelet.project"] == "mapping-proj"
     assert task["status"] == "completed"
+    # The repository facts Tracelet recorded (ClearML ran no git of its own).
+    git = json.loads((Path(exp.run_dir) / "run.json").read_text())["metadata"]["git"]  # tests run in the repo
+    assert task["script"]["version_num"] == git["commit"] and task["script"]["branch"] == git["branch"]
 
     # close() wrote the zip; the report names it and the exact command that uploads it.
     assert details["offline"] is True and details["task_id"] == task["id"]

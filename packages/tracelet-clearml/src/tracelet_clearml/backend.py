@@ -219,7 +219,15 @@ class ClearMLBackend:
         try:
             task.set_user_properties(**props)
             if git.get("commit") and not self.options.detect_repository and not self.attached:
-                task.set_repo(repo=git.get("remote") or "", branch=git.get("branch") or "", commit=git["commit"])
+                repo, branch, commit = git.get("remote") or "", git.get("branch") or "", str(git["commit"])
+                if task.data.script is not None:
+                    task.set_repo(repo=repo, branch=branch, commit=commit)
+                else:
+                    # A new task has no script section until ClearML's own repository detection fills one, and
+                    # set_repo only edits an existing one: write the section whole.
+                    from clearml.backend_api.services import tasks as tasks_api
+
+                    task._update_script(tasks_api.Script(repository=repo, branch=branch, version_num=commit))
         except Exception as exc:  # descriptive only: never worth failing the run's start over
             logger.debug("tracelet-clearml: could not record the run's source: %s", exc)
 
@@ -228,10 +236,10 @@ class ClearMLBackend:
         details: dict[str, Any] = {
             "task_id": str(task.id),
             "project": str(task.get_project_name() or ""),
-            "offline": bool(self.options.offline),
+            "offline": session.is_offline(),
             "attached": self.attached,
         }
-        if self.options.offline:
+        if details["offline"]:
             folder = task.get_offline_mode_folder()
             if folder:
                 zip_path = f"{Path(folder).as_posix()}.zip"  # written by close() at stop
