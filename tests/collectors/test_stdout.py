@@ -104,8 +104,12 @@ def test_the_log_is_a_report_artifact_and_the_streams_come_back(experiment_facto
     assert _sys.stdout is not before[0] and _sys.stderr is not before[1]
     print("visible line")
     print("a warning", file=_sys.stderr)
-    live = (Path(exp.run_dir) / "output.log").read_text()
-    assert "visible line\n" in live  # written as lines complete, while the run is active
+    import time
+
+    deadline = time.monotonic() + 5
+    while "visible line\n" not in (Path(exp.run_dir) / "output.log").read_text():  # live: flushed by the next tick
+        assert time.monotonic() < deadline, "output.log did not show the line while the run was active"
+        time.sleep(0.05)
     exp.stop()
     assert (_sys.stdout, _sys.stderr) == before
     print("after the run")

@@ -12,7 +12,9 @@ Guarantees:
   them after us, it stays, and our wrapper in its chain becomes a pure pass-through).
 - The run folder's `output.log` is written as lines complete (what a terminal would show: a `\\r` rewrites the
   current line, so a progress bar is kept at its final state, not as hundreds of copies); secret shapes are
-  masked line by line. At stop it is logged once as the `report` artifact `console` (file `output.log`).
+  masked line by line. It is flushed on a write at most every `FLUSH_EVERY` seconds and on every collector
+  tick (`metrics_interval`), so it trails the console by at most that long. At stop it is logged once as the
+  `report` artifact `console` (file `output.log`).
 - Only what goes through the Python streams is seen: writes straight to file descriptors 1/2 (C extensions,
   child processes) and to `sys.stdout.buffer` reach the console but not the log.
 - A failure of the log (full disk) is reported once and stops the tee; the console never notices.
@@ -26,6 +28,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +39,7 @@ logger = logging.getLogger("tracelet")
 
 LOG_NAME = "output.log"
 MAX_LINE = 64 * 1024
+FLUSH_EVERY = 0.5  # seconds: output.log is flushed on a write at most this often, and on every collector tick
 _CONTROL = re.compile(r"(\r|\n)")  # a line longer than this (no newline in sight) is written out in pieces
 
 
@@ -47,28 +51,49 @@ class ConsoleLog:
         self._fh: IO[str] | None = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._lock = threading.Lock()
         self._line: dict[str, tuple[str, int]] = {}  # per stream name: (current line, cursor column)
+        self._flushed = 0.0
 
     def feed(self, stream: str, text: str) -> None:
+        if not text:  # print() writes its `end` separately, often ""
+            return
         with self._lock:
             if self._fh is None:
                 return
             line, col = self._line.get(stream, ("", 0))
             out: list[str] = []
-            for piece in _CONTROL.split(text):
-                if piece == "\n":
+            if "\r" not in text:  # the common case, split in C
+                parts = text.split("\n")
+                line, col = _put(line, col, parts[0])
+                if len(parts) > 1:
                     out.append(line)
-                    line, col = "", 0
-                elif piece == "\r":
-                    col = 0
-                elif piece:
-                    line, col = _put(line, col, piece)
+                    out.extend(parts[1:-1])
+                    line = parts[-1]
+                    col = len(line)
+            else:
+                for piece in _CONTROL.split(text):
+                    if piece == "\n":
+                        out.append(line)
+                        line, col = "", 0
+                    elif piece == "\r":
+                        col = 0
+                    elif piece:
+                        line, col = _put(line, col, piece)
             if len(line) > MAX_LINE:
                 out.append(line)
                 line, col = "", 0
             self._line[stream] = (line, col)
             if out:
                 self._fh.write("".join(redact_text(s) + "\n" for s in out))
+                now = time.monotonic()
+                if now - self._flushed >= FLUSH_EVERY:  # a flush is a system call: not one per printed line
+                    self._fh.flush()
+                    self._flushed = now
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._fh is not None:
                 self._fh.flush()
+                self._flushed = time.monotonic()
 
     def close(self) -> None:
         with self._lock:
@@ -87,6 +112,8 @@ def _put(line: str, col: int, text: str) -> tuple[str, int]:
     """Write `text` at column `col` of `line` as a terminal would (overwriting, not inserting)."""
     if not text:
         return line, col
+    if col == len(line):  # appending, as almost always
+        return line + text, col + len(text)
     return line[:col] + text + line[col + len(text) :], col + len(text)
 
 
@@ -162,6 +189,12 @@ class StdoutCollector:
             tee = TeeStream(stream, name, self._log, self._on_error)
             self._tees[name] = tee
             setattr(sys, name, tee)
+
+    @hookimpl
+    def collector_sample(self) -> None:
+        # On the collector thread: lines printed just before a long quiet stretch reach output.log too.
+        if self._log is not None:
+            self._log.flush()
 
     @hookimpl
     def collector_stop(self, experiment: Any) -> None:

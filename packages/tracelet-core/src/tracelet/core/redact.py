@@ -169,13 +169,34 @@ def _mask_assignment(m: re.Match[str]) -> str:
     return f"{m['name']}{m['sep']}{m['quote']}{MASK}"
 
 
+# Cheap tests that let most text (console lines, argv items) skip the expensive patterns: a secret-named pair
+# needs one of these words somewhere, a token shape one of these prefixes.
+# (Substring tests on the lowered text: an IGNORECASE alternation regex is ~50x slower in CPython.)
+_NAME_HINTS = ("token", "secret", "pass", "pwd", "key", "auth", "cred", "cookie", "sig", "dsn")
+
+
+def _may_name_a_secret(text: str) -> bool:
+    low = text.lower()
+    for hint in _NAME_HINTS:
+        if hint in low:
+            return True
+    return False
+
+
+def _may_hold_a_token(text: str) -> bool:
+    return "gh" in text or "sk-" in text or "hf_" in text or "AKIA" in text or "xox" in text or "glpat-" in text
+
+
 def redact_text(text: str) -> str:
     """Mask URL credentials, secret query parameters, secret `name=value` pairs and known token shapes."""
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
-    if "=" in text or ":" in text:
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    if ("=" in text or ":" in text) and _may_name_a_secret(text):
         text = _QUERY_PARAM.sub(_mask_query, text)
         text = _ASSIGNMENT.sub(_mask_assignment, text)
-    return _TOKEN_SHAPES.sub(MASK, text)
+    if _may_hold_a_token(text):
+        text = _TOKEN_SHAPES.sub(MASK, text)
+    return text
 
 
 def redact_value(name: str, value: Any) -> Any:
