@@ -17,7 +17,9 @@ from tracelet.core import discovery
 from tracelet.core.plugins import PluginType
 from tracelet.exceptions import ConfigurationError
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "clearml"))  # the ClearML tests' offline-session reader
+# The ClearML and W&B tests' readers of what those trackers wrote offline.
+sys.path.insert(0, str(Path(__file__).parent.parent / "clearml"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "wandb"))
 
 
 def _require(name: str) -> None:
@@ -71,17 +73,24 @@ def test_sync_to_clearml_offline(runs_dir: Path, clearml_cache: Path) -> None:
 
 def test_sync_to_wandb_offline(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _require("wandb")
+    from wandb_helpers import read_run
+
     for key in list(os.environ):
         if key.startswith("WANDB_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    (tmp_path / "wandb-dir").mkdir()
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for key in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        (tmp_path / key.lower()).mkdir()
+        monkeypatch.setenv(key, str(tmp_path / key.lower()))
     run = _local_run(runs_dir)
     report = tracelet.sync(run, to="wandb", config={"mode": "offline"})
     res = report.backends["wandb"]
     assert res.complete and res.status == "FAILED" and res.delivered == res.events, res
-    written = list((tmp_path / "wandb-dir").rglob("*.wandb"))
-    assert len(written) == 1 and written[0].stat().st_size > 0  # W&B's own offline run file
+    written = list((tmp_path / "wandb_dir").rglob("*.wandb"))
+    assert len(written) == 1
+    wandb_run = read_run(written[0])
+    assert wandb_run.points("train/loss") == [(e[3], e[2]) for e in run.events() if e[0] == "m"]
+    assert wandb_run.user_config()["lr"] == 0.01 and wandb_run.exit is not None
     assert tracelet.sync(run, to="wandb", config={"mode": "offline"}).backends["wandb"].skipped == "up to date"
