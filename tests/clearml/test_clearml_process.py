@@ -278,3 +278,30 @@ def test_forked_children_leave_the_session_to_the_parent(tmp_path: Path, cache_d
     assert session.scalars() == {("m", "m"): [(i, float(i)) for i in range(40)]}
     assert session.task["status"] == "completed"
     assert "child says hello" not in (session.folder / "log.jsonl").read_text()
+
+
+def test_offline_writes_only_into_the_cache_the_run_folder_and_clearmls_session_file(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    code = """
+        exp = run("where-it-writes")
+        art = exp.create_artifact("cfg", __import__("tracelet").ArtifactType.CONFIG)
+        art.add_object({"a": 1}, "cfg")
+        exp.log_artifact(art)
+        exp.log_metric("m", 1.0, 0)
+        exp.log_params({"p": 1})
+        report = exp.stop()
+        exp.get_artifact("cfg", backend="clearml")
+        print(json.dumps({"run_dir": str(exp.run_dir)}))
+    """
+    result = last_json(python(code, work))
+    runs = Path(os.environ["TRACELET_DIR"])
+    assert Path(result["run_dir"]).is_relative_to(runs)
+    written = sorted(
+        str(p.relative_to(tmp_path))
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.is_relative_to(cache_dir) and not p.is_relative_to(runs)
+    )
+    assert written == ["home/.clearml/.session.json"]  # ClearML's own bookkeeping, documented
