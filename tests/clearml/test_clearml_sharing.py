@@ -11,7 +11,12 @@ from clearml_helpers import OfflineSession
 from test_clearml_process import last_json, python
 
 
-def test_logs_into_a_task_the_user_opened_and_leaves_it_open(tmp_path: Path, cache_dir: Path) -> None:
+def test_logs_into_a_task_the_user_opened_and_leaves_it_open(
+    tmp_path: Path, cache_dir: Path, clearml_home: Path
+) -> None:
+    # The user's own clearml.conf (in the test's HOME): in-process reporting, else closing the user's task
+    # meets ClearML's forked-reporter stall this test is not about.
+    (clearml_home / "clearml.conf").write_text("sdk { development { report_use_subprocess: false } }\n")
     code = """
         from pathlib import Path
         from clearml import Task

@@ -137,15 +137,6 @@ class ClearMLBackend:
 
         if not opts.auto_connect_arg_parser:
             self._state.restore_argparse()
-        session.use_in_process_reporting()
-        if self._was_offline is None:
-            self._was_offline = session.is_offline()
-            self._offline_env = session.offline_env()
-        if opts.offline != self._was_offline:
-            session.set_offline(opts.offline)
-        if opts.offline:
-            session.skip_update_check()
-
         current = Task.current_task()
         if current is not None:
             if str(current.id) in _ours:
@@ -153,9 +144,18 @@ class ClearMLBackend:
                     "tracelet-clearml: another Tracelet run of this process is logging to ClearML task "
                     f"{current.id}; ClearML allows one task per process: stop that run first"
                 )
-            # The user opened a task themselves: log into it, and leave closing it to them.
+            # The user opened a task themselves: log into it as it is (its reporting mode, online or offline),
+            # and leave closing it to them.
             self.task, self.attached = current, True
         else:
+            session.use_in_process_reporting()
+            if self._was_offline is None:
+                self._was_offline = session.is_offline()
+                self._offline_env = session.offline_env()
+            if opts.offline != self._was_offline:
+                session.set_offline(opts.offline)
+            if opts.offline:
+                session.skip_update_check()
             self.task = self._init_task(Task, run, opts)
             with _ours_lock:
                 _ours.add(str(self.task.id))
