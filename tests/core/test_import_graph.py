@@ -128,3 +128,20 @@ def test_core_imports_no_backend() -> None:
     offenders = {m: sorted(t for t in deps if t.startswith("tracelet.backends")) for m, deps in graph.items()
                  if m.startswith("tracelet.core")}
     assert not {m: d for m, d in offenders.items() if d}
+
+
+def test_plugins_import_tracelet_only_through_its_public_modules() -> None:
+    """Tracelet's own plugins use what a third-party author can: `tracelet.plugin` (and the top-level API)."""
+    packages = Path(__file__).resolve().parents[2] / "packages"
+    allowed = {"tracelet", "tracelet.plugin"}
+    offenders = []
+    for path in sorted(packages.glob("tracelet-*/src/*/**/*.py")):
+        if "tracelet-core" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(packages)}:{node.lineno} {n}" for n in names
+                          if (n == "tracelet" or n.startswith("tracelet.")) and n not in allowed]
+    assert list(packages.glob("tracelet-mlflow/src/*/*.py")), "the plugin packages were found"
+    assert not offenders, "plugins reach into tracelet's internals:\n" + "\n".join(offenders)
