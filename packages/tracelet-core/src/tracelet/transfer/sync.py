@@ -265,6 +265,8 @@ def _context(run: Any, name: str, config: dict[str, Any]) -> RunContext:
 
 
 class _Plan:
+    """One target of one sync: where delivery starts, the config, and (once running) its worker and source."""
+
     def __init__(self, name: str, point: dict[str, Any], config: dict[str, Any], spec: Any) -> None:
         self.name = name
         self.point = point
