@@ -362,17 +362,18 @@ class WandbBackend:
             self._note_offline()
             return self._copies.get(name, version)
         alias = "latest" if str(version).lower() == "latest" else alias_for(f"v{str(version).lstrip('vV')}")
-        import wandb
 
         path = f"{self.details.get('entity')}/{self.wb_run.project}/{wandb_name(name)}:{alias}"
+        # Reads run on the caller's thread and talk to W&B's HTTP API, not to the service the worker uses: they
+        # neither wait for nor block delivery.
         try:
-            found = self._call(lambda: wandb.Api().artifact(path), "Api.artifact")
+            found = self._api().artifact(path)
         except Exception as exc:
             if "not found" in str(exc).lower() or "does not" in str(exc).lower():
                 return None
             raise
         target = self._cache_dir() / wandb_name(name) / alias
-        self._call(lambda: found.download(root=str(target)), "Artifact.download")
+        found.download(root=str(target))
         return from_download(target)
 
     @hookimpl
@@ -386,17 +387,14 @@ class WandbBackend:
         if self.mode not in preflight.ONLINE_MODES:
             self._note_offline()
             return self._copies.list(type_filter)
-        import wandb
 
         path = f"{self.details.get('entity')}/{self.wb_run.project}/{self.wb_run.id}"
-        logged = self._call(lambda: list(wandb.Api().run(path).logged_artifacts()), "Api.run")
         out: list[TraceletArtifact] = []
-        for art in logged:
+        for art in self._api().run(path).logged_artifacts():
             if not any(a.startswith("tracelet-v") for a in art.aliases):
                 continue
-            entry = self._call(lambda a=art: a.get_entry("manifest.json"), "Artifact.get_entry")
             with tempfile.TemporaryDirectory() as tmp:
-                local = self._call(lambda e=entry, t=tmp: e.download(root=t), "ArtifactEntry.download")
+                local = art.get_entry("manifest.json").download(root=tmp)
                 found = from_manifest_text(Path(local).read_text(encoding="utf-8"))
             if type_filter is None or found.type is type_filter:
                 out.append(found)
@@ -412,6 +410,12 @@ class WandbBackend:
                 self.mode,
                 self._copies.root,
             )
+
+    def _api(self) -> Any:
+        import wandb
+
+        overrides = {"base_url": self.config["base_url"]} if self.config.get("base_url") else {}
+        return wandb.Api(overrides=overrides, timeout=int(self._timeout("call_timeout", DEFAULT_CALL_TIMEOUT)))
 
     def _cache_dir(self) -> Path:
         if self._cache is None:
