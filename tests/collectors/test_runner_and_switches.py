@@ -165,3 +165,26 @@ def test_track_metrics_off_makes_log_metric_a_no_op(experiment_factory) -> None:
     run = stored(exp)
     assert run.metrics() == {}  # system metrics included
     assert run.params() == {"lr": 0.1}  # parameters are still recorded
+
+
+def test_a_metrics_only_runner_samples_system_collectors_alone() -> None:
+    """The form a distributed job's node-metrics thread uses: a bare log_metric, no run to hook into."""
+    from tracelet.collectors.runner import CollectorRunner
+
+    readings: list[tuple[str, float]] = []
+    original_out = sys.stdout
+    runner = CollectorRunner(lambda name, value: readings.append((name, value)), interval=0.1)
+    assert {"system", "gpu"} <= set(runner.names)
+    assert not {"git", "environment", "args", "stdout"} & set(runner.names)
+    runner.start()
+    assert sys.stdout is original_out
+    time.sleep(0.5)
+    runner.stop()
+    assert not _threads_named("tracelet-collectors")
+    names = {name for name, _ in readings}
+    assert "system/cpu_percent" in names and all(n.startswith("system/") for n in names)
+    assert sum(name == "system/cpu_percent" for name, _ in readings) >= 3
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]

@@ -137,3 +137,30 @@ def test_a_stream_replaced_during_the_run_is_left_alone(experiment_factory) -> N
     finally:
         _sys.stdout = original
     assert "late" not in (Path(exp.run_dir) / "output.log").read_text()
+
+
+def test_a_forked_child_neither_duplicates_nor_adds_lines(tmp_path: Path, python_env: dict[str, str]) -> None:
+    code = r"""
+import os, sys
+from tracelet import Experiment, ExperimentConfig
+cfg = ExperimentConfig(track_environment=False, track_args=False, track_git=False, track_system_metrics=False)
+exp = Experiment("fork", config=cfg).start()
+import time; time.sleep(0.3)  # past the collector's first flush: the lines below stay in the file buffer
+for i in range(5):
+    print(f"parent line {i}")
+pid = os.fork()
+if pid == 0:
+    print("child line")
+    sys.exit(0)  # a normal exit: buffers are flushed
+os.waitpid(pid, 0)
+print("parent after fork")
+exp.stop()
+print("RUN_DIR " + str(exp.run_dir))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=python_env, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "child line" in out.stdout  # the child's console works as always
+    run_dir = next(line[8:] for line in out.stdout.splitlines() if line.startswith("RUN_DIR "))
+    lines = (Path(run_dir) / "output.log").read_text().splitlines()
+    assert lines == [f"parent line {i}" for i in range(5)] + ["parent after fork"]

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,9 +39,26 @@ from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 logger = logging.getLogger("tracelet")
 
 LOG_NAME = "output.log"
-MAX_LINE = 64 * 1024
+MAX_LINE = 64 * 1024  # a line longer than this (no newline in sight) is written out in pieces
 FLUSH_EVERY = 0.5  # seconds: output.log is flushed on a write at most this often, and on every collector tick
-_CONTROL = re.compile(r"(\r|\n)")  # a line longer than this (no newline in sight) is written out in pieces
+_CONTROL = re.compile(r"(\r|\n)")
+_OPEN_LOGS: weakref.WeakSet[ConsoleLog] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    # A forked child (DataLoader workers) inherits the file buffer: emptied first, it cannot be written twice.
+    for log in list(_OPEN_LOGS):
+        log.flush()
+
+
+def _in_child() -> None:
+    # The parent owns the run: a child's prints reach its console as always, but not the parent's log.
+    for log in list(_OPEN_LOGS):
+        log.detach_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_in_child)
 
 
 class ConsoleLog:
@@ -52,6 +70,19 @@ class ConsoleLog:
         self._lock = threading.Lock()
         self._line: dict[str, tuple[str, int]] = {}  # per stream name: (current line, cursor column)
         self._flushed = 0.0
+        _OPEN_LOGS.add(self)
+
+    def detach_in_child(self) -> None:
+        """Forget the file without flushing or closing it (the parent's copy is the one that writes)."""
+        self._lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fh.fileno())  # whatever the child's copy flushes at exit goes nowhere
+                os.close(null)
+            except OSError:
+                pass
 
     def feed(self, stream: str, text: str) -> None:
         if not text:  # print() writes its `end` separately, often ""
