@@ -7,6 +7,10 @@ with it off. The control case switches ClearML's hook back on and shows the dupl
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +48,21 @@ def test_summary_writer_points_reach_clearml_once(tmp_path: Path, cache_dir: Pat
 
 
 def test_control_clearml_own_hook_would_report_them_again(tmp_path: Path, cache_dir: Path) -> None:
-    report = run_with_writer(tmp_path, {"auto_connect_frameworks": {"tensorboard": True}})
-    events = OfflineSession.of(cache_dir, report).scalar_events()
+    # In a fresh interpreter: ClearML's TensorBoard binding patches the writer process-wide.
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from test_clearml_tensorboard import run_with_writer
+        report = run_with_writer(Path({str(tmp_path)!r}), {{"auto_connect_frameworks": {{"tensorboard": True}}}})
+        print(json.dumps({{"task": report.backends["clearml"].details["task_id"]}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    task_id = json.loads(out.stdout.strip().splitlines()[-1])["task"]
+    events = OfflineSession(cache_dir, task_id).scalar_events()
     lr_points = [(e["iter"], e["value"]) for e in events if e["metric"] == "lr" or e["variant"] == "lr"]
     # Tracelet's copy plus ClearML's own (ClearML names and steps its copy its own way): more than one each.
     assert len(lr_points) >= 2 * 40
