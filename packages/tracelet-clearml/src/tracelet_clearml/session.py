@@ -4,8 +4,8 @@ ClearML's defaults are made for being the only thing in the process. These funct
 Tracelet run needs, through ClearML's own configuration API, never by writing the user's `clearml.conf`:
 
 - **In-process reporting.** On Linux ClearML forks a reporting subprocess by default
-  (`sdk.development.report_use_subprocess`). Measured here, `Task.close()` then stalled for minutes in half
-  the runs (the fork inherits a `git` pipe) and each `report_scalar` cost about 2.6 ms. The override below
+  (`sdk.development.report_use_subprocess`). As measured for this plugin's issue, `Task.close()` then stalled
+  for minutes in half the runs (the fork inherits a `git` pipe) and each `report_scalar` cost about 2.6 ms. The override below
   sets the key to false for this process, on top of whatever configuration files ClearML reads.
 - **No update check.** ClearML asks its update server for new versions while detecting the repository. In
   offline mode Tracelet marks that check as done, so nothing leaves the machine.
