@@ -126,3 +126,24 @@ def test_a_torn_last_frame_is_synced_up_to_the_tear(runs_dir: Path, sqlite_uri: 
     res = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri}).backends["mlflow"]
     assert res.complete and res.events == res.delivered == whole
     assert history(sqlite_uri, res.run_id, "loss") == expected(run.path, "loss")
+
+
+def test_mlflow_run_id_config_names_an_existing_run_or_is_a_clear_error(runs_dir: Path, sqlite_uri: str) -> None:
+    settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
+    missing = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
+                                  options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": "0" * 32})
+    with pytest.raises(tracelet.ConfigurationError, match="names no run"):
+        missing.start()
+    first = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
+                                options={"mlflow_tracking_uri": sqlite_uri}).start()
+    first.log_metric("x", 1.0, 0)
+    first.stop()
+    run_id = first.report.backends["mlflow"].details["run_id"]
+    again = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
+                                options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": run_id}).start()
+    assert MlflowClient(sqlite_uri).get_run(run_id).info.status == "RUNNING"  # reopened
+    again.log_metric("x", 2.0, 1)
+    again.stop(status="FAILED")
+    got = MlflowClient(sqlite_uri).get_run(run_id)
+    assert got.info.status == "FAILED" and again.report.backends["mlflow"].details["run_id"] == run_id
+    assert history(sqlite_uri, run_id, "x")[-1][:2] == (2.0, 1) and len(history(sqlite_uri, run_id, "x")) == 2
