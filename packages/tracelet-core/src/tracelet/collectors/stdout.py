@@ -16,7 +16,9 @@ Guarantees:
   tick (`metrics_interval`), so it trails the console by at most that long. At stop it is logged once as the
   `report` artifact `console` (file `output.log`).
 - Only what goes through the Python streams is seen: writes straight to file descriptors 1/2 (C extensions,
-  child processes) and to `sys.stdout.buffer` reach the console but not the log.
+  child processes) and to `sys.stdout.buffer` reach the console but not the log, nor does a `logging` handler
+  made before `start()` (it holds the original stream; one made during the run is teed). A forked child's
+  prints reach its console but not the parent's log.
 - A failure of the log (full disk) is reported once and stops the tee; the console never notices.
 """
 
