@@ -60,3 +60,16 @@ def test_a_plugin_capture_typed_checkpoint_follows_the_switch() -> None:
     assert captured_file_type(on, "state.tar", ArtifactType.CHECKPOINT) is ArtifactType.CHECKPOINT
     assert captured_file_type(off, "state.tar", ArtifactType.CHECKPOINT) is None
     assert captured_file_type(off, "model.onnx", ArtifactType.MODEL) is ArtifactType.MODEL
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_torch_save_checkpoints_follow_the_switch(experiment_factory, tmp_path: Path, track: bool) -> None:
+    torch = pytest.importorskip("torch")  # installed in the test environment (torch==2.13.0)
+    exp = experiment_factory(track_checkpoints=track, enable_artifacts=True, automagic_artifacts=True).start()
+    model = torch.nn.Linear(2, 1)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    torch.save({"model_state_dict": model.state_dict(), "epoch": 3}, tmp_path / "epoch3.pt")
+    exp.stop()
+    logged = {a.name: a.type.value for a in stored(exp).artifacts()}
+    expected = {"weights.pt": "weights", "epoch3.pt": "checkpoint"} if track else {"weights.pt": "weights"}
+    assert logged == expected

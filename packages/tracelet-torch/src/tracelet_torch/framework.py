@@ -13,7 +13,8 @@ Guarantees:
   checkpoint dict (a dict holding more than tensors, e.g. `model_state_dict` and `epoch`) a `checkpoint`
   artifact, of a whole module a `model` artifact, named after the file. What `torch.save` writes is not
   changed; the file is copied into the run after it was written. Saves to file objects (no path to copy) and
-  Tracelet's own saves (inside the run folder or artifact staging) are not captured.
+  Tracelet's own saves (inside the run folder or artifact staging) are not captured. A checkpoint dict is
+  captured only while the run's `ExperimentConfig.track_checkpoints` is on (the default).
 - Nothing captured ever raises into training: a failure is logged once per kind and skipped.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet.plugin import ArtifactType, PluginMetadata, PluginType, captured_file_type, hookimpl
 from tracelet_torch import describe
 from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
 
@@ -174,6 +175,8 @@ def capture_save(sink: _Sink, obj: Any, target: Any) -> None:
     if not path.is_file() or _own_path(sink, path):
         return
     exp = sink.experiment
+    if kind == "checkpoint" and captured_file_type(exp, path, ArtifactType.CHECKPOINT) is None:
+        return  # the run's `track_checkpoints` is off: checkpoints are not logged
     name = path.name.replace(os.sep, "_").lstrip(".") or "checkpoint"
     artifact = exp.create_artifact(name, kind, description="captured torch.save")
     artifact.add_file(str(path), artifact_path=path.name)
