@@ -59,3 +59,32 @@ def test_run_logged_while_the_server_was_down_is_finished_in_place_once_it_is_up
     assert again.backends["mlflow"].skipped == "up to date" and again.backends["mlflow"].delivered == 0
     assert len(mlflow_runs(down_server.uri, "down-proj", exp.id)) == 1
     assert len(history(down_server.uri, mlrun.info.run_id, "loss")) == 3000
+
+
+def test_a_server_lost_mid_run_leaves_the_rest_behind_and_sync_finishes_that_same_run(
+    down_server: MlflowServer, runs_dir: Path
+) -> None:
+    down_server.start()
+    settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
+    exp = tracelet.Experiment("midway", backend=["local", "mlflow"], project="mid-proj", settings=settings,
+                              options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1}).start()
+    for i in range(1000):
+        exp.log_metric("loss", float(i), i)
+    assert exp.flush(timeout=60)
+    down_server.kill()
+    for i in range(1000, 2500):
+        exp.log_metric("loss", float(i), i)
+    report = exp.stop()
+    live = report.backends["mlflow"]
+    mlflow_run = live.details["run_id"]
+    assert 0 < live.undelivered <= 1500 and live.delivered >= 1000
+    run = store.open_run(exp.id, runs_dir)
+    assert run.behind() == {"mlflow": live.undelivered}
+
+    down_server.start()
+    res = tracelet.sync(run).backends["mlflow"]
+    assert res.complete and res.run_id == mlflow_run and res.delivered == live.undelivered  # only the rest
+    (mlrun,) = mlflow_runs(down_server.uri, "mid-proj", exp.id)
+    assert mlrun.info.run_id == mlflow_run and mlrun.info.status == "FINISHED"
+    assert history(down_server.uri, mlflow_run, "loss") == expected(exp.run_dir, "loss")
+    assert len(expected(exp.run_dir, "loss")) == 2500
