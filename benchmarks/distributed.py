@@ -10,7 +10,9 @@ Starts its own PostgreSQL 15 (initdb/pg_ctl, as an unprivileged user when run as
    - log_batch: `MlflowClient.log_batch`, 1000 points per call (MLflow's limit), the direct way.
    Each is measured from the earliest first call to the latest "all delivered" over all processes, the two
    ways interleaved over `--repeats` rounds (each round in a fresh MLflow experiment); every point is counted
-   back from PostgreSQL (100% must land). Target: tracelet >= 0.9x log_batch.
+   back from PostgreSQL (100% must land). Printed: the ratio of the medians and the median of the per-round
+   ratios. Both ways send the same requests (1000 points each); the server's time per request dominates.
+   Target: tracelet >= 0.9x log_batch.
 2. The hot-path cost of `log_metric` on a rank that does not report (distributed=rank0, RANK=1) beside
    the same call on rank 0 (a running experiment), per-call medians of 1000-call batches, in one process.
    Target: the no-op costs no more than rank 0's call.
@@ -144,7 +146,13 @@ def main() -> None:
             f"  tracelet:  {tracelet_rate:,.0f} points/s  (rounds: {', '.join(f'{r:,.0f}' for r in rates['tracelet'])})"
         )
         print(f"  log_batch: {raw_rate:,.0f} points/s  (rounds: {', '.join(f'{r:,.0f}' for r in rates['log_batch'])})")
-        print(f"  tracelet / log_batch = {tracelet_rate / raw_rate:.2f}x  (target >= 0.9x)")
+        # Rounds run back to back, so each pair saw the same machine; the median of the pairs' ratios is the
+        # figure least moved by other load on a shared machine.
+        paired = statistics.median(t / r for t, r in zip(rates["tracelet"], rates["log_batch"]))
+        print(
+            f"  tracelet / log_batch = {tracelet_rate / raw_rate:.2f}x (medians), {paired:.2f}x (median of "
+            "per-round ratios)  (target >= 0.9x)"
+        )
     finally:
         server.kill()
         pg.stop()

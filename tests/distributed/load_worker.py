@@ -45,6 +45,8 @@ def main() -> None:
             log(f"load/m{k % 4}", float(i * 1_000_000 + k), k)
         t1 = time.time()
         (out_dir / f"{i}.logged").write_text(str(t1))
+        exp.flush()
+        result["tf"] = time.time()  # every point delivered; stop() then ends the run
         report = exp.stop()
         t2 = time.time()
         assert report is not None
