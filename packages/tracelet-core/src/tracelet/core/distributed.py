@@ -73,7 +73,8 @@ logger = logging.getLogger("tracelet")
 MODES = ("rank0", "per_rank", "off")
 RANK0, PER_RANK, OFF = MODES
 ATTACH_CAPABILITY = "attach"
-STORE_TIMEOUT_CAP = 60.0  # seconds a rank waits for rank 0 to publish the group id through the store
+STORE_TIMEOUT_CAP = 60.0
+CLOSE_SETUP_WAIT = 5.0  # seconds a node leader's stop() waits for its system-metrics writer to come up  # seconds a rank waits for rank 0 to publish the group id through the store
 
 _warned: set[str] = set()
 _sequence: Counter[str] = Counter()
@@ -454,6 +455,7 @@ class NodeMetrics(threading.Thread):
         self.experiment = experiment
         self.plan = p
         self._closed = threading.Event()
+        self._ready = threading.Event()  # set once sampling runs, or setup gave up
         self._lock = threading.Lock()
         self.orchestrator: Any = None
         self.collectors: Any = None
@@ -466,6 +468,8 @@ class NodeMetrics(threading.Thread):
             self.error = exc
             logger.warning("tracelet: system metrics of node %s not written into rank 0's run: %s",
                            self.plan.info.node, exc)  # fmt: skip
+        finally:
+            self._ready.set()
 
     def _run(self) -> None:
         from tracelet.collectors.runner import CollectorRunner
@@ -518,8 +522,13 @@ class NodeMetrics(threading.Thread):
             self.collectors = CollectorRunner(_Appender(orch.append, p).log_metric, settings.metrics_interval)
             self.collectors.start()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop sampling and deliver what was sampled (within the settings' stop timeout)."""
+    def close(self) -> None:
+        """Stop sampling (a last sample is taken) and deliver what was sampled (within the stop timeout).
+
+        A short job may end while the writer is still being set up: give it a few seconds to come up, so
+        even then the node leaves a reading in the run.
+        """
+        self._ready.wait(CLOSE_SETUP_WAIT)
         self._closed.set()
         with self._lock:
             collectors, orch = self.collectors, self.orchestrator
