@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,29 @@ def python_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACELET_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return env
+
+
+def _launch_ranks(script: str, job: str, ranks: list[int], world: int, env: dict[str, str], cwd: Path) -> list[Any]:
+    """Run `ranks` of one job side by side under `distributed=per_rank`, each with the variables torchrun sets
+    (job id `job`, one node); what each printed last, as JSON, by rank."""
+    procs = []
+    for rank in ranks:
+        rank_env = {
+            **env, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+            "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0", "TORCHELASTIC_RUN_ID": job,
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "TRACELET_DISTRIBUTED": "per_rank",
+        }  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, "-c", script], cwd=cwd, env=rank_env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
+    printed = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-3000:]
+        printed.append(json.loads(out.strip().splitlines()[-1]))
+    return printed
+
+
+@pytest.fixture
+def launch_ranks() -> Callable[..., list[Any]]:
+    """`launch_ranks(script, job, ranks, world, env, cwd)`: ranks of a launcher's job as real processes."""
+    return _launch_ranks

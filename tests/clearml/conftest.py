@@ -15,6 +15,11 @@ def clearml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
         if key.startswith(("CLEARML_", "TRAINS_", "TRACELET_")):
             monkeypatch.delenv(key)
+    for key in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
+        # ClearML marks a process that opens a task in these; a user-opened task in a test leaves the mark, which
+        # later tests' child processes would inherit. Recorded as absent, so the test's end removes it again.
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

@@ -280,6 +280,35 @@ def test_forked_children_leave_the_session_to_the_parent(tmp_path: Path, cache_d
     assert "child says hello" not in (session.folder / "log.jsonl").read_text()
 
 
+def test_a_process_started_during_a_run_opens_its_own_task(tmp_path: Path, cache_dir: Path) -> None:
+    # ClearML marks the process that owns a task in an environment variable every child inherits; a Tracelet
+    # run in a process launched from a running one (a second script, a spawned rank) is a run of its own.
+    code = """
+        import os, subprocess
+        exp = run("launcher")
+        exp.log_metric("outer", 1.0, 0)
+        assert exp.flush(60)
+        mark_during = os.environ.get("CLEARML_PROC_MASTER_ID", "")
+        child = subprocess.run([sys.executable, "-c", PRELUDE + (
+            "exp = run('launched')\\n"
+            "exp.log_metric('inner', 2.0, 3)\\n"
+            "print(json.dumps(exp.stop().backends['clearml'].details['task_id']))\\n")],
+            capture_output=True, text=True, timeout=150)
+        assert child.returncode == 0, child.stderr[-3000:]
+        report = exp.stop()
+        print(json.dumps({"outer": report.backends["clearml"].details["task_id"], "mark_during": mark_during,
+                          "inner": json.loads(child.stdout.strip().splitlines()[-1]),
+                          "mark_after": os.environ.get("CLEARML_PROC_MASTER_ID")}))
+    """
+    result = last_json(python(f"PRELUDE = {PRELUDE!r}\n" + textwrap.dedent(code), tmp_path, timeout=300))
+    assert result["mark_during"].endswith(f":{result['outer']}")  # the child inherited the owner's mark
+    assert result["inner"] != result["outer"]
+    assert OfflineSession(cache_dir, result["inner"]).scalars() == {("inner", "inner"): [(3, 2.0)]}
+    assert OfflineSession(cache_dir, result["outer"]).scalars() == {("outer", "outer"): [(0, 1.0)]}
+    assert OfflineSession(cache_dir, result["inner"]).task["name"] == "launched"
+    assert result["mark_after"] is None  # processes started after the run inherit no task of it
+
+
 def test_offline_writes_only_into_the_cache_the_run_folder_and_clearmls_session_file(
     tmp_path: Path, cache_dir: Path
 ) -> None:

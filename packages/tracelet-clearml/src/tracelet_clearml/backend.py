@@ -12,6 +12,9 @@ Guarantees:
   Tracelet's own SIGTERM / excepthook / atexit handling stays in charge of ending the run.
 - **No hangs.** Reporting runs in-process (`tracelet_clearml.session`), repository detection is off unless
   asked for, and `close()` runs on a helper thread bounded by the stop timeout.
+- **Ranks side by side.** Under `distributed=per_rank` every rank's task carries one tag per launch,
+  `group:<name>-<group id>` (filter by it to compare the ranks), and user properties `tracelet.rank`,
+  `tracelet.world_size`, `tracelet.node`.
 - **Offline** (`offline=True` or `CLEARML_OFFLINE_MODE=1`): no configuration file, no credentials, no network.
   The session folder and its zip are in `<CLEARML_CACHE_DIR>/offline/`; ClearML also records the last task
   in `~/.clearml/.session.json` (its own bookkeeping, not avoidable through its API).
@@ -38,6 +41,7 @@ from tracelet.plugin import (
     RunContext,
     RunStatus,
     TraceletArtifact,
+    group_label,
     hookimpl,
 )
 from tracelet_clearml import __version__, session
@@ -54,6 +58,7 @@ DEFAULT_STOP_TIMEOUT = 30.0
 # Run status -> ClearML task status (as ClearML's own close() would set it for the same ending).
 STATUS = {RunStatus.FINISHED: "completed", RunStatus.FAILED: "failed", RunStatus.KILLED: "stopped"}
 
+GROUP_TAG_PREFIX = "group:"
 _ours: set[str] = set()  # ids of tasks Tracelet opened in this process (ClearML allows one main task)
 _ours_lock = threading.Lock()
 
@@ -70,6 +75,7 @@ class ClearMLBackend:
         self._state: ProcessState | None = None
         self._was_offline: bool | None = None
         self._offline_env: dict[str, str | None] = {}
+        self._master_env: dict[str, str | None] | None = None  # ClearML's task-owner mark before the run
         self._artifacts: ArtifactStore | None = None
         self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already reported)
         self._details: dict[str, Any] = {}
@@ -137,6 +143,8 @@ class ClearMLBackend:
 
         if not opts.auto_connect_arg_parser:
             self._state.restore_argparse()
+        if self._master_env is None:
+            self._master_env = session.own_process()  # before current_task(), which adopts an inherited task
         current = Task.current_task()
         if current is not None:
             if str(current.id) in _ours:
@@ -174,12 +182,16 @@ class ClearMLBackend:
                 + ", ".join(task_cls.TaskTypes.__members__)
             )
         assert self._state is not None
+        tags = [str(t) for t in run.tags]
+        group = group_label(run.metadata)
+        if group:
+            tags.append(f"{GROUP_TAG_PREFIX}{group}")  # the ranks of one per_rank launch share this tag
         try:
             task = task_cls.init(
                 project_name=opts.project_name or run.project,
                 task_name=opts.task_name or run.name,
                 task_type=task_type,
-                tags=[str(t) for t in run.tags] or None,
+                tags=tags or None,
                 reuse_last_task_id=opts.reuse_last_task_id,
                 output_uri=opts.output_uri,
                 auto_connect_frameworks=opts.frameworks_argument(),
@@ -216,6 +228,8 @@ class ClearMLBackend:
             props["tracelet.hostname"] = str(env["hostname"])
         if "dirty" in git:
             props["tracelet.git.dirty"] = str(bool(git["dirty"])).lower()
+        dist = meta.get("distributed") or {}
+        props.update({f"tracelet.{k}": str(dist[k]) for k in ("rank", "world_size", "node") if k in dist})
         try:
             task.set_user_properties(**props)
             if git.get("commit") and not self.options.detect_repository and not self.attached:
@@ -315,6 +329,9 @@ class ClearMLBackend:
                 logger.debug("tracelet-clearml: put back at stop: %s", ", ".join(restored))
         if self._was_offline is not None and self.options.offline != self._was_offline and not self.attached:
             session.restore_offline(self._was_offline, self._offline_env)
+        if self._master_env is not None and not self.attached:
+            # ClearML marked this process as its task's owner; processes started after the run inherit nothing.
+            session.restore_env(self._master_env)
 
     # -- data ------------------------------------------------------------------------------------------------
     @hookimpl

@@ -7,6 +7,11 @@ Tracelet run needs, through ClearML's own configuration API, never by writing th
   (`sdk.development.report_use_subprocess`). As measured for this plugin's issue, `Task.close()` then stalled
   for minutes in half the runs (the fork inherits a `git` pipe) and each `report_scalar` cost about 2.6 ms. The override below
   sets the key to false for this process, on top of whatever configuration files ClearML reads.
+- **Its own task in every process.** ClearML marks the process that opened a task in
+  `CLEARML_PROC_MASTER_ID` (`<pid>:<task id>`), which every process started from it inherits; in a process with
+  another pid's mark `Task.current_task()` and `Task.init` hand out the parent's task or a do-nothing stub. A
+  Tracelet run is its own run wherever it starts (a script launched by another run, a spawned rank), so an
+  inherited mark is set aside for the run and put back after it.
 - **No update check.** ClearML asks its update server for new versions while detecting the repository. In
   offline mode Tracelet marks that check as done, so nothing leaves the machine.
 """
@@ -102,7 +107,25 @@ def restore_offline(offline: bool, env: dict[str, str | None]) -> None:
         set_offline(offline)
     except Exception as exc:
         logger.debug("tracelet-clearml: ClearML's offline switch went back with: %s", exc)
-    for name, value in env.items():
+    restore_env(env)
+
+
+MASTER_ENV = ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID")  # ClearML's "this pid owns task X" mark
+
+
+def own_process() -> dict[str, str | None]:
+    """Set aside a task-owner mark inherited from another process; return the variables as they were."""
+    saved = {name: os.environ.get(name) for name in MASTER_ENV}
+    pid = str(os.getpid())
+    for name, value in saved.items():
+        if value and value.split(":", 1)[0] != pid:
+            os.environ.pop(name, None)
+    return saved
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as `saved` recorded them (None: absent)."""
+    for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:

@@ -17,11 +17,15 @@ Guarantees:
   off unless the config turns them on (`console`, `system_metrics`, `metadata`): Tracelet's collectors do
   those jobs, and W&B would record the command line unredacted. Tracelet's redacted command line and git facts
   are in `run.config["tracelet"]`.
+- **Ranks side by side.** Under `distributed=per_rank` each rank's run joins one W&B `group` per launch
+  (`<name>-<group id>`, unless the config or `WANDB_RUN_GROUP` names a `group`), and `run.config["tracelet"]["distributed"]` holds
+  its rank, world size and node.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import tempfile
 import time
@@ -39,6 +43,7 @@ from tracelet.plugin import (
     RunContext,
     RunStatus,
     TraceletArtifact,
+    group_label,
     hookimpl,
 )
 from tracelet_wandb import __version__, preflight
@@ -161,8 +166,13 @@ class WandbBackend:
             }
             kwargs = {k: self.config[k] for k in INIT_KEYS if self.config.get(k) is not None}
             kwargs.setdefault("project", run.project)
+            group = group_label(run.metadata)
+            if group and not os.environ.get("WANDB_RUN_GROUP"):  # W&B's own variable, like the config, wins
+                kwargs.setdefault("group", group)  # the ranks of one per_rank launch, side by side
             facts = {"run_id": run.run_id}
-            facts.update({k: run.metadata[k] for k in ("source", "argv", "git") if (run.metadata or {}).get(k)})
+            facts.update(
+                {k: run.metadata[k] for k in ("source", "argv", "git", "distributed") if (run.metadata or {}).get(k)}
+            )
             self._config_tree = {CONFIG_TRACELET: facts}
             tags = [t[:TAG_MAX_CHARS] for t in dict.fromkeys(str(t) for t in run.tags) if t]
 

@@ -73,8 +73,9 @@ logger = logging.getLogger("tracelet")
 MODES = ("rank0", "per_rank", "off")
 RANK0, PER_RANK, OFF = MODES
 ATTACH_CAPABILITY = "attach"
-STORE_TIMEOUT_CAP = 60.0
-CLOSE_SETUP_WAIT = 5.0  # seconds a node leader's stop() waits for its system-metrics writer to come up  # seconds a rank waits for rank 0 to publish the group id through the store
+STORE_TIMEOUT_CAP = 60.0  # seconds a rank waits for rank 0 to publish the group id through the store
+CLOSE_SETUP_WAIT = 5.0  # seconds a node leader's stop() waits for its system-metrics writer to come up
+GROUP_LABEL_MAX = 128  # W&B's limit on a group name; a label longer than that keeps its id's end
 
 _warned: set[str] = set()
 _sequence: Counter[str] = Counter()
@@ -333,6 +334,21 @@ class Plan:
         """`system/cpu_percent` -> `system/<node>/cpu_percent` (other names get `system/<node>/` in front)."""
         rest = name[len("system/") :] if name.startswith("system/") else name
         return f"system/{self.info.node}/{rest}"
+
+
+def group_label(metadata: Mapping[str, Any] | None) -> str | None:
+    """A readable name for the group of a ``per_rank`` job, the same on every rank of one launch.
+
+    For backends that group runs by a name (W&B's ``group``, a ClearML tag): ``<group_name>-<group id>``,
+    the id shortened to 12 characters. None when `metadata` (a run's ``RunContext.metadata``) is not one
+    rank's run of a ``per_rank`` job.
+    """
+    meta = (metadata or {}).get("distributed") or {}
+    group = meta.get("group")
+    if not group or meta.get("role") != "member":
+        return None
+    label = f"{meta.get('group_name') or 'run'}-{str(group)[:12]}"
+    return label if len(label) <= GROUP_LABEL_MAX else label[-GROUP_LABEL_MAX:]
 
 
 def plan(experiment: Experiment, info: RankInfo | None = None) -> Plan:
