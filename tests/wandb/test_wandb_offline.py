@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -147,22 +149,29 @@ def test_console_capture_and_system_metrics_off_by_default(capsys: pytest.Captur
     assert "from the training script" in capsys.readouterr().out
 
 
-def test_config_block_turns_console_and_system_metrics_on() -> None:
-    exp = tracelet.start_logging(
-        "noisy",
-        project="wb-proj",
-        backend="wandb",
-        config={"wandb": {"console": "wrap", "system_metrics": True, "settings": {"x_stats_sampling_interval": 0.1}}},
-    )
-    print("captured line", flush=True)
-    import time
+def test_config_block_turns_console_and_system_metrics_on(python_env: dict[str, str], tmp_path: Path) -> None:
+    # Its own interpreter: W&B patches the `write` of whatever `sys.stdout` is when wandb is first imported, once
+    # per process, and earlier tests here import it under pytest's capture (see the README's options).
+    import subprocess
 
-    time.sleep(2.5)  # many sampling intervals, with margin for a busy machine
-    report = exp.stop()
-    run = run_of(report)
-    folder = Path(report.backends["wandb"].details["run_folder"])
-    assert "stats" in run.kinds
-    assert "captured line" in (folder / "files" / "output.log").read_text()
+    code = textwrap.dedent(
+        """
+        import json, time, tracelet
+        exp = tracelet.start_logging("noisy", project="wb-proj", backend="wandb", config={"wandb": {
+            "console": "wrap", "system_metrics": True, "settings": {"x_stats_sampling_interval": 0.1}}})
+        print("captured line", flush=True)
+        time.sleep(2.5)  # many sampling intervals, with margin for a busy machine
+        details = exp.stop().backends["wandb"].details
+        print(json.dumps([details["transaction_log"], details["run_folder"]]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env, cwd=tmp_path,
+                         timeout=240)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    log, folder = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "captured line" in out.stdout  # the console still shows it
+    assert "stats" in read_run(log).kinds
+    assert "captured line" in (Path(folder) / "files" / "output.log").read_text()
 
 
 def test_several_runs_one_after_another_and_side_by_side() -> None:
