@@ -3,8 +3,9 @@
 Guarantees:
 
 - **TensorBoard's own reader.** Files are read with `tensorboard`'s `LegacyEventFileLoader` (what its
-  `EventAccumulator` reads with), one event at a time: memory stays bounded by one journal frame and one event, however many
-  points a file holds. `tensorboard` is imported only here.
+  `EventAccumulator` reads with), one event at a time: memory stays bounded by one journal frame and one event
+  beyond the reader's own read buffer (TensorBoard's block size), however many points a file holds (a test
+  imports 200,000 scalars). `tensorboard` is imported only here.
 - **One run per run directory.** Every directory holding event files is one run; its path below LOGDIR
   (`a/b`) is the run's name, so nested directories stay as name prefixes. A `SummaryWriter.add_hparams`
   session (its own subdirectory) is a run too, as TensorBoard shows it. Event files of a directory are read
