@@ -164,6 +164,21 @@ def test_group_id_from_launcher_job_ids_is_shared_and_distinct_per_run() -> None
     assert other_job != first
 
 
+def test_group_label_names_one_launch_and_keeps_ids_apart() -> None:
+    def label(group: str, name: str = "train", role: str = "member") -> str | None:
+        return distributed.group_label({"distributed": {"group": group, "group_name": name, "role": role}})
+
+    # Rank 0's run ids (shared through the launcher's store) start with the date: two launches minutes apart
+    # must not share a label.
+    assert label("20261128-141742-527123") == "train-20261128-141742-527123"
+    assert label("20261128-141742-527123") != label("20261128-141901-0af3b1")
+    long_ids = ["exp-" + "x" * 40 + "-1", "exp-" + "x" * 40 + "-2"]  # TRACELET_RUN_GROUP can be anything
+    assert label(long_ids[0]) != label(long_ids[1]) and len(label(long_ids[0]) or "") <= 40
+    assert len(label("g", name="n" * 300) or "") == distributed.GROUP_LABEL_MAX
+    assert (label("g", name="n" * 300) or "").endswith("-g")
+    assert label("g", role="main") is None and distributed.group_label({}) is None
+
+
 def test_system_metrics_are_labelled_by_node() -> None:
     got: list[tuple[str, float]] = []
     p = distributed.Plan("rank0", RankInfo(0, 0, 2, 0, 2, "env", "gpu-7"), True, "x", label_system=True)

@@ -75,7 +75,8 @@ RANK0, PER_RANK, OFF = MODES
 ATTACH_CAPABILITY = "attach"
 STORE_TIMEOUT_CAP = 60.0  # seconds a rank waits for rank 0 to publish the group id through the store
 CLOSE_SETUP_WAIT = 5.0  # seconds a node leader's stop() waits for its system-metrics writer to come up
-GROUP_LABEL_MAX = 128  # W&B's limit on a group name; a label longer than that keeps its id's end
+GROUP_LABEL_MAX = 128  # W&B's limit on a group name; a longer run name is cut, never the group id
+GROUP_ID_CHARS = 24  # a group id up to this long appears whole in a group label (run ids, digests)
 
 _warned: set[str] = set()
 _sequence: Counter[str] = Counter()
@@ -339,16 +340,18 @@ class Plan:
 def group_label(metadata: Mapping[str, Any] | None) -> str | None:
     """A readable name for the group of a ``per_rank`` job, the same on every rank of one launch.
 
-    For backends that group runs by a name (W&B's ``group``, a ClearML tag): ``<group_name>-<group id>``,
-    the id shortened to 12 characters. None when `metadata` (a run's ``RunContext.metadata``) is not one
-    rank's run of a ``per_rank`` job.
+    For backends that group runs by a name (W&B's ``group``, a ClearML tag): ``<group_name>-<group id>``, an
+    id longer than ``GROUP_ID_CHARS`` replaced by a digest of it (never a prefix: ids that are run ids start
+    with the date). None when `metadata` (a run's ``RunContext.metadata``) is not one rank's run of a
+    ``per_rank`` job.
     """
     meta = (metadata or {}).get("distributed") or {}
-    group = meta.get("group")
+    group = str(meta.get("group") or "")
     if not group or meta.get("role") != "member":
         return None
-    label = f"{meta.get('group_name') or 'run'}-{str(group)[:12]}"
-    return label if len(label) <= GROUP_LABEL_MAX else label[-GROUP_LABEL_MAX:]
+    short = group if len(group) <= GROUP_ID_CHARS else _digest(group)[:GROUP_ID_CHARS]
+    name = str(meta.get("group_name") or "run")[: GROUP_LABEL_MAX - len(short) - 1]
+    return f"{name}-{short}"
 
 
 def plan(experiment: Experiment, info: RankInfo | None = None) -> Plan:
