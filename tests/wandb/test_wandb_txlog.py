@@ -56,6 +56,24 @@ def test_reads_split_records_and_stops_quietly_at_a_torn_tail(tmp_path: Path) ->
     assert 0 < len(kinds) < len(run.kinds) and "exit" not in kinds
 
 
+def test_stop_returns_with_the_exit_record_written_and_has_exit_reads_the_tail(tmp_path: Path) -> None:
+    path = _big_run()  # stop() waits for W&B's service to write the log's end (W&B's finish() may not)
+    assert txlog.has_exit(path)
+    data = path.read_bytes()
+    records = list(txlog.records(path))
+    assert records[-1].WhichOneof("record_type") == "exit"
+    exit_size = records[-1].ByteSize() + 7
+    # Cut anywhere before the exit record, at block boundaries inside split records too: no exit, no error.
+    cuts = [len(data) - exit_size, len(data) - exit_size - 1000, 2 * txlog.BLOCK_SIZE + 5, txlog.BLOCK_SIZE + 7]
+    for cut in cuts:
+        partial = tmp_path / f"cut-{cut}.wandb"
+        partial.write_bytes(data[:cut])
+        assert not txlog.has_exit(partial), cut
+    exp = tracelet.start_logging("small", project="p", backend="wandb", config={"track_system": False})
+    exp.log_metric("loss", 1.0, 0)
+    assert txlog.has_exit(exp.stop().backends["wandb"].details["transaction_log"])  # a log of one block
+
+
 def test_corruption_and_foreign_files_are_errors(tmp_path: Path) -> None:
     data = bytearray(_big_run().read_bytes())
     data[40] ^= 0xFF  # inside the first record's payload

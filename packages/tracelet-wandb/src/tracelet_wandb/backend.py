@@ -8,6 +8,9 @@ Guarantees:
   x-axis of every metric with `define_metric("*", step_metric=...)`. Points logged out of order, or on several
   scales (epochs and batches), all stay. Consecutive points of one step go out in one `run.log` call (one
   history row); a row also carries the time the first of its points was logged as `_timestamp`.
+- **Offline, stop() returns with the run whole in its `.wandb` file.** W&B's `finish()` can return before its
+  service has written the last records. The backend then waits for the log's exit record, bounded by the
+  stop timeout (`txlog.has_exit` reads only the last two blocks).
 - **Isolation.** Every wandb call runs through `calls.BoundedCaller`: a killed W&B service makes calls fail, a
   stalled one makes them time out; both are delivery errors of this backend, retried by the worker and
   reported at stop, never an exception or a hang in the training loop. Retries never send a row twice.
@@ -46,7 +49,7 @@ from tracelet.plugin import (
     group_label,
     hookimpl,
 )
-from tracelet_wandb import __version__, preflight
+from tracelet_wandb import __version__, preflight, txlog
 from tracelet_wandb.artifacts import LocalCopy, alias_for, build, from_download, from_manifest_text, wandb_name
 from tracelet_wandb.calls import BoundedCaller
 
@@ -231,7 +234,28 @@ class WandbBackend:
             self.wb_run.finish(exit_code=code)
             self._finished = True
 
+        started = time.monotonic()
         self._call(finish, "run.finish", self._stop_timeout)
+        if self.mode in preflight.OFFLINE_MODES:
+            self._await_transaction_log(started + self._stop_timeout)
+
+    def _await_transaction_log(self, deadline: float) -> None:
+        """Offline, W&B's `finish()` can return while its service still holds the last records in memory (as
+        measured: the last ~30 rows, for up to a few hundred ms). stop() promises everything delivered, and an
+        offline run is its `.wandb` file: wait, bounded by the stop timeout, until the file ends with the exit
+        record."""
+        path = self.wb_run.settings.sync_file
+        while True:
+            try:
+                if txlog.has_exit(path):
+                    return
+            except (OSError, txlog.TransactionLogError) as exc:
+                logger.debug("tracelet-wandb: reading %s: %s", path, exc)
+            if time.monotonic() >= deadline:
+                logger.warning("tracelet-wandb: W&B's service had not written the end of %s by the stop timeout; "
+                               "it finishes writing it in the background", path)  # fmt: skip
+                return
+            time.sleep(0.01)
 
     @hookimpl
     def plugin_teardown(self) -> None:

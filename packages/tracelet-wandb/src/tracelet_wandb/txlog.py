@@ -44,10 +44,16 @@ def payloads(path: str | os.PathLike[str]) -> Iterator[bytes]:
     data = Path(path).read_bytes()
     if data[: len(HEADER)] != HEADER:
         raise TransactionLogError(f"{path}: not a W&B transaction log (header {data[:7]!r})")
-    pos = len(HEADER)
+    yield from _scan(data, len(HEADER), 0, path)
+
+
+def _scan(data: bytes, pos: int, base: int, path: Any, resync: bool = False) -> Iterator[bytes]:
+    """Messages of `data`, which starts at file offset `base` (block alignment counts from the file's start).
+    `resync`: `data` starts on a block boundary inside the file, so fragments of a message begun before it are
+    skipped instead of being an error."""
     pending: bytearray | None = None
     while True:
-        left = BLOCK_SIZE - pos % BLOCK_SIZE
+        left = BLOCK_SIZE - (base + pos) % BLOCK_SIZE
         if left < RECORD_HEADER:  # the block's zero-padded tail
             pos += left
             continue
@@ -64,7 +70,7 @@ def payloads(path: str | os.PathLike[str]) -> Iterator[bytes]:
             return  # torn tail
         payload = data[start : start + length]
         if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {pos}")
+            raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {base + pos}")
         pos = start + length
         if kind == FULL:
             yield payload
@@ -75,8 +81,27 @@ def payloads(path: str | os.PathLike[str]) -> Iterator[bytes]:
             if kind == LAST:
                 yield bytes(pending)
                 pending = None
-        else:
-            raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {pos - length - 7}")
+        elif not (resync and kind in (MIDDLE, LAST)):
+            raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {base + pos - length - 7}")
+
+
+def has_exit(path: str | os.PathLike[str]) -> bool:
+    """Whether the log ends with the run's `exit` record, reading only its last two blocks. W&B writes the
+    exit record last, so when it is there every record before it is too."""
+    from wandb.proto import wandb_internal_pb2
+
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        base = max(0, (size // BLOCK_SIZE - 1) * BLOCK_SIZE)
+        f.seek(base)
+        data = f.read()
+    pos = len(HEADER) if base == 0 else 0
+    record = wandb_internal_pb2.Record()
+    for payload in _scan(data, pos, base, path, resync=True):
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "exit":
+            return True
+    return False
 
 
 def records(path: str | os.PathLike[str]) -> Iterator[Any]:
