@@ -86,8 +86,8 @@ def _scan(data: bytes, pos: int, base: int, path: Any, resync: bool = False) -> 
 
 
 def has_exit(path: str | os.PathLike[str]) -> bool:
-    """Whether the log ends with the run's `exit` record, reading only its last two blocks. W&B writes the
-    exit record last, so when it is there every record before it is too."""
+    """Whether the run's `exit` record is written, looked for in the log's last two blocks only. W&B writes
+    the exit record last, so when it is there every record before it is too."""
     from wandb.proto import wandb_internal_pb2
 
     with open(path, "rb") as f:
