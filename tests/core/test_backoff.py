@@ -74,3 +74,31 @@ def test_the_deadline_bound_to_the_thread_stops_every_retry_on_it() -> None:
     t.join(5)
     assert not t.is_alive()
     assert 0.3 <= float(result["gave_up_after"]) < 3.0  # type: ignore[arg-type]
+
+
+def test_a_long_backoff_under_way_ends_when_the_stop_deadline_is_set() -> None:
+    """A worker mid-way through a 2 s backoff when stop() comes must not sleep it out: the end-run hook has
+    only the grace after the deadline, and a run left RUNNING in the tracker is the failure this prevents."""
+    result: dict[str, float] = {}
+    deadline: dict[str, float | None] = {"at": None}
+    changed = threading.Event()
+
+    def worker() -> None:
+        backoff.bind_deadline(lambda: deadline["at"], changed)
+        calls, fn = _failing(10**9, ConnectionError("down"))
+        try:
+            retry(fn, start=2.0, cap=2.0)
+        except ConnectionError:
+            result["gave_up_at"] = time.monotonic()
+            result["tries"] = len(calls)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    time.sleep(0.3)  # the first try failed; the thread is in its 2 s wait
+    set_at = time.monotonic()
+    deadline["at"] = set_at + 0.2
+    changed.set()
+    t.join(5)
+    assert not t.is_alive()
+    assert result["gave_up_at"] - set_at < 1.0  # not the 1.7 s left of the wait
+    assert result["tries"] == 3  # the first, one when stop() came, one at the deadline

@@ -3,7 +3,9 @@
 The backend workers, artifact delivery and plugins (through `tracelet.plugin.retry`, e.g. MLflow's end-run)
 all retry through `retry`. A worker thread binds its stop deadline with `bind_deadline` once; every `retry`
 on that thread (including inside a plugin's hook) then stops waiting when the deadline passes, so stop()
-returns in time however many layers retry.
+returns in time however many layers retry. A wait begun before stop() set the deadline ends when it is set
+(the thread also binds the event stop() signals), so a backoff of up to `BACKOFF_CAP` never eats the time
+the worker has left to end the run.
 
 Transient and permanent failures are told apart by the exception: a `ConfigurationError` means "this will
 never succeed" (the tracker refuses this data, or the setup is wrong) and is raised at once, without
@@ -31,10 +33,12 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, ConfigurationError)
 
 
-def bind_deadline(deadline: Callable[[], float | None]) -> None:
+def bind_deadline(deadline: Callable[[], float | None], changed: threading.Event | None = None) -> None:
     """Make `deadline()` (a `time.monotonic()` value, or None for none yet) the stop deadline of every
-    `retry` on this thread. A callable, because stop() sets the deadline later, from another thread."""
+    `retry` on this thread. A callable, because stop() sets the deadline later, from another thread; that
+    thread sets `changed` when it does, which cuts short a wait begun while there was no deadline."""
     _bound.deadline = deadline
+    _bound.changed = changed
 
 
 def current_deadline() -> float | None:
@@ -79,5 +83,9 @@ def retry(
             now = time.monotonic()
             if (attempts is not None and tries >= attempts) or (end is not None and now >= end):
                 raise
-            time.sleep(delay if end is None else min(delay, max(end - now, 0.0)))
+            changed = getattr(_bound, "changed", None) if deadline is None else None
+            if end is None and changed is not None:
+                changed.wait(delay)  # set by stop(): try once more, then wait within the new deadline
+            else:
+                time.sleep(delay if end is None else min(delay, max(end - now, 0.0)))
             delay = min(delay * 2, cap)

@@ -85,6 +85,7 @@ class BackendWorker(threading.Thread):
         self.wake = threading.Event()
         self.started = threading.Event()
         self.done = threading.Event()
+        self.finishing = threading.Event()  # set with the deadline: ends a backoff wait begun before it
         self.start_error: BaseException | None = None
         self.draining = False
         self.until = 0
@@ -100,11 +101,13 @@ class BackendWorker(threading.Thread):
         self.deadline = deadline
         self.until = until
         self.draining = True
+        self.finishing.set()
         self.wake.set()
 
     # -- the thread -------------------------------------------------------------------------------------------
     def run(self) -> None:
-        backoff.bind_deadline(lambda: self.deadline)  # every retry on this thread, plugins' too, stops in time
+        # Every retry on this thread, plugins' too, stops in time; a backoff under way when stop() comes ends.
+        backoff.bind_deadline(lambda: self.deadline, self.finishing)
         try:
             if self._start_run():
                 self._deliver_loop()
