@@ -71,6 +71,25 @@ def test_run_json_describes_the_run_and_its_delivery() -> None:
     assert meta["metadata"]["environment"]["python"]
 
 
+def test_a_running_run_records_how_far_each_backend_got() -> None:
+    """`progress` in run.json, every couple of seconds while backends advance: what `tracelet sync` resumes a
+    dead run from. A backend that takes nothing stays at 0 beside the others."""
+    exp = tracelet.start_logging("progress", project="p", backend=["recorder", "failing"],
+                                 config={"track_system": False, "failing_stop_timeout": 0.2})
+    for i in range(3000):
+        exp.log_metric("x", float(i), i)
+    assert exp.flush(timeout=1) is False  # the failing backend never takes its batch
+    deadline = time.monotonic() + 10
+    progress: dict[str, int] = {}
+    while time.monotonic() < deadline and progress.get("recorder") != 3000:
+        time.sleep(0.1)
+        progress = journal.read_meta(exp.run_dir).get("progress") or {}
+    assert progress == {"recorder": 3000, "failing": 0}
+    exp.stop()
+    meta = open_run(exp.id).meta
+    assert meta["delivery"]["recorder"]["delivered"] == 3000  # the end record is the exact account
+
+
 def test_non_str_metric_names_are_delivered_as_str() -> None:
     from tracelet_testplugin.backends import record_for
 

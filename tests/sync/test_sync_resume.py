@@ -59,13 +59,19 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
 
 CHILD = textwrap.dedent(
     """
-    import sys, time, tracelet
+    import json, sys, time, tracelet
     exp = tracelet.start_logging("doomed", project="dead-proj", backend=sys.argv[2:],
                                  config={"track_system": False, "mlflow_tracking_uri": sys.argv[1]})
     exp.log_params({"seed": 7})
     for i in range(4000):
         exp.log_metric("x", float(i), i)
     exp.flush(timeout=60)
+    deadline = time.monotonic() + 30  # the run records how far each backend got every couple of seconds
+    while time.monotonic() < deadline:
+        progress = json.loads((exp.run_dir / "run.json").read_text()).get("progress") or {}
+        if progress and min(progress.values()) >= 4001:
+            break
+        time.sleep(0.1)
     print("logged", flush=True)
     time.sleep(120)
     """
@@ -98,10 +104,14 @@ def test_a_child_killed_mid_run_is_shown_dead_then_synced_killed(
     assert cli.main(["show", run.id, "--dir", str(runs_dir)]) == 0
     assert "KILLED (process died)" in capsys.readouterr().out
     live_mlflow = "mlflow" in live_backends
+    total = len(list(run.events()))
     if live_mlflow:
         before = run.meta["backend_runs"]["mlflow"]["run_id"]
-        assert run.behind() == {"mlflow": len(list(run.events()))}  # how far it got live is unknown
+        checkpoint = run.meta["progress"]["mlflow"]
+        assert 4001 <= checkpoint <= total  # how far the live run got, as of its last checkpoint
+        assert run.behind() == {"mlflow": total - checkpoint}
         report = tracelet.sync(run, dir=runs_dir)  # finishes its own MLflow run, in place
+        assert report.backends["mlflow"].delivered == total - checkpoint  # from the checkpoint, not from 0
     else:
         assert run.behind() == {}
         report = tracelet.sync(run, to="mlflow", config={"tracking_uri": sqlite_uri})

@@ -203,7 +203,12 @@ class Experiment:
                     f"cannot create the local store at {self.run_dir}: {exc}. Point TRACELET_DIR elsewhere, "
                     "or set TRACELET_LOCAL_STORE=false to run without it"
                 ) from exc
-        orch = Orchestrator(journal, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
+        orch = Orchestrator(
+            journal,
+            max_buffered=settings.max_buffered,
+            stop_timeout=settings.stop_timeout,
+            progress=self._record.record_progress if self._record is not None else None,
+        )
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
         for name, spec in zip(self.backend_names, specs):

@@ -4,7 +4,9 @@ Format version 1, one folder per run (`<dir>/<project>/<run-id>/`):
 
 - `run.json`: run metadata, rewritten atomically whenever it changes: `format` ("tracelet-run"),
   `version` (1), `run_id`, `name`, `project`, `created_at`/`ended_at` (ISO 8601), `status`
-  (RUNNING, FINISHED, FAILED, KILLED), `tags`, `metadata`, and at stop `events` (the count) and
+  (RUNNING, FINISHED, FAILED, KILLED), `tags`, `metadata`, `backend_runs` (each backend's run id and
+  details once started), `progress` (while running, every few seconds: backend -> events it has taken, a
+  lower bound that `tracelet sync` resumes a dead run from), and at stop `events` (the count) and
   `delivery` (per backend: delivered, undelivered, dropped, errors).
 - `events.bin`: append-only frames. A frame is a 4-byte little-endian payload length, then the payload: a
   pickle (protocol 5) of `(first_seq, [event, ...])` holding only tuples, lists, dicts, str, int, float, bool

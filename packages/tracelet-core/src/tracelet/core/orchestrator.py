@@ -38,6 +38,7 @@ logger = logging.getLogger("tracelet")
 
 DISPATCH_INTERVAL = 0.02  # journal write-through well inside the 100 ms promise
 FSYNC_INTERVAL = 0.5  # fsync well inside the 1 s promise
+PROGRESS_EVERY = 4  # fsync rounds between progress checkpoints (2 s): how much a dead run's sync may resend
 MAX_CHUNK = 20_000  # events per dispatcher pass: short passes keep the caller's queue near its bound
 QUEUE_HIGH = 2 * MAX_CHUNK  # queued events past which the caller waits for the dispatcher (memory bound)
 QUEUE_LOW = MAX_CHUNK // 2  # ... until the queue is down to this
@@ -82,8 +83,16 @@ class Orchestrator:
         *,
         max_buffered: int = 200_000,
         stop_timeout: float = 30.0,
+        progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
+        """:param journal: where every event is made durable first; None runs without a local store.
+        :param max_buffered: events kept in memory for laggards; older ones are re-read from the journal.
+        :param stop_timeout: each backend's delivery deadline at stop(), unless its config sets `stop_timeout`.
+        :param progress: called from the fsync thread every few seconds, while backends advance, with how many
+            journaled events each has taken, so a run whose process dies can be synced from there.
+        """
         self.journal = journal
+        self._progress = progress
         self.max_buffered = max_buffered
         self.stop_timeout = stop_timeout
         self._queue: deque[tuple] = deque()
@@ -326,6 +335,8 @@ class Orchestrator:
         """fsync the journal every FSYNC_INTERVAL until the run closes (close() syncs a last time)."""
         journal = self.journal
         assert journal is not None
+        rounds = 0
+        last: dict[str, int] = {}
         while not self._closing.wait(FSYNC_INTERVAL):
             if journal.closed:
                 return
@@ -336,6 +347,22 @@ class Orchestrator:
                 return
             except ValueError:  # closed under us by a failed write: nothing left to sync
                 return
+            rounds += 1
+            if self._progress is not None and rounds % PROGRESS_EVERY == 0:
+                last = self._checkpoint(last)
+
+    def _checkpoint(self, last: dict[str, int]) -> dict[str, int]:
+        """Hand `progress` each backend's cursor (only journaled events count) when one has moved."""
+        journaled = self.journaled
+        cursors = {name: min(w.cursor, journaled) for name, w in list(self._workers.items())}
+        if cursors == last:
+            return last
+        try:
+            self._progress(cursors)  # type: ignore[misc]
+        except Exception as exc:  # a checkpoint is an aid to recovery; delivery must go on without it
+            logger.warning("tracelet: cannot record delivery progress: %s (further failures are not reported)", exc)
+            self._progress = None
+        return cursors
 
     def _journal_failed(self, exc: OSError) -> None:
         """Disk full, or the folder gone: go on in memory, where the no-store overflow policy applies.

@@ -9,6 +9,7 @@ reader can tell a dead run from a live one.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ class RunRecord:
         self._meta: dict[str, Any] = {**identity, "status": RunStatus.RUNNING.value}
         self._owner: Any = None  # tracelet.core.owner.Owner while the run is ours
         self.journal: journal.JournalWriter | None = None
+        self._lock = threading.Lock()  # progress arrives from the orchestrator's fsync thread
+        self._ended = False
 
     def open(self, metadata: dict[str, Any], backend_configs: dict[str, Any]) -> journal.JournalWriter:
         """Create the folder and the journal, take the owner lock and write run.json (RUNNING).
@@ -50,14 +53,26 @@ class RunRecord:
         """The backends' run ids as soon as they are known, so a crashed run's backend runs can be finished."""
         if not runs:
             return
-        self._meta["backend_runs"] = plain(runs)
         try:
-            self._write()
+            with self._lock:  # the fsync thread may be writing progress
+                self._meta["backend_runs"] = plain(runs)
+                self._write_locked()
         except OSError as exc:
             logger.error("tracelet: cannot record the backend runs in %s: %s", self.run_dir, exc)
 
+    def record_progress(self, cursors: dict[str, int]) -> None:
+        """How many events each backend has taken so far (`progress`): if the process dies, `tracelet sync`
+        resumes each backend's run from there rather than resending the whole run. Raises OSError."""
+        with self._lock:
+            if self._ended:  # the end record says exactly what was delivered; never overwrite it
+                return
+            self._meta["progress"] = dict(cursors)
+            self._write_locked()
+
     def end(self, status: RunStatus, report: StopReport | None) -> None:
         """Record how the run ended (and what each backend received), then give up the owner lock."""
+        with self._lock:
+            self._ended = True
         self._meta["status"] = RunStatus(status).value
         if report is not None:
             self._meta["ended_at"] = datetime.now(timezone.utc).isoformat()
@@ -83,4 +98,8 @@ class RunRecord:
                 self._owner.release()  # only once run.json says how the run ended: until then it is ours
 
     def _write(self) -> None:
+        with self._lock:
+            self._write_locked()
+
+    def _write_locked(self) -> None:
         journal.write_meta(self.run_dir, self._meta)

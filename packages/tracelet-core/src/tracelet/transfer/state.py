@@ -55,9 +55,11 @@ def starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, Any
         }
     if dead and name in (meta.get("backends") or []):
         details = dict((meta.get("backend_runs") or {}).get(name) or {})
-        # How far its live worker got is not recorded: replay from the start into the same backend run.
+        # Resume from the live run's last progress checkpoint (a lower bound of what the backend took, a
+        # couple of seconds old: those last events may reach it twice, none is lost), else from the start.
+        cursor = max(int((meta.get("progress") or {}).get(name) or 0), 0)
         return {"run_id": details.get("run_id"), "details": details, "config": _stored_config(meta, name),
-                "cursor": 0, "events": None, "ended": False, "status": None, "artifacts": [], "live": True}
+                "cursor": cursor, "events": None, "ended": False, "status": None, "artifacts": [], "live": True}
     return {"run_id": None, "details": {}, "config": {}, "cursor": 0, "events": None, "ended": False,
             "status": None, "artifacts": [], "fresh": True}
 
