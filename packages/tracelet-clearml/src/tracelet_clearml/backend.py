@@ -145,7 +145,7 @@ class ClearMLBackend:
             self._state.restore_argparse()
         if self._master_env is None:
             self._master_env = session.own_process()  # before current_task(), which adopts an inherited task
-        current = Task.current_task()
+        current: Task | None = Task.current_task()  # ClearML's annotation: a TypeVar bound by nothing, never None
         if current is not None:
             if str(current.id) in _ours:
                 raise ConfigurationError(

@@ -43,7 +43,8 @@ def use_in_process_reporting() -> None:
     # holds (a vault applied later by an online session replaces overrides). If something in this process
     # evaluated it earlier, the cached value wins and the class attribute is the only switch left.
     if bool(Task._report_subprocess_enabled):
-        Task._report_subprocess_enabled = False
+        # Deliberate: ClearML's lazy setting (a LazyEvalWrapper) replaced by the plain value it stands for.
+        Task._report_subprocess_enabled = False  # type: ignore[assignment]
 
 
 def _lazy_value_loaded(owner: type, name: str) -> bool:

@@ -106,7 +106,7 @@ class ArtifactStore:
             client.log_artifacts(run_id, str(model_dirs[model["object"]]), f"{base}/{model['path']}")
         client.log_text(run_id, planned.manifest_json(), f"{base}/{MANIFEST}")
         references = [r.uri for r in artifact.references]
-        summary = {"version": version, "type": artifact.type.value, "path": base}
+        summary: dict[str, Any] = {"version": version, "type": artifact.type.value, "path": base}
         if references:
             summary["references"] = references
         client.set_tag(run_id, prefixed(ARTIFACT_TAG_PREFIX, artifact.name), fit_tag_value(json.dumps(summary)))

@@ -285,6 +285,7 @@ class MLflowBackend:
             if "Changing param value" not in str(exc):
                 raise
             # Set outside Tracelet (or by a run we resumed): learn what the run holds, then apply the rule.
+            assert self.run_id is not None  # MLflow just refused a change to this run's params
             with self._io():
                 logged = self.client.get_run(self.run_id).data.params
             for key, value in logged.items():

@@ -48,7 +48,7 @@ def install() -> None:
             except ImportError:
                 continue
             if getattr(mod, "http_request", None) is original:
-                mod.http_request = http_request
+                mod.http_request = http_request  # type: ignore[attr-defined]  # deliberate monkeypatch
         _installed = True
 
 

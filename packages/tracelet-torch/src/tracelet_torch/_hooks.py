@@ -101,7 +101,9 @@ class _Finder:
             for callback in list(self.watched.get(fullname, ())):
                 callback(module)
 
-        spec.loader = _Loader(spec.loader, on_loaded)
+        # Duck-typed (see _Loader): the import system needs only create_module/exec_module, while typeshed
+        # declares the importlib.abc.Loader base class.
+        spec.loader = _Loader(spec.loader, on_loaded)  # type: ignore[assignment]
         return spec
 
 

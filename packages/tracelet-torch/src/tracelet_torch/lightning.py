@@ -33,7 +33,8 @@ try:
     from lightning.pytorch.loggers.logger import Logger
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 except ImportError:  # only the standalone package is installed
-    from pytorch_lightning.loggers.logger import Logger  # type: ignore[no-redef]
+    # The same API under its old name: an equivalent class, but not the one mypy saw first.
+    from pytorch_lightning.loggers.logger import Logger  # type: ignore[assignment]
     from pytorch_lightning.utilities.rank_zero import rank_zero_only  # type: ignore[no-redef]
 
 import tracelet
@@ -108,7 +109,8 @@ class TraceletLogger(Logger):
     def version(self) -> str:
         if self._experiment is not None:  # also after finalize: the run this logger logged into
             return str(self._experiment.id)
-        return str(self.experiment.id) if rank_zero_only.rank == 0 else ""
+        # Lightning sets `rank` on the decorator function itself, which its typing does not declare.
+        return str(self.experiment.id) if rank_zero_only.rank == 0 else ""  # type: ignore[attr-defined]
 
     # -- logging -----------------------------------------------------------------------------------------------------
     @rank_zero_only

@@ -37,7 +37,7 @@ import re
 import sys
 import threading
 import time
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from tracelet.plugin import PluginMetadata, PluginType, hookimpl
@@ -64,7 +64,9 @@ class _Sink:
     def __init__(self, experiment: Any) -> None:
         self.experiment = experiment
         options = dict(getattr(experiment, "options", None) or {})
-        block = options.get("tensorboard") if isinstance(options.get("tensorboard"), dict) else {}
+        block = options.get("tensorboard")
+        if not isinstance(block, dict):
+            block = {}
         self.image_interval = float(_option(options, block, "image_interval", IMAGE_INTERVAL))
         self.image_max = int(_option(options, block, "image_max", IMAGE_MAX))
         self.images = 0
@@ -152,7 +154,7 @@ def _wrap_init(original: Any) -> Any:
 
 def _made_by_lightning() -> bool:
     """Whether the writer being created belongs to a Lightning logger (looked up once per writer)."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     for _ in range(8):
         if frame is None:
             return False

@@ -109,7 +109,7 @@ class LocalCopy:
         return load(self.root / name / f"v{number}")
 
     def list(self, type_filter: ArtifactType | None) -> list[TraceletArtifact]:
-        out = []
+        out: list[TraceletArtifact] = []
         if not self.root.is_dir():
             return out
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -96,7 +96,8 @@ def has_exit(path: str | os.PathLike[str]) -> bool:
         f.seek(base)
         data = f.read()
     pos = len(HEADER) if base == 0 else 0
-    record = wandb_internal_pb2.Record()
+    # wandb_internal_pb2 star-imports the module of the installed protobuf's version: mypy cannot follow it.
+    record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
     for payload in _scan(data, pos, base, path, resync=True):
         record.ParseFromString(payload)
         if record.WhichOneof("record_type") == "exit":
@@ -110,7 +111,7 @@ def records(path: str | os.PathLike[str]) -> Iterator[Any]:
     from wandb.proto import wandb_internal_pb2
 
     for payload in payloads(path):
-        record = wandb_internal_pb2.Record()
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see has_exit
         record.ParseFromString(payload)
         yield record
 

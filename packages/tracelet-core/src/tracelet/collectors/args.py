@@ -64,7 +64,8 @@ class ArgsCollector:
         parse_known_args.__wrapped__ = original  # type: ignore[attr-defined]
         parse_known_args.__doc__ = original.__doc__
         self._original, self._wrapper = original, parse_known_args
-        argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+        # Deliberate monkeypatch of argparse; the wrapper's plain signature stands in for the overloaded one.
+        argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]
 
     def _record(self, result: Any) -> None:
         try:

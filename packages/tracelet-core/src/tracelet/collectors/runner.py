@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tracelet.core import discovery
 from tracelet.core.backend import instantiate
@@ -63,9 +63,11 @@ class CollectorRunner:
         :param interval: seconds between samples (default: the setting `metrics_interval`).
         :param log_metric: where readings go (default `experiment.log_metric`; distributed runs relabel them).
         """
-        metrics_only = not hasattr(experiment, "settings")
-        self.experiment: Any = None if metrics_only else experiment
-        self.log_metric = log_metric or (experiment if metrics_only else experiment.log_metric)  # type: ignore[union-attr]
+        run: Experiment | None = cast("Experiment", experiment) if hasattr(experiment, "settings") else None
+        self.experiment = run  # None: metrics only, `experiment` is the bare log_metric callable
+        self.log_metric: Callable[..., Any] = log_metric or (
+            cast("Callable[..., Any]", experiment) if run is None else run.log_metric
+        )
         if interval is None:
             interval = self.experiment.settings.metrics_interval if self.experiment is not None else 10.0
         self.interval = max(float(interval), MIN_INTERVAL)
@@ -81,7 +83,7 @@ class CollectorRunner:
             try:
                 obj = spec.load()
                 switch = getattr(obj, "config_switch", DEFAULT_SWITCH)
-                if metrics_only:
+                if self.experiment is None:  # metrics only
                     if switch != DEFAULT_SWITCH:
                         continue
                 elif switch is not None and not _enabled(self.experiment, switch):

@@ -59,14 +59,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.protocols import InstrumentedExperiment as Experiment  # not the class: no import cycle
+    from datetime import datetime
+
+    from tracelet.core.records import RunStatus
+    from tracelet.settings import TraceletSettings
 
 logger = logging.getLogger("tracelet")
 
@@ -81,6 +84,36 @@ GROUP_ID_CHARS = 24  # a group id up to this long appears whole in a group label
 _warned: set[str] = set()
 _sequence: Counter[str] = Counter()
 _sequence_lock = threading.Lock()
+
+
+class DistributedRun(Protocol):
+    """What this module uses of an experiment (`tracelet.core.experiment.Experiment`; not the class itself: no
+    import cycle). `make_idle` replaces its methods on the instance; `stop` makes it a `lifecycle.Run`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def settings(self) -> TraceletSettings: ...
+
+    @property
+    def options(self) -> dict[str, Any]: ...
+
+    @property
+    def backend_names(self) -> list[str]: ...
+
+    def stop(self, *, status: RunStatus | str = ...) -> Any: ...
+
+    def end(self) -> Any: ...
 
 
 @attrs.frozen
@@ -354,7 +387,7 @@ def group_label(metadata: Mapping[str, Any] | None) -> str | None:
     return f"{name}-{short}"
 
 
-def plan(experiment: Experiment, info: RankInfo | None = None) -> Plan:
+def plan(experiment: DistributedRun, info: RankInfo | None = None) -> Plan:
     """Decide, from the setting and the launcher's environment, what `experiment` does on this rank."""
     settings = experiment.settings
     mode = parse_mode(getattr(settings, "distributed", RANK0))
@@ -363,6 +396,7 @@ def plan(experiment: Experiment, info: RankInfo | None = None) -> Plan:
     if mode == OFF or not info.is_distributed:
         return Plan(mode, info, True, name)
     timeout = float(getattr(settings, "start_timeout", 30.0))
+    group: str | None
     if mode == PER_RANK:
         group = resolve_group(info, name, experiment.project, experiment.id, timeout)
         return Plan(mode, info, True, f"{name}/rank{info.rank}", "member", group, name, label_system=True)
@@ -418,7 +452,7 @@ _IDLE: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_idle(experiment: Experiment, p: Plan) -> None:
+def make_idle(experiment: DistributedRun, p: Plan) -> None:
     """Turn `experiment` into the cheap no-op of a rank that does not report (rank0 mode, rank != 0).
 
     The node leader of another node also starts, in the background, its node's system metrics into rank 0's
@@ -442,6 +476,7 @@ def make_idle(experiment: Experiment, p: Plan) -> None:
             node.close()
         return None
 
+    # Deliberate monkeypatch of this one instance (instance attributes, found before the class's methods).
     experiment.stop = stop  # type: ignore[method-assign]
     experiment.end = stop  # type: ignore[method-assign]
 
@@ -469,7 +504,7 @@ class NodeMetrics(threading.Thread):
     (rank 0 may start later), and start() of the training script must not wait for it.
     """
 
-    def __init__(self, experiment: Experiment, p: Plan) -> None:
+    def __init__(self, experiment: DistributedRun, p: Plan) -> None:
         super().__init__(name="tracelet-node-metrics", daemon=True)
         self.experiment = experiment
         self.plan = p

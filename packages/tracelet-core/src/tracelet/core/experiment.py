@@ -326,7 +326,8 @@ class Experiment:
         """In a forked child (called by `tracelet.core.lifecycle`): what the child logs is dropped, without
         growing memory, and stop() does nothing, so the parent's run.json and frameworks are left alone."""
         self._detached = True
-        self._append = deque(maxlen=0).append
+        dropped: deque[tuple] = deque(maxlen=0)
+        self._append = dropped.append
 
     def _bind_append(self, append: Callable[[tuple], None]) -> None:
         """The orchestrator hands the hot path its append (and swaps it under memory pressure)."""

@@ -271,7 +271,9 @@ class BackendConformance:
         self.check_metrics(run, self.read(run), ["edge"])
 
     def test_params_nested_and_relogged(self) -> None:
-        first = {"lr": 0.001, "batch_size": 32, "optimizer": "adam", "amp": True, "model": {"depth": 4, "act": "relu"}}
+        first: dict[str, Any] = {
+            "lr": 0.001, "batch_size": 32, "optimizer": "adam", "amp": True, "model": {"depth": 4, "act": "relu"}
+        }  # fmt: skip
 
         def body(exp: Experiment) -> None:
             exp.log_params(first)

@@ -140,6 +140,7 @@ class ArtifactWatcher:
 
     def _tick(self, final: bool = False) -> None:
         now = time.monotonic()
+        changes: dict[Path, Signature | None]
         if final and self._observer is not None:
             # Events may still be in flight at stop: a last full scan makes sure nothing is missed.
             changes = {p: s for p, s in self._scan() if self.seen.get(p) != s}
