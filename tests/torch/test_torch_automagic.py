@@ -180,3 +180,18 @@ def test_capture_hyperparams_finds_an_optimizer_in_the_callers_frame() -> None:
     assert not [k for k in found if k.startswith(("model", "exp"))]
     assert open_run(exp.id).params()["opt/betas"] == [0.9, 0.99]
     del model, scheduler
+
+
+def test_torch_save_in_a_folder_named_tracelet_is_captured_and_tracelets_own_saves_are_not(tmp_path: Path) -> None:
+    # A project checkout called "tracelet-demo" is the user's folder: who calls torch.save decides, not the path.
+    project = tmp_path / "tracelet-demo"
+    project.mkdir()
+    exp = Experiment("save", backend=["local"], artifacts=True, automagic_artifacts=True).start()
+    model = nn.Linear(2, 1)
+    torch.save(model.state_dict(), project / "weights.pt")
+    own = exp.create_artifact("classifier", "model")
+    own.add_model(model)  # Tracelet saves the state dict itself: not a second, captured artifact
+    exp.log_artifact(own)
+    exp.stop()
+    arts = sorted((a.name, a.type.value) for a in open_run(exp.id).artifacts())
+    assert [a for a in arts if a[0] != "environment"] == [("classifier", "model"), ("weights.pt", "weights")]

@@ -165,3 +165,56 @@ def test_tracelet_logger_and_capture_together_give_no_duplicates(tmp_path: Path)
     assert as_list(points) == csv_points(reference)
     written = [p for p in as_list(event_scalars(tb_logger.log_dir)) if p[0] != "hp_metric"]  # its own placeholder
     assert written == csv_points(reference)  # TensorBoard still got them all
+
+
+def test_a_writer_the_script_creates_in_a_hook_is_captured_while_lightnings_own_are_not(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+    from torch.utils.tensorboard import SummaryWriter
+
+    class OwnWriterModule(pl.LightningModule):
+        """Writes its own TensorBoard scalars from a writer it creates in a hook (the trainer's loops are above)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(4, 1)
+
+        def on_train_start(self) -> None:
+            self.own_writer = SummaryWriter(tmp_path / "own")
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = nn.functional.mse_loss(self.net(batch[0]), batch[1])
+            self.log("train_loss", loss)
+            self.own_writer.add_scalar("own/batch", float(batch_idx), self.global_step)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    class MyTensorBoardLogger(pl.loggers.TensorBoardLogger):  # a subclass is still Lightning's own writer
+        pass
+
+    exp = tracelet.start_logging("own-writer", backend="local", config=config())
+    tb_logger = MyTensorBoardLogger(tmp_path / "tb", name="own")
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", devices=1, logger=[TraceletLogger(), tb_logger], log_every_n_steps=1,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(OwnWriterModule(), loaders()[0])
+    tracelet.stop_logging()
+    points = store_points(exp.id)
+    assert [(s, v) for s, v, _ in points["own/batch"]] == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]
+    assert [s for s, _, _ in points["train_loss"]] == [0, 1, 2, 3]  # once each: the TensorBoardLogger's not again
+    assert "hp_metric" not in points  # Lightning's own writer stays out of a run the TraceletLogger feeds
+
+
+def test_a_trainer_with_a_subclass_of_tracelet_logger_leaves_checkpoints_to_it(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    class ProjectLogger(TraceletLogger):  # a project's own flavour, defined outside tracelet_torch
+        pass
+
+    exp = tracelet.start_logging("subclass", backend="local", config=config(enable_artifacts=True))
+    fit(pl, tmp_path, [ProjectLogger(), pl.loggers.TensorBoardLogger(tmp_path / "tb")])
+    tracelet.stop_logging()
+    # each save once, by the logger: the lightning plugin's capture does not log the same files again
+    assert [a.version for a in open_run(exp.id).artifacts() if a.name == "last.ckpt"] == ["v1", "v2"]

@@ -158,11 +158,37 @@ def save_kind(obj: Any) -> str | None:
 
 
 def _own_path(sink: _Sink, path: Path) -> bool:
-    """Tracelet's own saves: the run folder and the artifact manager's temporary staging folders."""
+    """A file in the run folder is Tracelet's own (its artifact copies and journal), never the script's."""
     run_dir = getattr(sink.experiment, "run_dir", None)
-    if run_dir is not None and Path(run_dir).resolve() in path.parents:
+    return run_dir is not None and Path(run_dir).resolve() in path.parents
+
+
+def _tracelet_module(name: str) -> bool:
+    """Whether module `name` is Tracelet's code: the core or a plugin package (`tracelet_mlflow`, ...).
+
+    This package is left out: its wrappers are not callers, and TraceletLogger never saves. A plugin must be a
+    package, so a user's script module that happens to be called `tracelet_demo` is still the user's.
+    """
+    top = name.partition(".")[0]
+    if top == "tracelet":
         return True
-    return any(p.name.startswith("tracelet-") for p in path.parents)
+    if not top.startswith("tracelet_") or top == "tracelet_torch":
+        return False
+    return hasattr(sys.modules.get(top), "__path__")
+
+
+def called_by_tracelet(frame: Any) -> bool:
+    """Whether a `torch.save` call comes from Tracelet itself (an artifact's state dict, an MLflow model copy).
+
+    Decided by the calling code, not by where the file goes: a folder's name (a project checkout called
+    `tracelet-demo`) says nothing about who saves into it. Only walked when a run captures saves, and a
+    `torch.save` is rare next to the cost of walking its caller's stack.
+    """
+    while frame is not None:
+        if _tracelet_module(frame.f_globals.get("__name__", "")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def capture_save(sink: _Sink, obj: Any, target: Any) -> None:
@@ -187,7 +213,7 @@ def capture_save(sink: _Sink, obj: Any, target: Any) -> None:
 def _wrap_save(original: Any) -> Any:
     def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(obj, f, *args, **kwargs)
-        if SAVE.targets and not getattr(_local, "saving", False):
+        if SAVE.targets and not getattr(_local, "saving", False) and not called_by_tracelet(sys._getframe(1)):
             _local.saving = True  # the artifact's own snapshot must not be captured again
             try:
                 for sink in SAVE.targets:

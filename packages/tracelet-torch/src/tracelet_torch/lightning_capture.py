@@ -16,6 +16,7 @@ patches are removed when the last run stops; failures are logged once and never 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from types import ModuleType
 from typing import Any
@@ -35,7 +36,11 @@ class _Sink:
 
 
 def has_tracelet_logger(trainer: Any) -> bool:
-    return any(type(logger).__module__ == LOGGER_MODULE for logger in getattr(trainer, "loggers", None) or [])
+    """Whether `trainer` has a TraceletLogger, or a subclass of it (which logs checkpoints itself)."""
+    module = sys.modules.get(LOGGER_MODULE)  # not imported: no trainer can have one
+    if module is None:
+        return False
+    return any(isinstance(logger, module.TraceletLogger) for logger in getattr(trainer, "loggers", None) or [])
 
 
 def artifacts_on(experiment: Any) -> bool:

@@ -146,21 +146,38 @@ def _safe_name(tag: str) -> str:
 def _wrap_init(original: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        if PATCHER.targets and _made_by_lightning():
+        if PATCHER.targets and _made_by_lightning(self):
             self._tracelet_lightning = True
 
     return __init__
 
 
-def _made_by_lightning() -> bool:
-    """Whether the writer being created belongs to a Lightning logger (looked up once per writer)."""
+_LIGHTNING_PACKAGES = ("lightning.", "pytorch_lightning.", "lightning_fabric.")
+
+
+def _is_lightning_logger(owner: Any) -> bool:
+    """Whether `owner` is one of Lightning's loggers (or a subclass of one): the only owners of its writers."""
+    for cls in type(owner).__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if module.startswith(_LIGHTNING_PACKAGES) and ".loggers" in module:
+            return True
+    return False
+
+
+def _made_by_lightning(writer: Any) -> bool:
+    """Whether `writer` is being created by a Lightning logger (looked up once per writer).
+
+    The nearest calling method decides: Lightning's `TensorBoardLogger.experiment` creates its writer itself,
+    while a writer the script creates in a `LightningModule` hook is the script's own, even though the
+    trainer's loops are further up the stack. Frames of the writer's own `__init__` chain are skipped.
+    """
     frame: FrameType | None = sys._getframe(2)
     for _ in range(8):
         if frame is None:
             return False
         owner = frame.f_locals.get("self")
-        if owner is not None and type(owner).__module__.startswith(("lightning", "pytorch_lightning")):
-            return True
+        if owner is not None and owner is not writer:
+            return _is_lightning_logger(owner)
         frame = frame.f_back
     return False
 
