@@ -121,6 +121,21 @@ def test_the_log_is_a_report_artifact_and_the_streams_come_back(experiment_facto
     assert text.splitlines() == ["visible line", "a warning"]
 
 
+def test_output_log_trails_the_console_by_half_a_second_not_by_the_metrics_interval(experiment_factory) -> None:
+    import time
+
+    # A 60 s collector tick: only the log's own flushing can bring a line printed before a quiet stretch.
+    exp = experiment_factory(track_stdout=True, settings={"metrics_interval": 60}).start()
+    print("first line")  # the first write flushes at once
+    print("printed just after, then the script goes quiet")
+    printed = time.monotonic()
+    log = Path(exp.run_dir) / "output.log"
+    while "goes quiet\n" not in log.read_text():
+        assert time.monotonic() - printed < 2.0, "output.log lagged the console by more than FLUSH_EVERY"
+        time.sleep(0.05)
+    exp.stop()
+
+
 def test_a_stream_replaced_during_the_run_is_left_alone(experiment_factory) -> None:
     import io
     import sys as _sys

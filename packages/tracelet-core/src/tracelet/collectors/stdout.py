@@ -12,8 +12,9 @@ Guarantees:
   them after us, it stays, and our wrapper in its chain becomes a pure pass-through).
 - The run folder's `output.log` is written as lines complete (what a terminal would show: a `\\r` rewrites the
   current line, so a progress bar is kept at its final state, not as hundreds of copies); secret shapes are
-  masked line by line. It is flushed on a write at most every `FLUSH_EVERY` seconds and on every collector
-  tick (`metrics_interval`), so it trails the console by at most that long. At stop it is logged once as the
+  masked line by line. It is flushed on a write at most every `FLUSH_EVERY` seconds, and a small timer
+  thread flushes what a write left in the buffer `FLUSH_EVERY` seconds later, so it trails the console by at
+  most that long even when the script goes quiet (the collector tick alone is `metrics_interval`, 10 s). At stop it is logged once as the
   `report` artifact `console` (file `output.log`).
 - Only what goes through the Python streams is seen: writes straight to file descriptors 1/2 (C extensions,
   child processes) and to `sys.stdout.buffer` reach the console but not the log, nor does a `logging` handler
@@ -42,7 +43,7 @@ logger = logging.getLogger("tracelet")
 
 LOG_NAME = "output.log"
 MAX_LINE = 64 * 1024  # a line longer than this (no newline in sight) is written out in pieces
-FLUSH_EVERY = 0.5  # seconds: output.log is flushed on a write at most this often, and on every collector tick
+FLUSH_EVERY = 0.5  # seconds: output.log trails the console by at most this long
 _CONTROL = re.compile(r"(\r|\n)")
 _OPEN_LOGS: weakref.WeakSet[ConsoleLog] = weakref.WeakSet()
 
@@ -72,11 +73,26 @@ class ConsoleLog:
         self._lock = threading.Lock()
         self._line: dict[str, tuple[str, int]] = {}  # per stream name: (current line, cursor column)
         self._flushed = 0.0
+        self._dirty = False  # written since the last flush
+        self._closing = threading.Event()
+        # Flushes what the last writes left buffered: without it a line printed before a quiet stretch would
+        # reach output.log only at the next collector tick (`metrics_interval`), not within FLUSH_EVERY.
+        self._flusher = threading.Thread(target=self._flush_loop, name="tracelet-console-log", daemon=True)
+        self._flusher.start()
         _OPEN_LOGS.add(self)
+
+    def _flush_loop(self) -> None:
+        while not self._closing.wait(FLUSH_EVERY):
+            if self._dirty:
+                try:
+                    self.flush()
+                except Exception:  # a full disk: the next write reports it (TeeStream), the console goes on
+                    return
 
     def detach_in_child(self) -> None:
         """Forget the file without flushing or closing it (the parent's copy is the one that writes)."""
         self._lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+        self._closing.set()  # the flusher thread is the parent's; none runs here
         fh, self._fh = self._fh, None
         if fh is not None:
             try:
@@ -121,14 +137,19 @@ class ConsoleLog:
                 if now - self._flushed >= FLUSH_EVERY:  # a flush is a system call: not one per printed line
                     self._fh.flush()
                     self._flushed = now
+                    self._dirty = False
+                else:
+                    self._dirty = True
 
     def flush(self) -> None:
         with self._lock:
             if self._fh is not None:
                 self._fh.flush()
                 self._flushed = time.monotonic()
+                self._dirty = False
 
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             if self._fh is None:
                 return

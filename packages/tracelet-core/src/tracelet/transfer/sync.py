@@ -24,7 +24,9 @@ in `config=` for a key that says where the run lives (its name holds uri, url, h
 entity, workspace, dir, mode, offline or run_id) that differs from the recorded one means another
 destination: delivery to it starts afresh (a new backend run, from the first event). Other keys (timeouts,
 say) only tune the delivery. `config` takes `KEY: value` for every
-target and `{backend: {KEY: value}}` (or `backend.KEY`) for one.
+target and `{backend: {KEY: value}}` (or `backend.KEY`, or `backend_KEY` as in a live run's config dict:
+`mlflow_tracking_uri`) for one. An artifact whose upload fails is retried like any batch and recorded only
+once it landed, so a sync that gave up on it (timeout, Ctrl-C) sends it again next time.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ LOCK_FILE = "sync.lock"
 # Config keys that say where a backend's run lives: another value there is another destination.
 _DESTINATION = re.compile(r"uri|url|host|server|project|entity|workspace|dir|mode|offline|run_id", re.IGNORECASE)
 END_TIMEOUT = 60.0  # seconds for a backend to end its run once everything is delivered
-ARTIFACT_ATTEMPTS = 3
 POLL = 0.1
 
 try:
@@ -125,24 +126,29 @@ class SyncState:
 class JournalSource:
     """The worker's event source for a finished run: its journal, read forward from the worker's cursor."""
 
-    def __init__(self, run_dir: Path, run_id: str, end: int, name: str, state: SyncState) -> None:
+    def __init__(self, run_dir: Path, run_id: str, end: int, name: str, state: SyncState, start: int = 0) -> None:
         self.run_dir = run_dir
         self.run_id = run_id
         self.end = end
         self.name = name
         self.state = state
         self.cancelled = False
+        # The last cursor proven delivered (the worker asked for it before any cancel); after a cancel the
+        # worker's own cursor may count hook calls that reached no plugin (see `_cancel`), this one never does.
+        self.confirmed = start
         self.worker: BackendWorker | None = None
         self._events: Iterator[tuple[int, tuple]] | None = None
         self._next = -1
         self._recorded = -1
 
     def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
+        if self.cancelled:  # hook calls since the cancel reached no plugin: they prove nothing delivered
+            return cursor, []
         # The worker asks for `cursor` only once every event before it was delivered: record that first.
         if cursor != self._recorded:
             self.state.update(self.name, cursor=cursor)
-            self._recorded = cursor
-        if self.cancelled or cursor >= self.end:
+            self._recorded = self.confirmed = cursor
+        if cursor >= self.end:
             return cursor, []
         if self._events is None or self._next != cursor:
             self._events = journal.read_events(self.run_dir / journal.EVENTS_FILE, cursor)
@@ -156,32 +162,38 @@ class JournalSource:
         return cursor, out
 
     def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
-        """One artifact from the run's snapshot, once per backend (recorded by its event's token)."""
+        """One artifact from the run's snapshot, once per backend (recorded by its event's token).
+
+        A failed upload raises, unlike a live run's handler: the worker then retries it with backoff until the
+        sync's timeout (its cursor stays before the artifact, so a later sync tries again), or counts it refused
+        when the plugin raised ConfigurationError. Recording the token anyway would lose the artifact for good:
+        every later sync would skip it as delivered.
+        """
         from tracelet.core.artifacts import TraceletArtifact
 
         token = str(payload.get("token") or "")
         if token and token in self.state.artifacts(self.name):
             return
-        error: BaseException | None = None
-        for attempt in range(ARTIFACT_ATTEMPTS):
-            try:
-                artifact = TraceletArtifact.from_dict(_relocate(payload["artifact"], self.run_id, self.run_dir))
-                if backend.implements("backend_accepts_artifact") and backend.call(
-                    "backend_accepts_artifact", artifact=artifact
-                ) is False:
-                    break
-                # A backend's own snapshot (e.g. an MLflow model folder) is only meaningful to that backend.
-                snapshot = (payload.get("snapshots") or {}).get(backend.name)
-                if snapshot is not None:
-                    snapshot = _relocate(snapshot, self.run_id, self.run_dir)
-                backend.call("backend_log_artifact", artifact=artifact, snapshot=snapshot)
-                error = None
-                break
-            except Exception as exc:
-                error = exc
-                time.sleep(0.1 * 3**attempt)
-        if error is not None and self.worker is not None:
-            self.worker.errors.record("log_artifact", error, retrying=False)
+        try:
+            artifact = TraceletArtifact.from_dict(_relocate(payload["artifact"], self.run_id, self.run_dir))
+        except Exception as exc:  # a damaged record will not heal by retrying: refused, counted, reported
+            raise ConfigurationError(f"artifact event in {self.run_dir} cannot be read: {exc}") from exc
+        missing = [f.local_path for f in artifact.files if not os.path.exists(f.local_path)]
+        if missing:  # the run folder lost the stored copy: no retry brings it back
+            raise ConfigurationError(
+                f"artifact {artifact.name!r}: stored copy {missing[0]} is missing from the run folder"
+            )
+        accepted = not backend.implements("backend_accepts_artifact") or backend.call(
+            "backend_accepts_artifact", artifact=artifact
+        ) is not False
+        if accepted:
+            # A backend's own snapshot (e.g. an MLflow model folder) is only meaningful to that backend.
+            snapshot = (payload.get("snapshots") or {}).get(backend.name)
+            if snapshot is not None:
+                snapshot = _relocate(snapshot, self.run_id, self.run_dir)
+            backend.call("backend_log_artifact", artifact=artifact, snapshot=snapshot)
+        if self.cancelled:  # the call may have reached no plugin (see `_cancel`): a later sync sends it again
+            return
         if token:
             self.state.add_artifact(self.name, token)
 
@@ -208,15 +220,18 @@ def _parse_targets(to: str | Iterable[str] | None) -> list[str]:
     return [n.strip() for item in items for n in str(item).split(",") if n.strip()]
 
 
-def _config_for(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """`config` addressed to `name`: plain keys for every target, `{name: {...}}` and `name.key` for it alone."""
+def _config_for(name: str, config: dict[str, Any], targets: Iterable[str] = ()) -> dict[str, Any]:
+    """`config` addressed to `name`: plain keys for every target; `{name: {...}}`, `name.key` and `name_key`
+    (the prefix form a live run's config dict takes, e.g. `mlflow_tracking_uri`) for it alone."""
+    # A `<target>_key` entry belongs to that target only, never to every target as a plain key.
+    prefixed = tuple(f"{t}_" for t in {name, *targets})
     others = {k for k, v in config.items() if isinstance(v, dict)}
-    out = {k: v for k, v in config.items() if k not in others and "." not in k}
+    out = {k: v for k, v in config.items() if k not in others and "." not in k and not k.startswith(prefixed)}
     block = config.get(name)
     if isinstance(block, dict):
         out.update(block)
-    prefix = f"{name}."
-    out.update({k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)})
+    for prefix in (f"{name}_", f"{name}."):
+        out.update({k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)})
     return out
 
 
@@ -320,7 +335,7 @@ def sync(
         plans = []
         for name, spec in specs.items():
             point = state_mod.starting_point(local.meta, name, dead)
-            given = _config_for(name, dict(config or {}))
+            given = _config_for(name, dict(config or {}), specs)
             recorded = dict(point.get("config") or {})
             if any(k in recorded and recorded[k] != v and _DESTINATION.search(k) for k, v in given.items()):
                 point = {"run_id": None, "details": {}, "config": {}, "cursor": 0, "artifacts": []}  # elsewhere
@@ -355,7 +370,7 @@ def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout:
         state.update(plan.name, run_id=plan.point.get("run_id"), details=plan.point.get("details") or {},
                      config=secret_free(plan.config), cursor=start, events=total, ended=False, status=None,
                      artifacts=list(plan.point.get("artifacts") or []))
-        plan.source = JournalSource(local.path, local.id, total, plan.name, state)
+        plan.source = JournalSource(local.path, local.id, total, plan.name, state, start)
         plan.worker = BackendWorker(backend, plan.source, cursor=start)
         plan.source.worker = plan.worker
         plan.result.cursor = plan.start = start
@@ -413,18 +428,21 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
     for plan in plans:
         worker, res = plan.worker, plan.result
         assert worker is not None
-        res.delivered = max(worker.cursor - res.cursor, 0)
-        res.cursor = worker.cursor
+        cursor = worker.cursor
+        if plan.source is not None and plan.source.cancelled:
+            cursor = min(cursor, plan.source.confirmed)  # only what reached the plugin before the cancel
+        res.delivered = max(cursor - res.cursor, 0)
+        res.cursor = cursor
         res.errors = worker.errors.summary()
         if worker.start_error is not None:
             res.error = f"{type(worker.start_error).__name__}: {worker.start_error}"
             continue
         details = _plain(worker.backend.details)
         res.run_id = details.get("run_id") or res.run_id
-        ended = plan.finishing and worker.done.is_set() and worker.cursor >= total
+        ended = plan.finishing and worker.done.is_set() and cursor >= total
         res.complete = ended
         res.status = status.value if ended else None
-        state.update(plan.name, run_id=res.run_id, details=details or None, cursor=worker.cursor,
+        state.update(plan.name, run_id=res.run_id, details=details or None, cursor=cursor,
                      ended=ended, status=res.status)
 
 
