@@ -53,10 +53,10 @@ def test_import_tb_reads_back_from_the_local_store_and_mlflow(
         got = [(p.value, p.step, p.timestamp) for p in run.metrics()[tag]]
         assert got == _scalars(logdir / "exp1", tag)  # TensorBoard's values, original steps and wall times
     assert [p.step for p in run.metrics()["val/acc"]] == [0, 40_000, 80_000]
-    assert run.tags() == {"notes/text_summary": "run exp1: baseline"}  # one short text: a tag
+    assert run.tags() == {"notes": "run exp1: baseline"}  # one short text: a tag
     names = {a.name for a in run.artifacts()}
-    assert names == {"text-log_text_summary", "histogram-weights"}  # several steps of text, and a histogram
-    log_md = next(a for a in run.artifacts() if a.name == "text-log_text_summary").files[0].local_path
+    assert names == {"text-log", "histogram-weights"}  # several steps of text, and a histogram
+    log_md = next(a for a in run.artifacts() if a.name == "text-log").files[0].local_path
     assert "epoch 1 done" in Path(log_md).read_text() and "epoch 2 done" in Path(log_md).read_text()
     hist = next(a for a in run.artifacts() if a.name == "histogram-weights").files[0].local_path
     lines = [json.loads(line) for line in Path(hist).read_text().splitlines()]
@@ -80,8 +80,8 @@ def test_import_tb_reads_back_from_the_local_store_and_mlflow(
     history = sorted((m.value, m.step, m.timestamp) for m in client.get_metric_history(mlrun.info.run_id, "val/acc"))
     expected = sorted((p.value, p.step, int(p.timestamp * 1000)) for p in run.metrics()["val/acc"])
     assert history == expected
-    assert mlrun.data.tags["notes/text_summary"] == "run exp1: baseline" and mlrun.info.status == "FINISHED"
-    assert {f.path for f in client.list_artifacts(mlrun.info.run_id)} >= {"histogram-weights", "text-log_text_summary"}
+    assert mlrun.data.tags["notes"] == "run exp1: baseline" and mlrun.info.status == "FINISHED"
+    assert {f.path for f in client.list_artifacts(mlrun.info.run_id)} >= {"histogram-weights", "text-log"}
     (mlsession,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`tracelet.run_id` = '{session.id}'")
     assert mlsession.data.params == {"lr": "0.01", "batch": "32", "opt": "adam"}
 

@@ -11,7 +11,8 @@ Guarantees:
   session (its own subdirectory) is a run too, as TensorBoard shows it. Event files of a directory are read
   in name order (TensorBoard's names start with the creation time).
 - **What becomes what.** Scalars → metrics with their step and wall time. An hparams session → params
-  (`session_start_info.hparams`), its metrics are the scalars of its directory. Text → a tag `<tag>` when a
+  (`session_start_info.hparams`), its metrics are the scalars of its directory. Text → a tag `<tag>` (the
+  name given to `add_text`, without the `/text_summary` its writers append, as a live capture names it) when a
   tag has one short value (≤ `TEXT_TAG_MAX` characters), else a `report` artifact `text-<tag>` (a Markdown
   file with every step). With `with_media`: histograms → a `viz` artifact `histogram-<tag>` (JSON lines of
   buckets per step), images → an `image` artifact `image-<tag>` (one PNG per step). Without it they are
@@ -47,6 +48,7 @@ from tracelet.transfer.progress import Progress
 from tracelet.transfer.state import SYNC_KEY
 
 TEXT_TAG_MAX = 500
+TEXT_SUFFIX = "/text_summary"  # what torch's and tensorboardX's add_text append to the tag
 CHUNK = journal.FRAME_EVENTS  # events per journal append: memory per run stays at one frame
 IMPORT_TAG = "tensorboard"
 
@@ -262,7 +264,7 @@ def _value(value: Any, step: int, wall: float, plugins: dict[str, str], writer: 
             writer.add((PARAMS, params, wall))
         return
     elif plugin == "text":
-        texts.setdefault(tag, []).append((step, wall, _text(value.tensor)))
+        texts.setdefault(_text_tag(tag), []).append((step, wall, _text(value.tensor)))
         return
     elif plugin == "histograms" and media.enabled:
         from tensorboard.util import tensor_util
@@ -284,6 +286,12 @@ def _legacy_buckets(histo: Any) -> list[list[float]]:
             out.append([left, min(float(right), float(histo.max)), float(count)])
         left = float(right)
     return out
+
+
+def _text_tag(tag: str) -> str:
+    """The name the script gave `add_text`: PyTorch's and tensorboardX's writers store `add_text("notes", ...)`
+    as `notes/text_summary`, while a live run captured by tracelet-torch records it as `notes`."""
+    return tag.removesuffix(TEXT_SUFFIX) or tag
 
 
 def _scalar(tensor: Any) -> float:
