@@ -81,3 +81,22 @@ def test_files_objects_references_models_and_versions(tmp_path: Path, caplog: py
     assert len(model_files) == 1
     state = torch.load(Path(r3.metadata["local_copy"]) / model_files[0], weights_only=True)
     assert torch.equal(state["weight"], net.state_dict()["weight"])
+
+
+def test_logging_the_same_artifact_object_twice_is_two_versions(tmp_path: Path) -> None:
+    # Tracelet's own store numbers a second log of one object v2; the W&B aliases must say the same.
+    exp = tracelet.start_logging("twice", project="p", backend=["local", "wandb"], config={"track_system": False})
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\x01" * 10)
+    ckpt = exp.create_artifact("ckpt", ArtifactType.CHECKPOINT).add_file(str(weights))
+    first = exp.log_artifact(ckpt, wait=60)
+    weights.write_bytes(b"\x02" * 20)
+    second = exp.log_artifact(ckpt, wait=60)
+    assert (first["local"].version, second["local"].version) == ("v1", "v2")
+    assert (first["wandb"].version, second["wandb"].version) == ("v1", "v2")
+    latest = exp.get_artifact("ckpt", backend="wandb")
+    assert latest is not None and Path(latest.files[0].local_path).read_bytes() == b"\x02" * 20
+    run = run_of(exp.stop())
+    records = [a for a in run.artifacts if a.name == "ckpt"]
+    assert [sorted(a.aliases) for a in records] == [["latest", "tracelet-v1"], ["latest", "tracelet-v2"]]
+    assert [contents(a)["files/weights.bin"].size for a in records] == [10, 20]

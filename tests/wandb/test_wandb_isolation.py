@@ -83,3 +83,50 @@ def test_service_killed_or_stalled_is_this_backends_delivery_error(
     expected = "ConnectionResetError" if mode == "kill" else "ServiceTimeout"
     assert any(kind.startswith("log_metrics") and kind.endswith(expected) for kind in wandb["errors"]), wandb
     assert sum(wandb["errors"].values()) > 1  # retried, not given up after one failure
+
+
+AFTER_KILL = textwrap.dedent(
+    """
+    import json, time
+    import psutil
+    import tracelet
+
+    config = {"wandb": {"stop_timeout": 3, "call_timeout": 1}, "track_system": False}
+    first = tracelet.start_logging("killed-service", project="p", backend="wandb", config=config)
+    first.log_metric("loss", 1.0, 0)
+    assert first.flush(30)
+    for p in psutil.Process().children(recursive=True):
+        if p.name() == "wandb-core":
+            p.kill()
+            p.wait(10)
+    first.log_metric("loss", 2.0, 1)
+    first.stop()
+    t0 = time.monotonic()
+    second = tracelet.start_logging("next-run", project="p", backend="wandb", config=config)
+    for i in range(50):
+        second.log_metric("loss", float(i), i)
+    report = second.stop()
+    wb = report.backends["wandb"]
+    print(json.dumps({"s": time.monotonic() - t0, "undelivered": wb.undelivered, "errors": wb.errors,
+                      "log": wb.details.get("transaction_log")}), flush=True)
+    """
+)
+
+
+def test_a_run_after_the_service_was_killed_gets_a_new_service(tmp_path: Path, python_env: dict[str, str]) -> None:
+    # W&B keeps its connection to a dead service for the rest of the process: without the backend forgetting
+    # it, every later run in the process (a notebook, a sweep loop) would fail to start its W&B run.
+    from wandb_helpers import read_run
+
+    script = tmp_path / "after_kill.py"
+    script.write_text(AFTER_KILL)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=python_env, cwd=tmp_path, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["undelivered"] == 0 and result["errors"] == {}, result
+    assert result["s"] < 3 + 1 + 1.0  # nothing waited for the dead service
+    run = read_run(result["log"])
+    assert run.points("loss") == [(i, float(i)) for i in range(50)] and run.exit_code == 0
+    assert "Exception ignored in atexit" not in out.stderr  # the dead service's exit hook was dropped too

@@ -252,3 +252,41 @@ def _environment_records(path: Path) -> list:
     from tracelet_wandb import txlog
 
     return [r.environment for r in txlog.records(path) if r.WhichOneof("record_type") == "environment"]
+
+
+NO_STOP_RUN = """
+import json, sys, tracelet
+exp = tracelet.start_logging("no-stop", project="p", backend="wandb", config={"track_system": False})
+for step in range(300):
+    exp.log_metric("loss", float(step), step)
+print(json.dumps(str(exp.run_dir)), flush=True)
+if sys.argv[1] == "crash":
+    raise RuntimeError("training crashed")
+"""
+
+
+@pytest.mark.parametrize(("ending", "code"), [("return", 0), ("crash", 1)])
+def test_a_script_that_never_calls_stop_delivers_everything_at_exit(
+    ending: str, code: int, tmp_path: Path, python_env: dict[str, str]
+) -> None:
+    # W&B registers an atexit hook that tears its service down when its first run starts, after Tracelet's
+    # own exit hook; atexit runs the later one first, so without Tracelet moving its hook behind it the run's
+    # last points would find the service gone: lost in W&B, and the exit stuck for the stop timeout.
+    import subprocess
+    import time
+
+    script = tmp_path / "train.py"
+    script.write_text(NO_STOP_RUN)
+    env = {**python_env, "TRACELET_STOP_TIMEOUT": "60"}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(script), ending], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=240)  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert out.returncode == code, out.stderr[-3000:]
+    assert "undelivered" not in out.stderr and "Connection lost" not in out.stderr, out.stderr[-3000:]
+    logs = list(tmp_path.rglob("run-*.wandb"))
+    assert len(logs) == 1
+    run = read_run(logs[0])
+    assert run.points("loss") == [(s, float(s)) for s in range(300)]
+    assert run.exit_code == code
+    assert elapsed < 50  # nowhere near the 60 s stop timeout it used to wait out

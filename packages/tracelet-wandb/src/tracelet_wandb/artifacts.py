@@ -65,7 +65,13 @@ class LocalCopy:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._assigned: dict[tuple[str, str], str] = {}  # (name, created_at) -> version: a retry reuses it
+        # (name, created_at) -> version of a log not finished yet, so a retry of a failed log reuses its
+        # version; forgotten once logged, because logging the same artifact object again is a new version.
+        self._assigned: dict[tuple[str, str], str] = {}
+
+    @staticmethod
+    def _key(artifact: TraceletArtifact) -> tuple[str, str]:
+        return (artifact.name, artifact.created_at.isoformat())
 
     def versions(self, name: str) -> list[int]:
         folder = self.root / name
@@ -75,12 +81,16 @@ class LocalCopy:
         return sorted(n for n in found if n is not None)
 
     def version_for(self, artifact: TraceletArtifact) -> str:
-        key = (artifact.name, artifact.created_at.isoformat())
+        key = self._key(artifact)
         if key not in self._assigned:
             taken = {int(v[1:]) for (n, _), v in self._assigned.items() if n == artifact.name}
             taken.update(self.versions(artifact.name))
             self._assigned[key] = f"v{max(taken, default=0) + 1}"
         return self._assigned[key]
+
+    def logged(self, artifact: TraceletArtifact) -> None:
+        """`artifact` reached W&B: the next log of the same object gets the next version."""
+        self._assigned.pop(self._key(artifact), None)
 
     def write(self, artifact: TraceletArtifact, version: str, **extra: Any) -> tuple[Path, Any]:
         """Lay out `artifact` as `version`; returns the version folder and the plan (manifest written last)."""

@@ -13,7 +13,8 @@ Guarantees:
   stop timeout (`txlog.has_exit` reads only the last two blocks).
 - **Isolation.** Every wandb call runs through `calls.BoundedCaller`: a killed W&B service makes calls fail, a
   stalled one makes them time out; both are delivery errors of this backend, retried by the worker and
-  reported at stop, never an exception or a hang in the training loop. Retries never send a row twice.
+  reported at stop, never an exception or a hang in the training loop. Retries never send a row twice. A run
+  started after the service died gets a new one (`_forget_dead_service`).
 - **No side effects on other runs.** Runs are created with `reinit="create_new"`, so several Tracelet runs
   (one after another, or side by side) each get their own W&B run, and `wandb.run` is left alone.
 - W&B's console capture, its system-metrics sampler and its own metadata collection (command line, git) are
@@ -84,6 +85,33 @@ def _merge(old: Any, new: Any) -> Any:
             out[key] = _merge(old.get(key), value)
         return out
     return new
+
+
+def _forget_dead_service() -> None:
+    """W&B keeps its connection to a service process that has died (killed, out of memory) for the rest of the
+    process, so every later `wandb.init` fails with it (MailboxClosedError) and every later run loses its W&B
+    data. Forget such a connection, so that the next `wandb.init` starts a new service. W&B has no public way to
+    ask: this reads its internals and does nothing when they are not as expected."""
+    try:
+        from wandb.sdk import wandb_setup
+        from wandb.sdk.lib.service import service_token
+
+        setup = wandb_setup._singleton
+        connection = getattr(setup, "_connection", None)
+        process = connection._proc._process if connection is not None and connection._proc is not None else None
+        if setup is None or setup._pid != os.getpid() or process is None or process.poll() is None:
+            return
+        cleanup = getattr(connection, "_cleanup", None)
+        if callable(cleanup):
+            cleanup()  # drops W&B's exit hook for it, which would only fail (and print) at exit
+        setup._connection = None
+        service_token.clear_service_in_env()  # or the next init would connect to the dead one again
+    except Exception as exc:  # internals moved: W&B's own behaviour stays as it is
+        logger.debug("tracelet-wandb: could not check W&B's service process: %r", exc)
+        return
+    logger.warning(
+        "tracelet-wandb: W&B's service process had exited (code %s); starting a new one for this run", process.poll()
+    )
 
 
 def _console(value: Any) -> str:
@@ -180,6 +208,7 @@ class WandbBackend:
             tags = [t[:TAG_MAX_CHARS] for t in dict.fromkeys(str(t) for t in run.tags) if t]
 
             def init() -> None:
+                _forget_dead_service()
                 wb_run = wandb.init(
                     name=run.name,
                     tags=tags or None,
@@ -366,6 +395,7 @@ class WandbBackend:
         wb_artifact = build(wandb, artifact, version, folder)
         aliases = [alias_for(version), "latest"]
         self._call(lambda: self.wb_run.log_artifact(wb_artifact, aliases=aliases), "run.log_artifact")
+        self._copies.logged(artifact)
         name = wandb_name(artifact.name)
         entity = self.details.get("entity")
         where = f"{entity}/" if entity else ""

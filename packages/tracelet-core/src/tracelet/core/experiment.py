@@ -219,6 +219,7 @@ class Experiment:
         lifecycle.register(self)
         lifecycle.detach_in_child(self)
         self._await_backends(orch, settings.start_timeout)
+        lifecycle.run_exit_hook_first()  # before the teardown hooks the backends' libraries registered
         if self._record is not None:
             self._record.record_backend_runs(orch.started_details())
         self._frameworks.instrument(self, self.settings.automagic_frameworks, self._context_for)

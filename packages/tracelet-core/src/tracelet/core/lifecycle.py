@@ -1,7 +1,8 @@
 """Runs end properly however the process ends, and a forked child never touches its parent's runs.
 
 - Normal exit, an uncaught exception, or SIGTERM: every running experiment is stopped (FINISHED, FAILED,
-  KILLED), so its backends receive everything and its run.json records the end.
+  KILLED), so its backends receive everything and its run.json records the end. The SIGTERM handler is
+  Tracelet's only while a run is running: when the last one stops, the previous handler is back.
 - The active-experiment slot of the module-level API (`tracelet.start_logging` / `get_active_experiment`)
   lives here, next to the registry it belongs with.
 - Fork: **the parent owns the run.** This module is the one place that says so. In a forked child (os.fork,
@@ -49,6 +50,7 @@ _running: dict[int, Run] = {}
 _active: Run | None = None
 _lock = threading.Lock()
 _installed = False
+_sigterm_installed = False
 _previous_sigterm: Any = None
 _detachable: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -64,6 +66,9 @@ def register(run: Run) -> None:
 def unregister(run: Run) -> None:
     with _lock:
         _running.pop(id(run), None)
+        idle = not _running
+    if idle:
+        _release_sigterm()
 
 
 def stop_all(status: RunStatus) -> None:
@@ -135,15 +140,45 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _install() -> None:
-    global _installed, _previous_sigterm
+def run_exit_hook_first() -> None:
+    """Move the exit hook behind every `atexit` hook registered so far, so it runs before them (atexit runs
+    last-in-first-out). Called once a run's backends have started: a tracker library registers its own
+    teardown while starting (W&B stops its service process at exit), which would otherwise run first, and
+    the points the run delivers at exit would find the tracker gone (lost there, and `stop()` waiting for
+    them until its timeout)."""
     if _installed:
-        return
-    _installed = True
-    atexit.register(_at_exit)
-    if threading.current_thread() is threading.main_thread():
+        atexit.unregister(_at_exit)
+        atexit.register(_at_exit)
+
+
+def _install() -> None:
+    global _installed, _previous_sigterm, _sigterm_installed
+    if not _installed:
+        _installed = True
+        atexit.register(_at_exit)
+    if not _sigterm_installed and threading.current_thread() is threading.main_thread():
         try:
-            _previous_sigterm = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            current = signal.getsignal(signal.SIGTERM)
+            if current is not _on_sigterm:
+                _previous_sigterm = current
+                signal.signal(signal.SIGTERM, _on_sigterm)
+            _sigterm_installed = True
         except (ValueError, OSError):  # embedded interpreters may not allow it
             pass
+
+
+def _release_sigterm() -> None:
+    """No run left: give SIGTERM back to the handler it had before, so a process is left as it was found
+    (the handler is installed again by the next run). Only from the main thread (the only one that may set
+    handlers; from another the handler stays and keeps chaining), and only while it is still Tracelet's."""
+    global _sigterm_installed
+    if not _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            if _previous_sigterm is None:  # a handler installed from C: it cannot be put back from Python
+                return
+            signal.signal(signal.SIGTERM, _previous_sigterm)
+        _sigterm_installed = False
+    except (ValueError, OSError, TypeError):
+        pass
