@@ -226,3 +226,24 @@ def test_odd_names_never_crash_a_run(cache_dir: Path) -> None:
     assert hp["General"]["7"] == "int key" and hp["General"]["a.b"] == "3"
     props = hp["properties"]
     assert props["sp ace"] == "y" and props["ü"] == "ö" and props[long_name] == "long"
+
+
+def test_tag_and_param_names_clashing_with_clearmls_arguments_are_delivered(cache_dir: Path) -> None:
+    # Such names once made ClearML raise a TypeError on every retry: nothing of the run arrived and stop()
+    # waited out its timeout.
+    np = pytest.importorskip("numpy")
+    settings = TraceletSettings(project="proj", track_system=False, stop_timeout=20)
+    exp = Experiment("clash", backend=["clearml"], project="proj", settings=settings, options=OFFLINE).start()
+    exp.set_tags({"self": "s", "name": "n", "value": "v", "description": "d"})
+    exp.log_params({"self": 1, "opt": {"self": 2}, "lr": np.float64(0.5)})
+    exp.log_metric("loss", 1.0, 0)
+    report = exp.stop()
+    assert report is not None and report.complete and not report.backends["clearml"].errors
+    session = OfflineSession.of(cache_dir, report)
+    assert session.scalars() == {("loss", "loss"): [(0, 1.0)]}
+    hp = session.hyperparams()
+    props = hp["properties"]
+    assert (props["_self"], props["name"], props["value"], props["description"]) == ("s", "n", "v", "d")
+    assert hp["General"]["_self"] == "1" and hp["opt"]["_self"] == "2"
+    # A numpy float is recorded as a float, not as "float64".
+    assert session.task["hyperparams"]["General"]["lr"]["type"] == "float"

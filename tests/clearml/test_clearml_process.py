@@ -53,8 +53,7 @@ def test_process_is_left_as_found_after_stop(tmp_path: Path) -> None:
             sys.__excepthook__(*args)
         signal.signal(signal.SIGTERM, my_sigterm)
         sys.excepthook = my_excepthook
-        # Tracelet installs its own SIGTERM handler (chaining to mine) once, on its first run: let a run
-        # without ClearML do that, so what follows measures what the ClearML backend leaves behind.
+        # A run without ClearML first, so what follows measures what the ClearML backend leaves behind.
         Experiment("warm-up", backend=["local"], settings=TraceletSettings(track_system=False)).start().stop()
 
         def snapshot():
@@ -94,9 +93,10 @@ def test_process_is_left_as_found_after_stop(tmp_path: Path) -> None:
     assert result["changed_after"] == []
     # ClearML's replacements (argparse, sys.exit, excepthook, its atexit hooks) are undone while the run is
     # live too, so Tracelet's own exit handling is in charge from the start. (During a run Tracelet's own argv
-    # collector wraps parse_known_args; nothing else differs.)
+    # collector wraps parse_known_args and Tracelet's SIGTERM handler, chaining to mine, is installed; nothing
+    # else differs.)
     assert result["clearml_during"] == []
-    assert set(result["changed_during"]) <= {"parse_known_args"}
+    assert set(result["changed_during"]) <= {"parse_known_args", "sigterm"}
     assert result["excepthook_is_mine"] is True
 
 
@@ -334,3 +334,76 @@ def test_offline_writes_only_into_the_cache_the_run_folder_and_clearmls_session_
         if p.is_file() and not p.is_relative_to(cache_dir) and not p.is_relative_to(runs)
     )
     assert written == ["home/.clearml/.session.json"]  # ClearML's own bookkeeping, documented
+
+
+def test_capture_switches_work_in_every_run_of_a_process_and_are_undone_at_each_stop(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    # ClearML patches argparse (at import) and the console streams (at its first task) once per process, and
+    # Tracelet takes both out at each stop: a later run that switches the capture on must get it again.
+    # ClearML also swaps sys.__stdout__ / sys.__stderr__ and sets TRAINS_OFFLINE_MODE next to
+    # CLEARML_OFFLINE_MODE; after each stop all of them are as they were.
+    code = """
+        import os
+        def streams():
+            return [sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__]
+        def offline_env():
+            return {k: os.environ.get(k) for k in ("CLEARML_OFFLINE_MODE", "TRAINS_OFFLINE_MODE")}
+        before, env_before = streams(), offline_env()
+        out = []
+        for i, on in enumerate([False, True, True, False, True]):
+            exp = run(f"capture-{i}", auto_connect_arg_parser=on, auto_connect_streams=on)
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--run", type=int, default=-1)
+            parser.parse_args(["--run", str(i)])
+            print(f"console line of run {i}", flush=True)
+            report = exp.stop()
+            out.append({"task": report.backends["clearml"].details["task_id"], "on": on,
+                        "restored": [a is b for a, b in zip(streams(), before)], "env": offline_env() == env_before})
+        print(json.dumps(out))
+    """
+    runs = last_json(python(code, tmp_path, timeout=300))
+    assert len(runs) == 5
+    for i, got in enumerate(runs):
+        session = OfflineSession(cache_dir, got["task"])
+        log = session.folder / "log.jsonl"
+        captured = log.exists() and f"console line of run {i}" in log.read_text()
+        args = session.hyperparams().get("Args", {})
+        assert (captured, args.get("run")) == ((True, str(i)) if got["on"] else (False, None)), (i, got)
+        assert got["restored"] == [True] * 4 and got["env"] is True, (i, got)
+
+
+def test_process_objects_are_the_same_after_stop_as_before_the_first_start(tmp_path: Path, cache_dir: Path) -> None:
+    # As the issue states it, with no warm-up run: Tracelet's own SIGTERM handler is there only while a run
+    # is running, so the handler (here the default one) is back after stop(), as is everything ClearML touched.
+    # A second run installs it again: SIGTERM still ends that run through Tracelet, with its points delivered.
+    code = """
+        import os
+        def snapshot():
+            P = argparse.ArgumentParser
+            return {"parse_args": P.parse_args, "parse_known_args": P.parse_known_args, "stdout": sys.stdout,
+                    "excepthook": sys.excepthook, "exit": sys.exit, "sigterm": signal.getsignal(signal.SIGTERM)}
+        before = snapshot()
+        exp = run("first")
+        exp.log_metric("m", 1.0, 0)
+        handler_during = signal.getsignal(signal.SIGTERM)
+        first = exp.stop().backends["clearml"].details["task_id"]
+        after = snapshot()
+        exp = run("second")
+        for i in range(100):
+            exp.log_metric("m", float(i), i)
+        print(json.dumps({"changed": sorted(k for k in before if before[k] is not after[k]),
+                          "tracelet_handler_during": handler_during is not before["sigterm"],
+                          "first": first}), flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    """
+    out = python(code, tmp_path)
+    assert out.returncode == -signal.SIGTERM, out.stderr[-3000:]
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("{")]  # ClearML prints its own lines at close
+    result = json.loads(line)
+    assert result["changed"] == [] and result["tracelet_handler_during"] is True
+    (second,) = [p.name for p in (cache_dir / "offline").iterdir() if p.is_dir() and p.name != result["first"]]
+    session = OfflineSession(cache_dir, second)
+    assert session.scalars() == {("m", "m"): [(i, float(i)) for i in range(100)]}
+    assert session.task["status"] == "stopped"

@@ -46,6 +46,23 @@ def test_hyperparameter_values_never_raise() -> None:
     assert properties({"seed": 7, "": "dropped"}) == {"seed": "7"}
 
 
+def test_numpy_scalars_become_python_numbers() -> None:
+    # numpy.float64 subclasses float: passed as it is, ClearML would record its type as "float64".
+    np = pytest.importorskip("numpy")
+    got = hyperparameters({"f": np.float64(0.5), "b": np.bool_(True), "s": np.str_("x"), "i": np.int32(4)})
+    assert [(got[f"General/{k}"], type(got[f"General/{k}"])) for k in "fbsi"] == [
+        (0.5, float), (True, bool), ("x", str), (4, int),
+    ]  # fmt: skip
+
+
+def test_a_name_clearml_cannot_hold_is_escaped() -> None:
+    # ClearML builds a section with SectionParams(**params): a parameter named "self" raises in every later edit.
+    assert hyperparameters({"self": 1, "opt": {"self": 2, "b": {"self": 3}}}) == {
+        "General/_self": 1, "opt/_self": 2, "opt/b/self": 3,
+    }  # fmt: skip
+    assert properties({"self": "x", "name": "n"}) == {"_self": "x", "name": "n"}
+
+
 def test_options_defaults_switch_every_capture_off() -> None:
     opts = Options.from_config({})
     assert opts.offline is False and opts.reuse_last_task_id is False and opts.task_type == "training"

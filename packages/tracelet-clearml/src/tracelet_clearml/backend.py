@@ -164,6 +164,10 @@ class ClearMLBackend:
                 session.set_offline(opts.offline)
             if opts.offline:
                 session.skip_update_check()
+            if opts.auto_connect_arg_parser:
+                session.rearm_argparse_capture()
+            if opts.streams_captured():
+                session.rearm_stream_capture()
             self.task = self._init_task(Task, run, opts)
             with _ours_lock:
                 _ours.add(str(self.task.id))
@@ -231,7 +235,7 @@ class ClearMLBackend:
         dist = meta.get("distributed") or {}
         props.update({f"tracelet.{k}": str(dist[k]) for k in ("rank", "world_size", "node") if k in dist})
         try:
-            task.set_user_properties(**props)
+            task.set_user_properties(*props.items())
             if git.get("commit") and not self.options.detect_repository and not self.attached:
                 repo, branch, commit = git.get("remote") or "", git.get("branch") or "", str(git["commit"])
                 if task.data.script is not None:
@@ -374,7 +378,9 @@ class ClearMLBackend:
         if tags and self.task is not None:
             mapped = properties(tags)
             if mapped:
-                self.task.set_user_properties(**mapped)
+                # (name, value) pairs, not keyword arguments: a tag named "self" would collide with the method's
+                # own parameter (TypeError), and the batch would be retried until the stop timeout.
+                self.task.set_user_properties(*mapped.items())
 
     # -- artifacts -----------------------------------------------------------------------------------------------
     @hookimpl

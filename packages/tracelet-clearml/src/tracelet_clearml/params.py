@@ -25,11 +25,13 @@ _PLAIN = (str, int, float, bool, type(None))
 
 def plain_value(value: Any) -> Any:
     """A value ClearML stores with its type, or its string form."""
-    if isinstance(value, _PLAIN):
+    if type(value) in _PLAIN:
         return value
     if isinstance(value, (list, tuple)):
         return [plain_value(v) for v in value]
-    item = getattr(value, "item", None)  # numpy / torch scalars
+    # numpy / torch scalars; also those subclassing a Python type (numpy.float64 is a float), which ClearML
+    # would otherwise record with their own type name ("float64")
+    item = getattr(value, "item", None)
     if callable(item):
         try:
             got = item()
@@ -37,6 +39,8 @@ def plain_value(value: Any) -> Any:
             return str(value)
         if isinstance(got, _PLAIN):
             return got
+    if isinstance(value, _PLAIN):  # another subclass of a plain type (an enum on str or int, say)
+        return value
     return str(value)
 
 
@@ -47,6 +51,14 @@ def _flatten(prefix: str, value: Mapping[Any, Any], out: dict[str, Any]) -> None
             _flatten(name, inner, out)
         else:
             out[name] = plain_value(inner)
+
+
+def safe_name(name: str) -> str:
+    """A parameter or property name ClearML can hold. ClearML builds each section with `SectionParams(**params)`,
+    so a parameter named `self` raises a TypeError in every later edit of the task's parameters (and a
+    retried batch would never get through): it is stored as `_self`, the way ClearML itself escapes names
+    it cannot take (`type` -> `_type`)."""
+    return "_self" if name == "self" else name
 
 
 def hyperparameters(params: Mapping[Any, Any]) -> dict[str, Any]:
@@ -60,9 +72,13 @@ def hyperparameters(params: Mapping[Any, Any]) -> dict[str, Any]:
             _flatten(f"{GENERAL_SECTION}/{key}", value, out)
         else:
             out[f"{GENERAL_SECTION}/{key}"] = plain_value(value)
-    return out
+    renamed = {}
+    for key, value in out.items():
+        section, _, name = key.partition("/")  # ClearML splits at the first `/` too
+        renamed[f"{section}/{safe_name(name)}"] = value
+    return renamed
 
 
 def properties(tags: Mapping[Any, Any]) -> dict[str, str]:
     """`set_tags` values as ClearML user properties (strings, shown in the task's "properties" section)."""
-    return {str(k): str(v) for k, v in tags.items() if str(k)}
+    return {safe_name(str(k)): str(v) for k, v in tags.items() if str(k)}

@@ -5,7 +5,8 @@ Importing clearml patches `argparse.ArgumentParser` (`parse_args`, `parse_known_
 ... when called on the main thread) and an `atexit` hook; `Task.close()` puts back the excepthook and signals
 but not `sys.exit`, and installs an import hook (`builtins.__import__`); it also wraps
 `multiprocessing`'s `BaseProcess.run` for its fork handling. With auto-capture switched on it also swaps
-`sys.stdout` / `sys.stderr`.
+`sys.stdout` / `sys.stderr`, and `sys.__stdout__` / `sys.__stderr__` too (so colour libraries keep working), which
+its `close()` leaves in place: writes through them would still go into the closed task's console buffer.
 
 `ProcessState.capture()` records these objects; `restore()` puts back each one that *ClearML* replaced
 (the current object comes from a `clearml` module), so a change made meanwhile by someone else (pytest's
@@ -24,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 _MISSING = object()
+STREAMS = ("stdout", "stderr", "__stdout__", "__stderr__")
 ARGPARSE_ATTRS = ("parse_args", "parse_known_args", "add_subparsers", "_get_value", "_parse_args_patched")
 SIGNALS = tuple(
     getattr(signal, name)
@@ -53,7 +55,7 @@ class ProcessState:
 
     def __init__(self) -> None:
         self.argparse = {name: argparse.ArgumentParser.__dict__.get(name, _MISSING) for name in ARGPARSE_ATTRS}
-        self.sys_attrs = {name: getattr(sys, name) for name in ("stdout", "stderr", "excepthook", "exit")}
+        self.sys_attrs = {name: getattr(sys, name) for name in (*STREAMS, "excepthook", "exit")}
         self.threading_excepthook = threading.excepthook
         self.import_hook = builtins.__import__
         self.process_run = BaseProcess.run
@@ -95,7 +97,7 @@ class ProcessState:
         """
         restored = self.restore_argparse() if arguments else []
         for name, before in self.sys_attrs.items():
-            if name in ("stdout", "stderr") and not streams:
+            if name in STREAMS and not streams:
                 continue
             now = getattr(sys, name)
             if now is not before and _from_clearml(now):

@@ -79,6 +79,44 @@ def detach_fork_hooks() -> None:
     PatchOsFork._current_task = None
 
 
+def rearm_argparse_capture() -> None:
+    """Let ClearML's argparse capture work in this run (`auto_connect_arg_parser`).
+
+    ClearML patches argparse once, when clearml is imported; Tracelet takes that patch out again (right after
+    `Task.init` of a run without the capture, and at every run's stop), so a later run asking for the capture
+    would record nothing. ClearML's own patch function re-applies it: it does nothing while the patch is in
+    place (its marker attribute on `ArgumentParser`), and `ProcessState` takes it out again at stop.
+    """
+    try:
+        from clearml.binding.args import patch_argparse
+    except ImportError:  # moved in another ClearML version: the capture then works in the first run only
+        return
+    patch_argparse()
+
+
+def rearm_stream_capture() -> None:
+    """Let ClearML's console capture work in this run (`auto_connect_streams`).
+
+    ClearML wraps `sys.stdout` / `sys.stderr` once per process (`PrintPatchLogger.patched`) and later tasks only
+    reconnect the wrappers it made then. Tracelet puts the streams back at a run's stop, so those wrappers are
+    no longer installed and a later run would capture nothing: forget them, so `Task.init` wraps the streams as
+    they are now. Left alone while a ClearML wrapper is still installed (a task the user opened).
+    """
+    try:
+        from clearml.backend_interface.logger import PrintPatchLogger, StdStreamPatch
+    except ImportError:  # moved in another ClearML version: the capture then works in the first run only
+        return
+    if not PrintPatchLogger.patched:
+        return
+    if any(isinstance(stream, PrintPatchLogger) for stream in (sys.stdout, sys.stderr)):
+        return
+    PrintPatchLogger.patched = False
+    StdStreamPatch._stdout_proxy = None
+    StdStreamPatch._stderr_proxy = None
+    StdStreamPatch._stdout_original_write = None
+    StdStreamPatch._stderr_original_write = None
+
+
 def is_offline() -> bool:
     from clearml import Task
 
@@ -91,7 +129,7 @@ def set_offline(offline: bool) -> None:
     Task.set_offline(offline_mode=offline)
 
 
-OFFLINE_ENV = ("CLEARML_OFFLINE_MODE",)  # Task.set_offline writes this variable
+OFFLINE_ENV = ("CLEARML_OFFLINE_MODE", "TRAINS_OFFLINE_MODE")  # Task.set_offline writes both variables
 
 
 def offline_env() -> dict[str, str | None]:
