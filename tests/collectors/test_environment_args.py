@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -58,7 +59,12 @@ def test_environment_facts_and_the_requirements_artifact(experiment_factory) -> 
     assert info["gpu_models"] == []  # this machine has no NVIDIA driver
     (artifact,) = stored(exp).artifacts()
     assert artifact.name == "environment" and artifact.type.value == "config"
-    lines = Path(artifact.files[0].local_path).read_text().splitlines()
+    files = {f.artifact_path: Path(f.local_path) for f in artifact.files}
+    assert set(files) == {"requirements.txt", "environment.json"}
+    facts = json.loads(files["environment.json"].read_text())
+    assert facts["python"] == info["python"] and facts["hostname"] == info["hostname"]
+    assert facts["env"] == info["env"]  # the same allowlisted, masked variables as the metadata
+    lines = files["requirements.txt"].read_text().splitlines()
     import psutil
 
     assert f"psutil=={psutil.__version__}" in lines

@@ -10,13 +10,15 @@ Switch: `ExperimentConfig.track_environment` (setting `track_env`, `TRACELET_TRA
   names or shell-style patterns such as `MYPROJ_*`). The rest of the environment is never read into the run, so
   neither a backend nor the local store ever sees it; an allowed variable with a secret-like name is masked.
 - Installed distributions (`name==version`, one a line, sorted: `requirements.txt` form) are logged once as the
-  `config` artifact `environment` (file `requirements.txt`), on the collector thread; the setting
+  `config` artifact `environment` (file `requirements.txt`, beside `environment.json`: the metadata above, so
+  every tracker holds it whatever it does with run metadata), on the collector thread; the setting
   `env_packages` (`TRACELET_ENV_PACKAGES`, default true) turns just this artifact off.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import getpass
 import os
 import platform
@@ -176,10 +178,16 @@ class EnvironmentCollector:
         if not getattr(experiment.settings, "env_packages", True):
             return
         lines = installed_distributions()
+        extra = getattr(experiment.settings, "env_allowlist", None) or ()
         with tempfile.TemporaryDirectory(prefix="tracelet-env-") as tmp:
             path = Path(tmp) / "requirements.txt"
             path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-            artifact = TraceletArtifact("environment", ArtifactType.CONFIG, "installed Python distributions")
+            # The facts of the run's metadata too: a tracker that shows run metadata in its own way (or not at
+            # all) still holds where the run executed, beside what was installed there.
+            facts = Path(tmp) / "environment.json"
+            facts.write_text(json.dumps(environment_info(extra), indent=2, default=str) + "\n", encoding="utf-8")
+            artifact = TraceletArtifact("environment", ArtifactType.CONFIG, "where the run executed, and what was installed")
             artifact.add_file(str(path), "requirements.txt")
+            artifact.add_file(str(facts), "environment.json")
             artifact.metadata["distributions"] = len(lines)
             experiment.log_artifact(artifact)  # snapshotted before it returns
