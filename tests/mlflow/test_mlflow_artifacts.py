@@ -49,7 +49,7 @@ def test_files_objects_references_versions_round_trip(sqlite_uri: str, tmp_path:
     assert v1 is not None and v1.description == "toy data" and v1.type is ArtifactType.DATASET
     files = {f.artifact_path: Path(f.local_path).read_text() for f in v1.files}
     assert files == {"train.csv": "a,b\n1,2\n", "splits/val.csv": "a,b\n3,4\n"}
-    assert all(Path(f.local_path).is_relative_to(Path(exp.run_dir)) for f in v1.files), "downloaded into the run's cache"
+    assert all(Path(f.local_path).is_relative_to(Path(exp.run_dir).resolve()) for f in v1.files), "in the run's cache"
     assert [o.obj for o in v1.objects] == [{"rows": 2, "cols": ["a", "b"]}]
     assert [(r.uri, r.size_bytes, r.description) for r in v1.references] == [
         ("s3://bucket/full.parquet", 123, "the real thing")
@@ -73,6 +73,21 @@ def test_files_objects_references_versions_round_trip(sqlite_uri: str, tmp_path:
     tag = json.loads(client.get_run(run_id).data.tags["tracelet.artifact.dataset"])
     assert tag == {"version": "v2", "type": "dataset", "path": "dataset/v2"}
     assert not any("full.parquet" in f.path for f in client.list_artifacts(run_id, "dataset/v1/files"))
+
+
+def test_a_name_mlflow_refuses_as_a_tag_key_is_stored_and_summarised(sqlite_uri: str, tmp_path: Path) -> None:
+    ckpt = tmp_path / "epoch=0-step=4.ckpt"  # Lightning's ModelCheckpoint names its files this way
+    ckpt.write_bytes(b"weights")
+    exp = start(sqlite_uri)
+    result = exp.log_file_artifact(str(ckpt), "checkpoints")["mlflow"]
+    assert result.version == "v1" and result.uri.endswith("/epoch=0-step=4.ckpt/v1")
+    got = exp.get_artifact("epoch=0-step=4.ckpt", backend="mlflow")
+    assert got is not None and Path(got.files[0].local_path).read_bytes() == b"weights"
+    exp.stop()
+    assert result.success, result.error
+    tags = MlflowClient(sqlite_uri).get_run(mlflow_run_id(exp)).data.tags
+    summary = json.loads(tags["tracelet.artifact.epoch_0-step_4.ckpt"])
+    assert summary == {"version": "v1", "type": "checkpoint", "path": "epoch=0-step=4.ckpt/v1", "name": ckpt.name}
 
 
 def test_torch_model_is_logged_in_mlflow_pytorch_format_and_as_state_dict(
@@ -140,3 +155,44 @@ def test_spec_basic_usage_example_direct_api(tmp_path: Path) -> None:
     assert client.get_experiment(run.info.experiment_id).name == "my_project"
     assert run.data.params == {"learning_rate": "0.01", "batch_size": "32"}
     assert {f.path for f in client.list_artifacts(run.info.run_id, "model.pth/v1/files")} == {"model.pth/v1/files/model.pth"}
+
+
+def test_logging_one_artifact_object_twice_stores_two_versions(sqlite_uri: str, tmp_path: Path) -> None:
+    # One builder logged twice (e.g. re-logged after more training) is two log_artifact calls: MLflow must hold
+    # v1 and v2 as the local store does, not have v2 overwrite v1 in place.
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"first")
+    exp = start(sqlite_uri)
+    art = exp.create_artifact("clf", ArtifactType.MODEL).add_file(str(weights)).add_reference("s3://b/k")
+    first = exp.log_artifact(art, wait=True)["mlflow"]
+    weights.write_bytes(b"second")
+    art.files.clear()
+    art.add_file(str(weights))
+    second = exp.log_artifact(art, wait=True)["mlflow"]
+    assert first.success and second.success, (first.error, second.error)
+    assert (first.version, second.version) == ("v1", "v2")
+    assert first.uri.endswith("/clf/v1") and second.uri.endswith("/clf/v2")
+    assert sorted(a.version for a in exp.list_artifacts(backend="mlflow")) == ["v1", "v2"]
+    v1 = exp.get_artifact("clf", "v1", backend="mlflow")
+    assert v1 is not None and Path(v1.files[0].local_path).read_bytes() == b"first"
+    exp.stop()
+
+    client = MlflowClient(sqlite_uri)
+    run_id = mlflow_run_id(exp)
+    assert {f.path for f in client.list_artifacts(run_id, "clf")} == {"clf/v1", "clf/v2"}
+    assert json.loads(client.get_run(run_id).data.tags["tracelet.artifact.clf"])["version"] == "v2"
+
+
+def test_downloaded_artifact_paths_survive_a_change_of_directory(
+    sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TRACELET_DIR is relative by default ("./tracelet-runs"); the paths get_artifact hands out must stay valid
+    # when the script changes directory afterwards, as the local store's do.
+    (tmp_path / "notes.txt").write_text("hello")
+    exp = start(sqlite_uri)
+    exp.log_artifact(exp.create_artifact("notes", ArtifactType.REPORT).add_file(str(tmp_path / "notes.txt")), wait=True)
+    back = exp.get_artifact("notes", backend="mlflow")
+    exp.stop()
+    assert back is not None and Path(back.files[0].local_path).is_absolute()
+    monkeypatch.chdir(tmp_path / "store")
+    assert Path(back.files[0].local_path).read_text() == "hello"

@@ -133,6 +133,7 @@ def test_native_and_experiment_tags(sqlite_uri: str, tmp_path: Path) -> None:
     assert tags["mlflow.source.type"] == "LOCAL"
     assert tags["mlflow.runName"] == run.info.run_name == "tagged"
     assert tags["tracelet.run_id"] == exp.id
+    assert Path(tags["tracelet.run_dir"]).is_absolute() and (Path(tags["tracelet.run_dir"]) / "run.json").is_file()
     assert tags["baseline"] == "" and tags["team"] == "ml" and tags["stage"] == "dev"
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "tag-project"
@@ -291,3 +292,17 @@ def test_a_retried_batch_does_not_resend_what_already_went_out(sqlite_uri: str) 
     assert sorted(sent) == list(range(2500)), "every point sent exactly once"
     history = MlflowClient(sqlite_uri).get_metric_history(mlflow_run_id(exp), "loss")
     assert sorted(m.step for m in history) == list(range(2500))
+
+
+def test_param_relogged_in_the_next_call_keeps_the_first_value_and_tags_the_latest(sqlite_uri: str) -> None:
+    # No flush between the calls: both usually reach the worker in one batch, where they must not be merged
+    # into the latest value (MLflow keeps a param's first value; the latest goes to a tag).
+    exp = start(sqlite_uri)
+    exp.log_params({"lr": 0.1, "bs": 32})
+    exp.log_params({"lr": 0.2, "bs": 32})
+    report = exp.stop()
+    assert report is not None and report.complete and report.backends["mlflow"].errors == {}
+    run = MlflowClient(sqlite_uri).get_run(mlflow_run_id(exp))
+    assert run.data.params["lr"] == "0.1" and run.data.params["bs"] == "32"
+    assert run.data.tags["tracelet.param.lr"] == "0.2"
+    assert "tracelet.param.bs" not in run.data.tags

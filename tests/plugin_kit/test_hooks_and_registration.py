@@ -126,6 +126,15 @@ def test_register_plugin_checks_hooks_at_registration() -> None:
     assert "typo-inline" not in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
 
 
+def test_register_plugin_with_an_unknown_type_names_the_valid_ones() -> None:
+    class Fine:
+        @hookimpl
+        def backend_log_params(self, params: dict[str, Any]) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="unknown plugin type 'exporter'; use one of 'backend', 'framework'"):
+        tracelet.register_plugin(Fine, name="typed-wrong", type="exporter")
+
+
 def _distribution(root: Path, name: str, version: str, entry_points: dict[str, str]) -> None:
     info = root / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)

@@ -47,17 +47,23 @@ def _link_or_copy(src: str, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
+def _key(artifact: TraceletArtifact) -> tuple[str, str]:
+    return (artifact.name, artifact.created_at.isoformat())
+
+
 class ArtifactStore:
     """Reads and writes the Tracelet artifacts of one ClearML task."""
 
     def __init__(self, task: Any) -> None:
         self.task = task
         self._next: dict[str, int] = {}
-        self._assigned: dict[tuple[str, str], str] = {}  # (name, created_at) -> version, so a retry reuses it
+        # (name, created_at) -> version of a store not finished yet, so a retry of a failed upload reuses its
+        # version; forgotten once stored, because logging the same artifact object again is a new version.
+        self._assigned: dict[tuple[str, str], str] = {}
 
     # -- writing ---------------------------------------------------------------------------------------------
     def version_for(self, artifact: TraceletArtifact) -> str:
-        key = (artifact.name, artifact.created_at.isoformat())
+        key = _key(artifact)
         if key in self._assigned:
             return self._assigned[key]
         if artifact.name not in self._next:
@@ -90,6 +96,7 @@ class ArtifactStore:
         if not ok:
             raise RuntimeError(f"ClearML did not store artifact {key!r}")
         stored = self.task.artifacts.get(key)
+        self._assigned.pop(_key(artifact), None)  # stored: a later log of this object is the next version
         references = [r.uri for r in artifact.references]
         return ArtifactResult(
             backend="clearml",

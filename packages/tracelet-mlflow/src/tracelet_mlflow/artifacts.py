@@ -10,7 +10,8 @@ Layout in the run's artifact root (the same shape as Tracelet's local store):
     <name>/v2/...
 
 References are not uploaded: they are in the manifest (a JSON pointer) and in the run tag
-`tracelet.artifact.<name>`, which summarises the latest version. Versions follow log order (one worker
+`tracelet.artifact.<name>`, which summarises the latest version (a name MLflow refuses as a tag key, such as
+Lightning's `epoch=0-step=4.ckpt`, is mapped by the rule of `names`, and the summary then holds the name). Versions follow log order (one worker
 thread per backend delivers artifacts in the order of the `log_artifact` calls). The manifest is uploaded
 last, so a version without one is incomplete and ignored by readers.
 """
@@ -35,7 +36,7 @@ from tracelet.plugin import (
     resolve_version,
     version_number,
 )
-from tracelet_mlflow.names import prefixed
+from tracelet_mlflow.names import map_name, prefixed
 from tracelet_mlflow.params import fit_tag_value
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ def save_torch_model(model: Any, folder: Path) -> bool:
     return True
 
 
+def _key(artifact: TraceletArtifact) -> tuple[str, str]:
+    return (artifact.name, artifact.created_at.isoformat())
+
+
 class ArtifactStore:
     """Reads and writes Tracelet artifacts of one MLflow run."""
 
@@ -75,11 +80,13 @@ class ArtifactStore:
         self.run_id = run_id
         self.cache_dir = cache_dir
         self._next: dict[str, int] = {}
-        self._assigned: dict[tuple[str, str], str] = {}  # (name, created_at) -> version, so a retry reuses it
+        # (name, created_at) -> version of a store not finished yet, so a retry of a failed upload reuses its
+        # version; forgotten once stored, because logging the same artifact object again is a new version.
+        self._assigned: dict[tuple[str, str], str] = {}
 
     # -- writing ---------------------------------------------------------------------------------------------
     def version_for(self, artifact: TraceletArtifact) -> str:
-        key = (artifact.name, artifact.created_at.isoformat())
+        key = _key(artifact)
         if key in self._assigned:
             return self._assigned[key]
         if artifact.name not in self._next:
@@ -109,8 +116,12 @@ class ArtifactStore:
         summary: dict[str, Any] = {"version": version, "type": artifact.type.value, "path": base}
         if references:
             summary["references"] = references
-        client.set_tag(run_id, prefixed(ARTIFACT_TAG_PREFIX, artifact.name), fit_tag_value(json.dumps(summary)))
+        tag_name = map_name(artifact.name)  # a tag key takes fewer characters than a path: `=` of `epoch=0.ckpt`
+        if tag_name != artifact.name:
+            summary["name"] = artifact.name
+        client.set_tag(run_id, prefixed(ARTIFACT_TAG_PREFIX, tag_name), fit_tag_value(json.dumps(summary)))
         uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{base}"
+        self._assigned.pop(_key(artifact), None)  # stored: a later log of this object is the next version
         return ArtifactResult(
             backend="mlflow",
             uri=uri,

@@ -223,7 +223,8 @@ class MLflowBackend:
         """Where downloaded artifacts live: inside the run's folder, else a temporary folder."""
         if self._cache_dir is None:
             if run.run_dir:
-                self._cache_dir = Path(run.run_dir) / "mlflow-cache"
+                # Absolute, as the local store's artifact paths are: returned paths survive a chdir.
+                self._cache_dir = Path(os.path.abspath(run.run_dir)) / "mlflow-cache"
             else:
                 self._cache_dir = Path(tempfile.mkdtemp(prefix="tracelet-mlflow-"))
         return self._cache_dir

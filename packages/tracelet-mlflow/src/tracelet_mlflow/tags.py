@@ -36,7 +36,8 @@ def native_tags(run: RunContext) -> dict[str, str]:
     if env.get("hostname"):
         tags["tracelet.hostname"] = str(env["hostname"])
     if run.run_dir:
-        tags["tracelet.run_dir"] = os.fspath(run.run_dir)
+        # Absolute: someone reading the tag in MLflow's UI does not know the directory the script ran in.
+        tags["tracelet.run_dir"] = os.path.abspath(os.fspath(run.run_dir))
     return tags
 
 

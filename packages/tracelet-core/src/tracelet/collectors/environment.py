@@ -18,8 +18,8 @@ Switch: `ExperimentConfig.track_environment` (setting `track_env`, `TRACELET_TRA
 from __future__ import annotations
 
 import fnmatch
-import json
 import getpass
+import json
 import os
 import platform
 import socket

@@ -151,7 +151,11 @@ def register(
     """
     from tracelet.core.plugins import check_plugin
 
-    ptype = PluginType(ptype)
+    try:
+        ptype = PluginType(ptype)
+    except ValueError:
+        kinds = ", ".join(repr(t.value) for t in PluginType)
+        raise ConfigurationError(f"register_plugin: unknown plugin type {ptype!r}; use one of {kinds}") from None
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("register_plugin needs a non-empty name= for the plugin")
     name = name.strip()

@@ -174,10 +174,11 @@ class BackendPlugin:
     def backend_log_params(self, params: dict[str, Any], run: RunContext) -> None:
         """Deliver parameters (hyperparameters) to the tracker.
 
-        :param params: name -> value, merged from consecutive `log_params` calls (a later value of a key wins);
-            values are plain (str, int, float, bool, None, and nested dicts and lists of those), secrets already
-            redacted. A key may come again with another value in a later call: the tracker's rule applies (keep
-            the latest, or keep the first and say so).
+        :param params: name -> value, merged from consecutive `log_params` calls until one changes the value of
+            a key already in the dict (that call starts the next delivery, so every value reaches the tracker,
+            in order); values are plain (str, int, float, bool, None, and nested dicts and lists of those),
+            secrets already redacted. A key may come again with another value in a later call: the tracker's
+            rule applies (keep the latest, or keep the first and say so).
         :param run: the run's `RunContext`.
 
         Raising: as `backend_log_metrics` (retried; `ConfigurationError` refuses for good). Optional (reported

@@ -36,6 +36,19 @@ def _name(name: object) -> str:
     return name if type(name) is str else str(name)
 
 
+def _unchanged_params_end(events: list[tuple], i: int, j: int) -> int:
+    """Where to end the params group starting at `i` (before `j`): before the first event that changes a
+    param already in the group. Merging would keep only the later value, and backends whose trackers keep
+    a param's first value (MLflow) must see both calls to apply their rule."""
+    merged: dict[str, Any] = dict(events[i][1])
+    for k in range(i + 1, j):
+        params = events[k][1]
+        if any(key in merged and merged[key] != value for key, value in params.items()):
+            return k
+        merged.update(params)
+    return j
+
+
 class ErrorLog:
     """Counts errors by kind and logs the first of each kind only, so an outage is one line, not thousands."""
 
@@ -181,6 +194,8 @@ class BackendWorker(threading.Thread):
             j = i + 1
             while j < n and events[j][0] == kind:
                 j += 1
+            if kind == PARAMS:
+                j = _unchanged_params_end(events, i, j)
             group = events[i:j]
             if self.hooks.get(kind):
                 if not self._deliver_isolating(kind, group):

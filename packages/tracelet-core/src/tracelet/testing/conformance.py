@@ -323,28 +323,39 @@ class BackendConformance:
 
         source = self.tmp_path / "conformance-config.json"
         payload = json.dumps({"conformance": True, "n": 3}).encode()
+        updated = json.dumps({"conformance": True, "n": 4}).encode()
         source.write_bytes(payload)
         found: dict[str, Any] = {}
 
         def body(exp: Experiment) -> None:
             artifact = exp.create_artifact("conformance-config", ArtifactType.CONFIG, "kit artifact")
             artifact.add_file(str(source), "config.json")
-            result = exp.log_artifact(artifact, wait=self.stop_timeout)[self.plugin_name]
-            found["result"] = result
+            found["result"] = exp.log_artifact(artifact, wait=self.stop_timeout)[self.plugin_name]
+            # The same artifact object logged again (its file changed): the next version, not the first again.
+            source.write_bytes(updated)
+            found["again"] = exp.log_artifact(artifact, wait=self.stop_timeout)[self.plugin_name]
             if _implements(cls, "backend_get_artifact"):
                 found["got"] = exp.get_artifact("conformance-config", backend=self.plugin_name)
 
         run = self.run_experiment(body)
-        result = found["result"]
-        if result.error is not None or not result.success:
-            raise ConformanceError(f"backend_log_artifact failed: {result.error} (status {result.status})")
+        result, again = found["result"], found["again"]
+        for r in (result, again):
+            if r.error is not None or not r.success:
+                raise ConformanceError(f"backend_log_artifact failed: {r.error} (status {r.status})")
+        if result.version and again.version == result.version:
+            raise ConformanceError(
+                f"logging the same artifact object twice stored version {result.version!r} both times: a second "
+                "log_artifact of an object is the next version (only a retry of a failed store may reuse one)"
+            )
         if "got" in found:
             got = found["got"]
             if got is None:
                 raise ConformanceError("backend_get_artifact returned None for an artifact just stored")
             files = {f.artifact_path: Path(f.local_path).read_bytes() for f in got.files}
-            if files.get("config.json") != payload:
-                raise ConformanceError(f"backend_get_artifact returned other files or bytes: {sorted(files)}")
+            if files.get("config.json") != updated:
+                raise ConformanceError(
+                    f"backend_get_artifact returned other files or bytes than the latest version's: {sorted(files)}"
+                )
         names = self.read(run).artifacts
         if names is not None and not any("conformance-config" in str(n) for n in names):
             raise ConformanceError(f"the tracker lists no 'conformance-config' artifact: {names}")
