@@ -39,6 +39,17 @@ def test_start_logging_returns_active_experiment_and_stop_clears_it() -> None:
     assert open_run(exp.id).status == "FINISHED"
 
 
+def test_stopping_the_experiment_itself_clears_the_active_slot(caplog: pytest.LogCaptureFixture) -> None:
+    exp = tracelet.start_logging("stopped-directly", backend="local")
+    exp.stop()
+    assert tracelet.get_active_experiment() is None
+    with caplog.at_level("WARNING", logger="tracelet"):
+        nxt = tracelet.start_logging("next", backend="local")
+    assert not [r for r in caplog.records if "stops the active experiment" in r.getMessage()]  # nothing to stop
+    assert tracelet.get_active_experiment() is nxt
+    tracelet.stop_logging()
+
+
 def test_context_manager_finishes_and_deactivates() -> None:
     with tracelet.start_logging("ctx", backend="local") as exp:
         exp.log_metric("loss", 0.5, 0)

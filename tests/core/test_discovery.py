@@ -27,7 +27,12 @@ def test_unknown_backend_lists_installed_ones() -> None:
         tracelet.start_logging("x", backend="nonesuch")
     msg = str(err.value)
     assert "unknown backend 'nonesuch'" in msg and "local" in msg and "recorder" in msg
-    assert "pip install" not in msg
+    assert "pip install" not in msg and "did you mean" not in msg  # nothing installed is close to it
+
+
+def test_a_misspelled_backend_names_the_closest_installed_one() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown backend 'recroder' \(did you mean 'recorder'\?\)"):
+        tracelet.start_logging("x", backend="recroder")
 
 
 def test_missing_first_party_backend_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:

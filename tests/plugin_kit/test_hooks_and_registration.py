@@ -235,6 +235,31 @@ def test_a_backend_without_a_metrics_hook_reports_it_instead_of_counting_points_
     assert open_run(exp.id).meta["delivery"]["params-only"]["no_hook"] == {"metrics": 1000, "tags": 1}
 
 
+class JournalReader(ParamsOnly):
+    """A store that reads the run's journal itself for metrics (and declares it), taking params by hook."""
+
+    journal_record = ("metrics",)
+
+
+def test_a_store_whose_record_is_the_journal_counts_those_kinds_delivered(unregister: list[str]) -> None:
+    from tracelet.store import open_run
+
+    tracelet.register_plugin(JournalReader, name="journal-reader")
+    unregister.append("journal-reader")
+    exp = tracelet.start_logging("journaled", backend=["journal-reader", "local"])
+    for i in range(1000):
+        exp.log_metric("loss", float(i), i)
+    exp.log_params({"lr": 0.1})
+    exp.set_tags({"team": "a"})
+    report = exp.stop()
+    assert report is not None
+    reader = report.backends["journal-reader"]
+    assert reader.no_hook == {"tags": 1} and reader.delivered == 1001  # the tag is still reported: not declared
+    local = report.backends["local"]  # the built-in store: the journal is its record of all three kinds
+    assert local.no_hook == {} and local.delivered == report.events and local.undelivered == 0
+    assert len(open_run(exp.id).metrics()["loss"]) == 1000
+
+
 def test_a_collector_with_a_misspelled_hook_is_reported_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tracelet")
     exp = tracelet.start_logging("typo-collector", backend="local")

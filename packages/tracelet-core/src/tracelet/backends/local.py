@@ -44,6 +44,8 @@ class LocalBackend:
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
+        # The journal is this store's record of metrics, params and tags: counted delivered, not "no hook".
+        self.journal_record: tuple[str, ...] = ("metrics", "params", "tags") if run.run_dir is not None else ()
         return {"path": run.run_dir}
 
     # Artifacts: every type is accepted (no backend_accepts_artifact), every file is stored, never referenced.

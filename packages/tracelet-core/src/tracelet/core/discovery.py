@@ -13,6 +13,7 @@ name that is installed or already registered is refused unless `replace=True`, w
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
@@ -224,7 +225,9 @@ def find(ptype: PluginType, name: str) -> PluginSpec:
             raise ConfigurationError(clash_message(ptype, found.name, clashing))
         return found
     names = ", ".join(sorted(s.name for s in specs)) or "none"
-    msg = f"unknown {ptype.value} {name!r}; installed {ptype.value}s: {names}."
+    close = difflib.get_close_matches(name.strip().lower(), sorted({s.name.lower() for s in specs}), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    msg = f"unknown {ptype.value} {name!r}{hint}; installed {ptype.value}s: {names}."
     if name in _core_extras():
         msg += f' Install it with: pip install "tracelet[{name}]"'
     raise ConfigurationError(msg)

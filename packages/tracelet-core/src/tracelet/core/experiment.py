@@ -302,6 +302,7 @@ class Experiment:
         self._append = _after_stop  # again: the dispatcher may have swapped the append until it stopped
         self.status = status
         lifecycle.unregister(self)
+        lifecycle.deactivate(self)  # a stopped run is nobody's active experiment (get_active_experiment: None)
         if self._record is not None:
             self._record.end(status, self.report)
         if not self.report.complete and self.run_dir is not None:

@@ -106,6 +106,7 @@ class BackendWorker(threading.Thread):
         self.final_status = RunStatus.FINISHED
         self.hooks = {kind: backend.implements(hook) for kind, hook in _HOOKS.items()}
         self.hooks[ARTIFACT] = backend.implements("backend_log_artifact")
+        self.journaled: frozenset[str] = frozenset()  # kinds whose record is the journal (set once started)
 
     # -- control, from other threads ------------------------------------------------------------------------
     def finish(self, status: RunStatus, deadline: float, until: int) -> None:
@@ -165,6 +166,7 @@ class BackendWorker(threading.Thread):
             except Exception as exc:  # permanent: the tracker refuses this run; nothing can be delivered
                 self.errors.record("start_run", exc, retrying=False)
                 return False
+        self.journaled = backend.journal_record()
         self.started.set()
         return True
 
@@ -200,6 +202,9 @@ class BackendWorker(threading.Thread):
             if self.hooks.get(kind):
                 if not self._deliver_isolating(kind, group):
                     return False
+            elif _KIND_NAMES.get(kind, kind) in self.journaled:  # its record is the journal, written already
+                self.cursor += j - i
+                self.delivered += j - i
             else:  # this backend takes no events of this kind: passed by, and reported as "no hook"
                 self.cursor += j - i
                 self.no_hook[_KIND_NAMES.get(kind, kind)] += j - i
