@@ -102,6 +102,36 @@ def test_rank0_policy_nonzero_rank_is_a_no_op_that_never_raises(
     assert not (tmp_path / "tracelet-runs").exists()  # the local store stays off
 
 
+def test_rank0_policy_every_public_method_of_a_nonzero_rank_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only the common ones: log_metric_at (TensorBoard's relay logs through it) must not raise either."""
+    from tracelet.core.experiment import Experiment
+
+    _as_rank(monkeypatch, 1)
+    exp = tracelet.start_logging("train", backend="local")
+    exp.log_metric_at("loss", "not a number", "not a step", "not a time")
+    exp.log_metric_at("loss", 1.0, 3, None)
+    # Methods with nothing to do with a run: building an artifact, and what lifecycle calls itself.
+    pure = {"create_artifact", "start", "detach_after_fork"}
+    public = [n for n, v in vars(Experiment).items() if callable(v) and not n.startswith("_") and n not in pure]
+    not_idle = [n for n in public if n not in vars(exp)]
+    assert not_idle == [], f"Experiment methods that still do work on a non-reporting rank: {not_idle}"
+    exp.stop()
+
+
+def test_rank0_policy_a_stopped_nonzero_rank_is_not_the_active_experiment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As on rank 0: after stop() nothing is active, and the next start_logging has nothing to stop."""
+    _as_rank(monkeypatch, 1)
+    exp = tracelet.start_logging("first", backend="local")
+    assert tracelet.get_active_experiment() is exp
+    exp.stop()
+    assert tracelet.get_active_experiment() is None
+    with caplog.at_level(logging.WARNING, logger="tracelet"):
+        tracelet.start_logging("second", backend="local").stop()
+    assert "stops the active experiment" not in caplog.text
+
+
 def test_rank0_policy_rank0_records_where_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     _as_rank(monkeypatch, 0)
     exp = tracelet.start_logging("train", backend="local")

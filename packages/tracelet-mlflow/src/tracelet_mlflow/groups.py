@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tracelet.plugin import RunContext
+from tracelet_mlflow.tags import RUN_ID_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,10 +89,12 @@ class Group:
             raise NotYetThere(f"no parent run of group {self.group} yet (rank 0 creates it); retrying")
         if found is None:
             parent_tags = {**base, **self.tags(), ROLE_TAG: "parent"}
-            parent_tags.pop("tracelet.rank", None)
-            parent_tags.pop("tracelet.local_rank", None)
-            parent_tags.pop("tracelet.node", None)
-            parent_tags.pop("tracelet.node_rank", None)
+            # The parent is the group's, not rank 0's: without rank 0's run id (and local folder) a search by
+            # `tracelet.run_id` (a user's, or a retried start looking for the run it already made) finds
+            # rank 0's own run only, never the parent.
+            for key in (RUN_ID_TAG, "tracelet.run_dir", "tracelet.rank", "tracelet.local_rank", "tracelet.node",
+                        "tracelet.node_rank"):  # fmt: skip
+                parent_tags.pop(key, None)
             created = client.create_run(
                 experiment_id,
                 start_time=int(run.created_at.timestamp() * 1000),

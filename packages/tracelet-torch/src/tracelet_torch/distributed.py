@@ -19,7 +19,9 @@ global rank 0 logs the result, into its active experiment (its own run under ``d
 group (a single process) the value is logged as it is.
 
 Values may be Python numbers, numpy scalars or 0-d tensors. Under the ``nccl`` backend the packed tensor
-lives on the current CUDA device; under ``gloo`` (and others) on the CPU.
+lives on the current CUDA device; under ``gloo`` on the device of a CUDA tensor among the values (gloo reduces
+CUDA tensors itself), else on the CPU; under other backends on the CPU (a CUDA value is then copied there
+before the collective, which waits for the GPU).
 """
 
 from __future__ import annotations
@@ -97,11 +99,14 @@ def log_reduced_dict(
                 exp.log_metric(name, value, iteration)
         return
     names = list(values)
-    device = _device(dist, group)
+    device = _device(dist, group, values.values())
+    # Non-blocking only towards an accelerator: a device-to-host copy with non_blocking=True lands in pinned
+    # memory later, and the CPU collective would read the buffer before the value is there.
+    non_blocking = device.type != "cpu"
     parts = []
     for value in values.values():
         if isinstance(value, torch.Tensor):
-            parts.append(value.detach().reshape(()).to(device=device, dtype=torch.float64, non_blocking=True))
+            parts.append(value.detach().reshape(()).to(device=device, dtype=torch.float64, non_blocking=non_blocking))
         else:
             parts.append(torch.tensor(float(value), dtype=torch.float64, device=device))
     buffer = torch.stack(parts)
@@ -127,7 +132,10 @@ def _active() -> Any:
     return tracelet.get_active_experiment()
 
 
-def _device(dist: Any, group: Any) -> Any:
+def _device(dist: Any, group: Any, values: Any = ()) -> Any:
+    """Where the packed values are reduced: nccl's CUDA device; under gloo the device of a CUDA tensor among
+    the values (gloo reduces CUDA tensors itself, ordered after the kernels that produce them, so neither the
+    training thread nor the GPU waits here); else the CPU."""
     import torch
 
     try:
@@ -136,6 +144,10 @@ def _device(dist: Any, group: Any) -> Any:
         backend = ""
     if "nccl" in backend and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
+    if "gloo" in backend:
+        for value in values:
+            if isinstance(value, torch.Tensor) and value.is_cuda:
+                return value.device
     return torch.device("cpu")
 
 

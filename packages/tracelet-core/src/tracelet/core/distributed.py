@@ -437,6 +437,7 @@ def _true(*args: Any, **kwargs: Any) -> bool:
 # never more than rank 0's log_metric, and nothing can raise (a value rank 0 would refuse is not looked at).
 _IDLE: dict[str, Callable[..., Any]] = {
     "log_metric": _nothing,
+    "log_metric_at": _nothing,  # TensorBoard's relay and other integrations log through it
     "log_params": _nothing,
     "log_hyperparameter": _nothing,
     "set_tags": _nothing,
@@ -469,9 +470,10 @@ def make_idle(experiment: DistributedRun, p: Plan) -> None:
         lifecycle.register(experiment)  # its system metrics are delivered at exit too
 
     def stop(*args: Any, **kwargs: Any) -> None:
-        if node is not None:
-            from tracelet.core import lifecycle
+        from tracelet.core import lifecycle
 
+        lifecycle.deactivate(experiment)  # as on rank 0: a stopped run is nobody's active experiment
+        if node is not None:
             lifecycle.unregister(experiment)
             node.close()
         return None
