@@ -19,10 +19,12 @@ Targets: Tracelet's caller cost >= 20x cheaper; its delivered throughput >= 0.9x
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,6 +32,8 @@ import time
 from pathlib import Path
 
 _TMP = tempfile.mkdtemp(prefix="tracelet-clearml-bench-")
+# Registered before the tracker is imported, so it runs after the tracker's own exit handlers.
+atexit.register(shutil.rmtree, _TMP, True)  # the offline sessions: tens of MB a run
 os.environ["HOME"] = str(Path(_TMP) / "home")  # ClearML writes ~/.clearml/.session.json
 os.environ["CLEARML_CACHE_DIR"] = str(Path(_TMP) / "cache")
 os.environ.setdefault("TRACELET_TRACK_SYSTEM", "false")
@@ -38,6 +42,8 @@ os.environ.setdefault("TRACELET_TRACK_GIT", "false")
 Path(os.environ["HOME"]).mkdir(parents=True, exist_ok=True)
 
 import tracelet  # noqa: E402
+
+TARGET_MISSED = 3  # exit status: it ran and every point landed, but a target was missed
 
 TITLE, SERIES = "train", "loss"
 NAME = f"{TITLE}/{SERIES}"
@@ -134,7 +140,8 @@ def main() -> None:
         ok &= passed
         print(f"  {label:<28} {ratio:8.2f}x  (target >= {target:g}x)  {'ok' if passed else 'MISSED'}")
     print(f"  100% landed: {'yes' if all_landed else 'NO'}")
-    sys.exit(0 if ok else 1)
+    # Lost points are a defect (1); a target missed on a noisy machine is told apart (benchmarks/run.py).
+    sys.exit(0 if ok else TARGET_MISSED if all_landed else 1)
 
 
 if __name__ == "__main__":

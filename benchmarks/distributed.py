@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,9 +36,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "distributed"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from dist_helpers import MlflowPgServer, Postgres  # noqa: E402
+from dist_helpers import MlflowPgServer, Postgres, pg_bindir  # noqa: E402
 
 WORKER = HERE.parent / "tests" / "distributed" / "load_worker.py"
+SKIPPED = 77  # exit status benchmarks/run.py reports as "skipped": PostgreSQL is not installed here
+
+
+def check_prerequisites() -> None:
+    """Stop before any work when the PostgreSQL driver or server is missing, saying what to install."""
+    # Imported here, not at the end when the points are counted: without it the mlflow server would fail
+    # half-way through, and a missing module is what benchmarks/run.py reports as "skipped".
+    import psycopg2  # noqa: F401
+
+    try:
+        pg_bindir()
+    except RuntimeError as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        sys.exit(SKIPPED)
 
 
 def count_points(pg: Postgres, project: str) -> int:
@@ -121,6 +136,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    check_prerequisites()
 
     idle, rank0 = hot_path_costs()
     print(f"log_metric on a non-reporting rank (no-op): {idle * 1e6:.3f} us/call")
@@ -130,9 +146,9 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="tracelet-bench-dist-"))
     pg = Postgres()
-    pg.start()
     server = MlflowPgServer(pg, root)
     try:
+        pg.start()
         server.start()
         one_round("raw", server, 2, 2000, root)  # warm-up: the server's first requests, tables, caches
         rates: dict[str, list[float]] = {"tracelet": [], "log_batch": []}
@@ -156,6 +172,7 @@ def main() -> None:
     finally:
         server.kill()
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)  # workers' run folders and the server log: nothing to keep
 
 
 if __name__ == "__main__":

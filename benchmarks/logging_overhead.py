@@ -1,6 +1,6 @@
 """Calling-thread cost of `log_metric`, `import tracelet` time, and end-to-end throughput into the journal.
 
-    python benchmarks/logging_overhead.py [--batches 300] [--points 1000000]
+    python benchmarks/logging_overhead.py [--batches 1000] [--points 1000000]
 
 Everything is measured in this one run, side by side, and reported as medians (the machines here are small
 and noisy). Per-call times are per-batch averages of 1000 calls (timing single calls would mostly measure the

@@ -39,6 +39,8 @@ from mlflow.entities import Metric  # noqa: E402
 
 import tracelet  # noqa: E402
 
+TARGET_MISSED = 3  # exit status: it ran and every point landed, but a target was missed
+
 NAME = "loss"
 
 
@@ -148,7 +150,8 @@ def main() -> None:
         ok &= passed
         print(f"  {label:<22} {ratio:8.2f}x  (target >= {target:g}x)  {'ok' if passed else 'MISSED'}")
     print(f"  100% landed: {'yes' if all_landed else 'NO'}")
-    sys.exit(0 if ok else 1)
+    # Lost points are a defect (1); a target missed on a noisy machine is told apart (benchmarks/run.py).
+    sys.exit(0 if ok else TARGET_MISSED if all_landed else 1)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ Targets: the caller's cost per point >= 100x cheaper through Tracelet; delivered
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,6 +32,8 @@ import time
 from pathlib import Path
 
 _TMP = tempfile.mkdtemp(prefix="tracelet-wandb-bench-")
+# Registered before the tracker is imported, so it runs after the tracker's own exit handlers.
+atexit.register(shutil.rmtree, _TMP, True)  # the offline sessions: tens of MB a run
 for _key in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
     os.environ[_key] = str(Path(_TMP) / _key.lower())
     Path(os.environ[_key]).mkdir(parents=True, exist_ok=True)
@@ -44,6 +48,8 @@ import wandb  # noqa: E402
 
 import tracelet  # noqa: E402
 from tracelet_wandb import txlog  # noqa: E402
+
+TARGET_MISSED = 3  # exit status: it ran and every point landed, but a target was missed
 
 NAMES = [f"metric_{k}" for k in range(5)]
 
@@ -136,7 +142,8 @@ def main() -> None:
     if raw_short:
         print(f"  raw: finish() returned before {len(raw_short)} of {args.repeats} runs were whole in the .wandb "
               f"file (up to {max(raw_short)} points still to be written): its clock stopped early")
-    sys.exit(0 if ok else 1)
+    # Lost points are a defect (1); a target missed on a noisy machine is told apart (benchmarks/run.py).
+    sys.exit(0 if ok else TARGET_MISSED if all_landed else 1)
 
 
 if __name__ == "__main__":
