@@ -101,3 +101,56 @@ def test_a_child_process_leaves_the_parents_run_alone(mode: str, tmp_path: Path,
     assert [p.value for p in metrics["x"]] == [float(i) for i in range(2000)]
     assert "child" not in metrics
     assert run.meta["events"] == sum(1 for _ in run.events())  # written once, by the parent, at its end
+
+
+OWN_RUN = textwrap.dedent(
+    """
+    import json, multiprocessing, sys
+    import tracelet
+
+    def child_work(queue):
+        # A worker that tracks its own run: it takes the active slot without "stopping" the parent's run.
+        with tracelet.start_logging("child-own", config={"track_system": False}) as exp:
+            for i in range(10):
+                exp.log_metric("c", i, i)
+        queue.put(exp.id)
+
+    if __name__ == "__main__":
+        exp = tracelet.start_logging("parent", config={"track_system": False})
+        exp.log_metric("p", 0, 0)
+        exp.flush()
+        before = (exp.run_dir / "run.json").read_bytes()
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=child_work, args=(queue,))
+        proc.start()
+        child_id = queue.get(timeout=120)
+        proc.join(120)
+        untouched = (exp.run_dir / "run.json").read_bytes() == before
+        active = tracelet.get_active_experiment() is exp
+        exp.log_metric("p", 1, 1)
+        tracelet.stop_logging()
+        print(json.dumps({"code": proc.exitcode, "untouched": untouched, "active": active,
+                          "parent": exp.id, "child": child_id}))
+    """
+)
+
+
+def test_a_forked_child_may_start_its_own_run_without_touching_the_parents(
+    tmp_path: Path, python_env: dict[str, str]
+) -> None:
+    script = tmp_path / "own.py"
+    script.write_text(OWN_RUN)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=python_env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "stops the active experiment" not in proc.stderr, "the child claimed to stop its parent's run"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0 and out["untouched"] and out["active"]
+    store = tmp_path / "tracelet-runs"
+    parent, child = open_run(out["parent"], store), open_run(out["child"], store)
+    assert parent.status == "FINISHED" and child.status == "FINISHED"
+    assert [p.value for p in parent.metrics()["p"]] == [0.0, 1.0] and "c" not in parent.metrics()
+    assert [p.value for p in child.metrics()["c"]] == [float(i) for i in range(10)] and "p" not in child.metrics()

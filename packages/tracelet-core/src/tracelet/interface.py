@@ -25,7 +25,7 @@ def start_logging(
         exp_name, backend=settings.backend, project=settings.project, settings=settings, options=config
     )
     previous = lifecycle.activate(None)
-    if previous is not None:
+    if previous is not None and not lifecycle.inherited(previous):  # a forked child's: its parent's to stop
         logger.warning("tracelet: start_logging stops the active experiment %r first", previous.name)
         previous.stop()
     experiment.start()

@@ -53,6 +53,7 @@ _installed = False
 _sigterm_installed = False
 _previous_sigterm: Any = None
 _detachable: weakref.WeakSet[Any] = weakref.WeakSet()
+_inherited: weakref.WeakSet[Any] = weakref.WeakSet()  # in a forked child: what was detached from the parent
 
 
 # -- running experiments -------------------------------------------------------------------------------------
@@ -108,12 +109,19 @@ def detach_in_child(obj: Detachable) -> None:
     _detachable.add(obj)
 
 
+def inherited(obj: Any) -> bool:
+    """True in a forked child for an object it got from its parent: the parent owns that run, and the child
+    neither stops it nor speaks of stopping it (a child's `start_logging` just takes the active slot)."""
+    return obj in _inherited
+
+
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # a parent thread may have held it at fork time
     _running.clear()  # the child's exit stops nothing: the parent's runs are the parent's
     for obj in list(_detachable):
         obj.detach_after_fork()
+        _inherited.add(obj)
 
 
 if hasattr(os, "register_at_fork"):

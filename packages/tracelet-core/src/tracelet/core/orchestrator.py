@@ -43,6 +43,13 @@ MAX_CHUNK = 20_000  # events per dispatcher pass: short passes keep the caller's
 QUEUE_HIGH = 2 * MAX_CHUNK  # queued events past which the caller waits for the dispatcher (memory bound)
 QUEUE_LOW = MAX_CHUNK // 2  # ... until the queue is down to this
 THROTTLE_WAIT = 1.0  # the longest one call waits (a wedged dispatcher must not hang training for good)
+END_RUN_SHARE = 0.25  # of a backend's stop timeout, kept for flush and end_run after delivery stops ...
+END_RUN_MAX = 5.0  # ... but no more than this many seconds (delivery gets the rest)
+
+
+def end_run_reserve(timeout: float) -> float:
+    """Seconds of a stop timeout reserved for ending the backend's run once delivery has stopped."""
+    return min(timeout * END_RUN_SHARE, END_RUN_MAX)
 
 
 @attrs.define
@@ -219,6 +226,13 @@ class Orchestrator:
                 break
         return cursor, out
 
+    def _lost(self, cursor: int) -> int:
+        """How many events from `cursor` on neither memory nor the journal holds any more."""
+        with self._lock:
+            oldest = self._chunk_seqs[0] if self._chunk_seqs else self.end
+        kept = self.journaled if self.journal is not None else 0  # the journal holds events 0 .. journaled-1
+        return max(oldest - max(cursor, kept), 0)
+
     def await_started(self, timeout: float) -> list[tuple[str, BaseException | None]]:
         """Wait (at most `timeout` in all) for every backend's run to start: (name, start error or None) for
         each backend that answered; those still starting are left out (they keep trying on their threads)."""
@@ -394,17 +408,25 @@ class Orchestrator:
 
     def _finish_workers(self, workers: list[BackendWorker], status: RunStatus) -> dict[str, BackendReport]:
         now = time.monotonic()
+        limits: dict[str, float] = {}
         for w in workers:
-            timeout = w.backend.run.config.get("stop_timeout", self.stop_timeout)
-            w.finish(status, now + float(timeout), self.end)
+            timeout = float(w.backend.run.config.get("stop_timeout", self.stop_timeout))
+            # The whole of a backend's stop (delivery, then flush and end_run) fits in its stop timeout, and
+            # the backends finish side by side, so stop() returns within the longest timeout however many
+            # hang. Delivery ends early enough to leave end_run its reserve: a tracker's run is not left RUNNING.
+            limits[w.backend.name] = limit = now + timeout
+            w.finish(status, limit - end_run_reserve(timeout), self.end)
             if not w.is_alive() and not w.done.is_set():
                 w.start()
         reports: dict[str, BackendReport] = {}
         for w in workers:
-            timeout = float(w.backend.run.config.get("stop_timeout", self.stop_timeout))
-            # Grace beyond the delivery deadline for end_run itself; a hung hook is abandoned after it.
-            finished = w.done.wait(max(now + timeout - time.monotonic(), 0) + min(timeout, 10.0))
-            undelivered = max(self.end - w.cursor, 0)
+            # An absolute limit, not a wait per worker: waits on hung workers must not add up.
+            finished = w.done.wait(max(limits[w.backend.name] - time.monotonic(), 0))
+            cursor = w.cursor
+            # Events a worker stopped short of may be gone already (no journal, past the memory bound): those
+            # are dropped, not "undelivered", whether or not the worker got as far as noticing.
+            dropped = w.dropped + self._lost(cursor)
+            undelivered = max(self.end - cursor - (dropped - w.dropped), 0)
             if undelivered:
                 where = f" (kept in {self.journal.path})" if self.journal is not None else ""
                 logger.warning(
@@ -416,8 +438,8 @@ class Orchestrator:
             if w.errors.counts:
                 counts = ", ".join(f"{kind} x{n}" for kind, n in w.errors.counts.items())
                 logger.warning("tracelet: backend %r errors during the run: %s", w.backend.name, counts)
-            if w.dropped:
-                logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, w.dropped)
+            if dropped:
+                logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, dropped)
             if w.refused:
                 logger.warning(
                     "tracelet: backend %r refused %d events; everything else was delivered%s",
@@ -429,7 +451,7 @@ class Orchestrator:
                 name=w.backend.name,
                 delivered=w.delivered,
                 undelivered=undelivered,
-                dropped=w.dropped,
+                dropped=dropped,
                 errors=w.errors.summary(),
                 finished=finished,
                 details=dict(w.backend.details),

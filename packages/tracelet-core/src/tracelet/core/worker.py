@@ -4,7 +4,9 @@ Failures are transient or permanent (`tracelet.core.backoff.is_permanent`: the h
 `ConfigurationError`). A transient failure has the batch retried with capped backoff until the run's stop
 deadline; nothing after it is delivered before it. A permanent one means the tracker refuses some of the
 batch: the batch is split in halves until the refused events stand alone, everything else is delivered, and
-the refused events are counted (`refused`, reported at stop; they stay in the journal).
+the refused events are counted (`refused`, reported at stop; they stay in the journal). Once stop() has set
+the deadline and it passes, no new batch is begun: the worker ends the run in the time the orchestrator
+reserved for it (`orchestrator.end_run_reserve`).
 
 The worker reads events through `EventSource`, the narrow interface the orchestrator implements.
 """
@@ -104,6 +106,7 @@ class BackendWorker(threading.Thread):
         self.until = 0
         self.deadline: float | None = None
         self.final_status = RunStatus.FINISHED
+        self._last_send = 0.0  # seconds the last delivery call that went through took: what the next may take
         self.hooks = {kind: backend.implements(hook) for kind, hook in _HOOKS.items()}
         self.hooks[ARTIFACT] = backend.implements("backend_log_artifact")
         self.journaled: frozenset[str] = frozenset()  # kinds whose record is the journal (set once started)
@@ -131,6 +134,10 @@ class BackendWorker(threading.Thread):
 
     def _expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _no_time_left(self) -> bool:
+        """Whether one more call, as long as the last one that went through, would end past the stop deadline."""
+        return self.deadline is not None and time.monotonic() + self._last_send >= self.deadline
 
     def _retrying(self, where: str, fn: Any) -> bool:
         """Call `fn` until it succeeds (True) or the stop deadline passes (False); a permanent error raises."""
@@ -173,6 +180,11 @@ class BackendWorker(threading.Thread):
     def _deliver_loop(self) -> None:
         source = self.source
         while True:
+            if self.draining and self._no_time_left():
+                # A batch that would not be done by the delivery deadline is not begun, however fast the
+                # tracker still takes them: what remains of the stop timeout is end_run's (so the tracker's
+                # run is ended), and the rest stays in the journal.
+                return
             first, events = source.fetch(self.cursor, BATCH_LIMIT)
             if first > self.cursor:
                 self.dropped += first - self.cursor  # no journal and past the memory bound: counted, reported
@@ -192,6 +204,8 @@ class BackendWorker(threading.Thread):
         """Deliver runs of same-kind events in order, advancing the cursor after each run."""
         i, n = 0, len(events)
         while i < n:
+            if self.draining and self._no_time_left():  # a batch of many runs of kinds: stop between them too
+                return False
             kind = events[i][0]
             j = i + 1
             while j < n and events[j][0] == kind:
@@ -232,6 +246,12 @@ class BackendWorker(threading.Thread):
         return True
 
     def _send(self, kind: str, group: list[tuple]) -> None:
+        began = time.monotonic()
+        self._send_once(kind, group)
+        if kind != ARTIFACT:  # an upload's length says nothing about the next batch of points
+            self._last_send = time.monotonic() - began  # retries and backoff waits are not counted
+
+    def _send_once(self, kind: str, group: list[tuple]) -> None:
         call = self.backend.call
         if kind == METRIC:
             call("backend_log_metrics", metrics=[Metric(_name(e[1]), e[2], e[3], e[4]) for e in group])
