@@ -14,7 +14,11 @@ some boards) is dropped for that GPU from then on.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+import threading
+from types import ModuleType
 from typing import Any
 
 from tracelet.plugin import hookimpl
@@ -22,6 +26,19 @@ from tracelet.plugin import hookimpl
 logger = logging.getLogger("tracelet")
 
 _MB = 2**20
+
+# The bindings are imported on the collector thread, in its first sample: right after start(), when training
+# code may fork (DataLoader workers). A fork in the middle of that import would give the child the module's
+# import lock held by a thread the child does not have, and the child's own import of it would hang for good.
+# A fork waits for the import instead (once, for as long as the import takes).
+_importing = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_importing.acquire, after_in_parent=_importing.release, after_in_child=_importing.release)
+
+
+def _import_bindings() -> ModuleType:
+    with _importing:
+        return importlib.import_module("pynvml")
 
 
 class GpuCollector:
@@ -38,7 +55,7 @@ class GpuCollector:
     def _init(self) -> None:
         self._tried = True
         try:
-            import pynvml
+            pynvml = _import_bindings()
         except ImportError:
             logger.debug("tracelet: no GPU metrics: NVML bindings not installed (pip install 'tracelet[gpu]')")
             return
