@@ -121,7 +121,7 @@ def test_stop_during_outage_is_bounded_and_reports_what_is_left(
         t0 = time.monotonic()
         report = exp.stop()
         elapsed = time.monotonic() - t0
-    assert elapsed < 2 + 2 + 3, elapsed  # stop_timeout, end-run grace (min(timeout, 10)), slack
+    assert elapsed < 2 + 3, elapsed  # the whole stop (delivery, then end_run) fits in stop_timeout; 3 s of slack
     assert report is not None and not report.complete
     assert report.backends["mlflow"].undelivered == 500
     assert "did not receive 500 events" in caplog.text
