@@ -134,10 +134,35 @@ def test_uploads_run_on_the_backend_worker_and_log_returns_before_delivery() -> 
     t0 = time.perf_counter()
     results = exp.log_artifact("x.bin")
     assert time.perf_counter() - t0 < 0.5
-    assert results["slow"].status == "pending" and not results["slow"].done
+    assert not results["slow"].done and "pending" in repr(results["slow"])  # neither waits for the backend
     assert results["slow"].wait(10) and results["recorder"].wait(10)
     assert record_for(exp.id, "slow")["artifact_threads"] == {"tracelet-slow"}
     assert threading.current_thread().name not in record_for(exp.id, "recorder")["artifact_threads"]
+
+
+def test_success_status_and_error_read_right_after_log_artifact_are_the_backends_answer() -> None:
+    # No wait=True: reading the outcome of a pending result waits for it, as reading its uri does.
+    _write("ok.pt", b"ok")
+    exp = tracelet.start_logging("outcome", backend=["local", "failing"])
+    results = exp.log_artifact("ok.pt")
+    assert results["local"].success and results["local"].status == "ok" and results["local"].error is None
+    failing = exp.log_artifact("ok.pt")["failing"]
+    assert "artifact store unreachable" in (failing.error or "")
+    assert failing.status == "failed" and not failing.success
+
+
+def test_a_result_no_backend_answered_before_stop_fails_saying_how_to_deliver_it() -> None:
+    _write("late.pt", b"late")
+    exp = tracelet.start_logging("late", backend=["local", "slow"], config={"slow_stop_timeout": 0.2})
+    exp.log_metric("loss", 1.0, 0)  # the slow backend sleeps 1 s on this batch: the artifact misses its stop
+    time.sleep(0.1)
+    result = exp.log_artifact("late.pt")["slow"]
+    report = exp.stop()
+    assert report is not None and report.backends["slow"].undelivered >= 1
+    t0 = time.monotonic()
+    assert result.status == "failed" and not result.success and result.uri == ""
+    assert f"tracelet sync {exp.id}" in (result.error or "")
+    assert time.monotonic() - t0 < 1  # settled at stop: reading it does not wait out the stop timeout again
 
 
 def test_snapshots_are_immune_to_later_in_place_edits_replacement_and_deletion() -> None:
@@ -172,6 +197,18 @@ def test_unsafe_artifact_paths_and_missing_files_are_rejected_at_the_call() -> N
         exp.create_artifact("m", ArtifactType.MODEL).add_file("missing.pth")
     assert exp.list_artifacts() == []
     assert not Path("outside.txt").exists()
+
+
+def test_a_file_gone_between_add_file_and_log_artifact_raises_naming_the_artifact_and_the_cause() -> None:
+    src = _write("gone.pt", b"g")
+    exp = tracelet.start_logging("gone", backend="local")
+    art = exp.create_artifact("best", ArtifactType.CHECKPOINT).add_file(str(src))
+    src.unlink()
+    with pytest.raises(FileNotFoundError, match=r"artifact 'best'.*removed or renamed after add_file") as caught:
+        exp.log_artifact(art)
+    assert caught.value.filename == str(src.resolve())
+    assert exp.log_artifact(_write("next.pt", b"n"), wait=True)["local"].success  # the run goes on
+    assert [a.name for a in exp.list_artifacts()] == ["next.pt"]
 
 
 def test_log_file_artifact_legacy_paths() -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
+import threading
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,31 @@ def test_add_file_raises_for_missing_files_and_duplicates(tmp_path: Path) -> Non
         art.add_file(str(tmp_path / "f"))
     with pytest.raises(ValueError, match="scheme"):
         art.add_reference("bucket/key")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_add_file_refuses_a_pipe_at_once_instead_of_blocking_on_it(tmp_path: Path) -> None:
+    # Checksumming a FIFO nobody writes to would block the caller (the training loop) forever.
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _call(outcome, TraceletArtifact("a", "custom").add_file, str(fifo)))
+    worker.start()
+    worker.join(5)
+    blocked = worker.is_alive()
+    if blocked:  # unblock the test's own thread: a writer lets the open() return
+        with open(fifo, "wb"):
+            pass
+        worker.join(5)
+    assert not blocked, "add_file blocked on a named pipe"
+    assert isinstance(outcome[0], ValueError) and "regular file" in str(outcome[0])
+
+
+def _call(outcome: list[BaseException], fn: Callable[..., object], *args: object) -> None:
+    try:
+        fn(*args)
+    except BaseException as exc:  # recorded for the test thread to assert on
+        outcome.append(exc)
 
 
 def test_serializers_json_yaml_pickle(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

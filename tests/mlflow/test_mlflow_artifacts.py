@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import mlflow.pytorch
@@ -196,3 +197,30 @@ def test_downloaded_artifact_paths_survive_a_change_of_directory(
     assert back is not None and Path(back.files[0].local_path).is_absolute()
     monkeypatch.chdir(tmp_path / "store")
     assert Path(back.files[0].local_path).read_text() == "hello"
+
+
+@pytest.mark.parametrize("mode", ["polling", "watchdog"])
+def test_watching_the_folder_that_holds_the_mlflow_store_logs_the_users_files_only(
+    sqlite_uri: str, tmp_path: Path, mode: str
+) -> None:
+    # The sqlite database and MLflow's artifact folder are under the watched folder: logging what MLflow writes
+    # there would make MLflow write again (each manifest.json a new version), without end.
+    if mode == "watchdog":
+        pytest.importorskip("watchdog")
+    config = {
+        "mlflow_tracking_uri": sqlite_uri, "enable_artifacts": True, "automagic_artifacts": True,
+        "artifact_watch_dirs": [str(tmp_path)], "artifact_watcher": mode,
+        "artifact_watch_interval": 0.05, "artifact_watch_settle": 0.15,
+    }  # fmt: skip
+    exp = tracelet.start_logging("watch-store", project="art-proj", backend=["local", "mlflow"], config=config)
+    assert exp._artifacts._watcher.mechanism == mode
+    (tmp_path / "epoch1.pt").write_bytes(b"ck")
+    for step in range(15):  # metrics make MLflow write to its database while the watcher runs
+        exp.log_metric("loss", 1.0 / (step + 1), step)
+        time.sleep(0.1)
+    report = exp.stop()
+    assert [(a.name, a.version) for a in exp.list_artifacts()] == [("epoch1.pt", "v1")]
+    run_id = report.backends["mlflow"].details["run_id"]
+    client = MlflowClient(sqlite_uri)
+    assert [f.path for f in client.list_artifacts(run_id)] == ["epoch1.pt"]
+    assert report.backends["mlflow"].details["artifact_uri"] == client.get_run(run_id).info.artifact_uri

@@ -3,6 +3,7 @@ back offline from the backend's local copy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -39,7 +40,9 @@ def test_files_objects_references_models_and_versions(tmp_path: Path, caplog: py
     r3 = exp.log_artifact(model, wait=60)["wandb"]
     assert (r1.success, r2.success, r3.success) == (True, True, True), (r1.error, r2.error, r3.error)
     assert (r1.version, r2.version, r3.version) == ("v1", "v2", "v1")
-    assert r1.uri == "wandb-artifact://p/my_model:tracelet-v1" and r1.metadata["references"] == [
+    mapped = "my_model-" + hashlib.sha1(b"my model").hexdigest()[:8]  # "my model" is no W&B name: mapped
+    assert r1.uri == f"wandb-artifact://p/{mapped}:tracelet-v1" and r1.metadata["name"] == mapped
+    assert r1.metadata["references"] == [
         "https://example.com/data.tar",
         "s3://bucket/data.tar",
     ]
@@ -61,8 +64,8 @@ def test_files_objects_references_models_and_versions(tmp_path: Path, caplog: py
     run = run_of(exp.stop())
     records = [a for a in run.artifacts if a.name != "environment"]
     assert [(a.name, a.type, sorted(a.aliases)) for a in records] == [  # W&B keeps aliases as a set
-        ("my_model", "model", ["latest", "tracelet-v1"]),
-        ("my_model", "model", ["latest", "tracelet-v2"]),
+        (mapped, "model", ["latest", "tracelet-v1"]),
+        (mapped, "model", ["latest", "tracelet-v2"]),
         ("net", "checkpoint", ["latest", "tracelet-v1"]),
     ]
     v1, v2, ckpt = (contents(a) for a in records)
@@ -100,3 +103,21 @@ def test_logging_the_same_artifact_object_twice_is_two_versions(tmp_path: Path) 
     records = [a for a in run.artifacts if a.name == "ckpt"]
     assert [sorted(a.aliases) for a in records] == [["latest", "tracelet-v1"], ["latest", "tracelet-v2"]]
     assert [contents(a)["files/weights.bin"].size for a in records] == [10, 20]
+
+
+def test_names_w_and_b_refuses_stay_distinct_artifacts_after_mapping(tmp_path: Path) -> None:
+    # Mapped character by character, both names would be `__`: one W&B artifact with two types, which W&B refuses.
+    exp = tracelet.start_logging("unicode", project="p", backend="wandb", config={"track_system": False})
+    data = tmp_path / "data.txt"
+    data.write_text("d")
+    r_model = exp.log_artifact(exp.create_artifact("模型", ArtifactType.MODEL).add_file(str(data)), wait=60)["wandb"]
+    r_data = exp.log_artifact(exp.create_artifact("数据", ArtifactType.DATASET).add_file(str(data)), wait=60)["wandb"]
+    assert r_model.success and r_data.success, (r_model.error, r_data.error)
+    run = run_of(exp.stop())
+    records = {json.loads(a.metadata)["tracelet_name"]: a for a in run.artifacts if a.name != "environment"}
+    assert set(records) == {"模型", "数据"}
+    assert records["模型"].name != records["数据"].name
+    assert (records["模型"].type, records["数据"].type) == ("model", "dataset")
+    assert (records["模型"].name, records["数据"].name) == (r_model.metadata["name"], r_data.metadata["name"])
+    assert all(set(a.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+               for a in records.values())  # names W&B accepts

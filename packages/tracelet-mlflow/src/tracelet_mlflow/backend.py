@@ -84,6 +84,7 @@ class MLflowBackend:
         self._user_tags_sent = False
         self._log_batch: Callable[..., Any] = lambda *a, **k: None  # set when connected
         self._artifacts: ArtifactStore | None = None
+        self._artifact_uri: str | None = None
         self._cache_dir: Path | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -123,7 +124,12 @@ class MLflowBackend:
                 self._user_tags_sent = True
         if self._artifacts is None:
             self._artifacts = ArtifactStore(self.client, self.run_id, self._cache(run))
-        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri}
+        if self._artifact_uri is None:
+            with self._io():
+                self._artifact_uri = str(self.client.get_run(self.run_id).info.artifact_uri or "")
+        # artifact_uri: where this run's artifacts go; a local one is kept out of the artifact watcher's folders.
+        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
+                "artifact_uri": self._artifact_uri}
 
     def _connect(self) -> None:
         telemetry.apply(self.config)  # before mlflow's first import, which would start its telemetry client

@@ -13,8 +13,9 @@ Each logged Tracelet artifact becomes one `wandb.Artifact` whose type is the Tra
 Tracelet numbers the versions of a name v1, v2, ... in logging order; each W&B artifact carries its Tracelet
 version as the alias `tracelet-v<N>` (W&B's own `v0, v1, ...` count distinct contents, so logging the same
 content twice gives one W&B version with two Tracelet aliases), plus `latest`. Names W&B refuses (it allows
-letters, digits, `-`, `_`, `.`, at most 128 characters) are mapped: other characters become `_`; the original
-name is kept in the artifact's metadata and manifest.
+letters, digits, `-`, `_`, `.`, at most 128 characters) are mapped: other characters become `_` and a short
+hash of the original is appended, so distinct names stay distinct artifacts; the original name is kept in the
+artifact's metadata and manifest.
 
 A copy of every version (hard links to the run's snapshots where possible) stays in the backend's folder, so
 an offline run can answer `get_artifact` / `list_artifacts` from it; online they ask W&B.
@@ -41,11 +42,16 @@ _BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def wandb_name(name: str) -> str:
-    """The W&B artifact name for a Tracelet artifact name (deterministic; valid names pass untouched)."""
-    mapped = _BAD.sub("_", name) or "_"
-    if len(mapped) > NAME_MAX:
-        mapped = mapped[: NAME_MAX - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
-    return mapped
+    """The W&B artifact name for a Tracelet artifact name (deterministic; valid names pass untouched).
+
+    A mapped name ends in a short hash of the original, so two names never share one W&B artifact: without it
+    "模型" and "数据" would both be `__` (and W&B refuses a second type for one artifact name), and the
+    `tracelet-v1` alias of "my model" would move to "my_model"'s version.
+    """
+    if not _BAD.search(name) and len(name) <= NAME_MAX:
+        return name
+    suffix = "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return _BAD.sub("_", name)[: NAME_MAX - len(suffix)] + suffix
 
 
 def alias_for(version: str) -> str:

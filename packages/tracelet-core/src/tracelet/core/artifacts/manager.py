@@ -14,6 +14,7 @@ the local store numbers versions in the order of the `log_artifact` calls. The e
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from tracelet.core import backoff, journal
 from tracelet.core.artifacts.kinds import ArtifactType, guess_type, to_artifact_type
@@ -123,8 +125,23 @@ class ArtifactManager:
             interval=float(options.get("artifact_watch_interval", 1.0)),
             settle=float(options.get("artifact_watch_settle", 1.0)),
             mode=str(options.get("artifact_watcher", "auto")),
+            more_exclude=lambda: self._tracker_paths(dirs),
         )
         self._watcher.start()
+
+    def _tracker_paths(self, watched: list[Path]) -> list[Path]:
+        """Local files and folders the backends write to, from their run details (an MLflow sqlite database
+        and artifact root, a W&B run folder, a ClearML session folder). A watched folder that holds one of
+        them would otherwise log the tracker's own writes, each of which it then writes again, without end."""
+        found: list[Path] = []
+        for b in self._backends():
+            for value in dict(b.details or {}).values():
+                path = _local_path(value)
+                if path is None or any(path == d or path in d.parents for d in watched):
+                    continue  # excluding a watched folder itself (or one above it) would stop all watching
+                found.append(path)
+                found.extend(path.with_name(path.name + suffix) for suffix in _SQLITE_SIDECARS)
+        return found
 
     def stop(self) -> None:
         """Stop watching (logging what appeared last); deliveries already queued still complete."""
@@ -134,6 +151,26 @@ class ArtifactManager:
             self._stopped = True
             idle = not self._results
         if idle and self._temporary_staging and self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def close(self) -> None:
+        """After the backends' workers have ended: a result still pending will never be answered, so it fails
+        with what to do instead of making every later read of it wait out the stop timeout again."""
+        with self._lock:
+            leftover = list(self._results.values())
+            self._results.clear()
+        if not leftover:
+            return
+        if self._run_dir is not None:
+            later = f"the run's journal keeps it: `tracelet sync {self._run_dir.name}` delivers it later"
+        else:
+            later = "without the local store it is not kept; log it again in a new run"
+        for pending in leftover:
+            for name, result in pending.items():
+                result.status = FAILED
+                result.error = f"not delivered to {name!r} before the run stopped (stop_timeout); {later}"
+                result._done.set()
+        if self._temporary_staging and self._staging is not None:  # nothing will read these snapshots now
             shutil.rmtree(self._staging, ignore_errors=True)
 
     # -- logging -----------------------------------------------------------------------------------------------
@@ -305,7 +342,10 @@ class ArtifactManager:
             rel = check_artifact_path(f.artifact_path)
             dst = staging / "files" / rel
             # A copy, not a hard link: a link shares the inode, so an in-place rewrite would change it.
-            checksum, size = copy_hashing(f.local_path, dst)
+            try:
+                checksum, size = copy_hashing(f.local_path, dst)
+            except OSError as exc:
+                raise _snapshot_error(exc, f.local_path, artifact.name, staging) from exc
             if f.checksum and checksum != f.checksum:
                 logger.info("tracelet: %s changed between add_file and log_artifact; logging it as it is now",
                             f.local_path)
@@ -429,6 +469,42 @@ class ArtifactManager:
         found = self._read("backend_list_artifacts", backend, type_filter=kind)
         out = [a if isinstance(a, TraceletArtifact) else TraceletArtifact.from_dict(a) for a in (found or [])]
         return [a for a in out if kind is None or a.type is kind]
+
+
+_SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def _local_path(value: Any) -> Path | None:
+    """The local path a backend's run detail names (an absolute path, a file: or sqlite: URI), else None."""
+    if not isinstance(value, str) or not value or "\n" in value:
+        return None
+    if value.startswith("file:"):
+        text = unquote(urlparse(value).path)
+    elif value.startswith("sqlite:///"):
+        text = value[len("sqlite:///"):].split("?", 1)[0]  # sqlite:////abs/db -> /abs/db; sqlite:///db: relative
+        if text and not os.path.isabs(text):
+            text = os.path.abspath(text)
+    else:
+        text = value
+    if not text or not os.path.isabs(text):
+        return None  # a name or a relative path: nothing that can be told apart from the user's own files
+    return Path(text).resolve()
+
+
+_SNAPSHOT_HINTS = {
+    errno.ENOSPC: "free space there, or point TRACELET_DIR at a bigger disk; add_reference(uri) records a file "
+    "too big to copy without copying it",
+    errno.ENOENT: "it was removed or renamed after add_file",
+    errno.EACCES: "the file is not readable by this process",
+}
+
+
+def _snapshot_error(exc: OSError, source: str, name: str, staging: Path) -> OSError:
+    """The same kind of OSError (FileNotFoundError, PermissionError, ...), saying which artifact and what to do."""
+    hint = _SNAPSHOT_HINTS.get(exc.errno or 0, "nothing was logged")
+    message = (f"cannot copy a file of artifact {name!r} into the run ({staging.parent}): "
+               f"{exc.strerror or exc}; {hint}")
+    return OSError(exc.errno, message, source) if exc.errno else OSError(message)
 
 
 def _failed(backend: str, error: str) -> ArtifactResult:

@@ -90,10 +90,11 @@ class ArtifactResult:
 
     `log_artifact` returns results in the `pending` state; the backend's worker fills `uri`, `version` and
     `metadata` (state `ok`) or `error` (state `failed`) when it delivers. `wait()` blocks until then, and so
-    does reading `uri`, `version` or `metadata` of a pending result (at most the run's stop timeout; then
-    the value as it stands), except the ones the core fills before `log_artifact` returns: `version` (the
-    version the backend stores it as when versions follow the logging order; the backend's answer replaces
-    it) and, for the local store, `uri` and `metadata` too. `repr()` never waits.
+    does reading `uri`, `version`, `metadata`, `status`, `error` or `success` of a pending result (at most the
+    run's stop timeout; then the value as it stands), except the ones the core fills before `log_artifact`
+    returns: `version` (the version the backend stores it as when versions follow the logging order; the
+    backend's answer replaces it) and, for the local store, `uri` and `metadata` too. `done` and `repr()`
+    never wait.
     """
 
     backend: str
@@ -155,7 +156,9 @@ class _Settled:
 
 
 _WAITLESS = {f: ArtifactResult.__dict__[f] for f in ("backend", "uri", "version", "metadata", "error", "status")}
-for _field in ("uri", "version", "metadata"):
+# `status` and `error` too: `results["mlflow"].success` read right after `log_artifact` is the backend's answer,
+# not "still pending" (`done` is the way to ask without waiting).
+for _field in ("uri", "version", "metadata", "status", "error"):
     setattr(ArtifactResult, _field, _Settled(_field, _WAITLESS[_field]))
 
 
@@ -200,6 +203,8 @@ class TraceletArtifact:
             raise FileNotFoundError(2, "artifact file not found", str(path))
         if path.is_dir():
             raise IsADirectoryError(21, "add_file takes a file; use add_dir for a folder", str(path))
+        if not path.is_file():  # a FIFO, socket or device: reading it to checksum it would block or never end
+            raise ValueError(f"add_file takes a regular file; {str(path)!r} is not one (a pipe, socket or device)")
         target = check_artifact_path(artifact_path if artifact_path is not None else path.name)
         if self._taken(target):
             raise ArtifactPathError(f"artifact {self.name!r} already has a file at {target!r}")

@@ -4,7 +4,9 @@ watchdog (inotify, FSEvents, ReadDirectoryChangesW) tells us which paths changed
 it, or with `artifact_watcher="polling"`, the folders are rescanned every `interval` seconds. Either way a
 file is logged only once it has stopped changing for `settle` seconds, so a checkpoint still being written is
 not snapshotted half-way. Files present when watching starts are not logged; hidden and temporary files
-(".x", "~", ".tmp", ".part", ".swp", ...) and anything under the run store are ignored.
+(".x", "~", ".tmp", ".part", ".swp", ...), anything under the run store, and the files and folders the
+trackers themselves write to (an MLflow sqlite database and artifact folder, a W&B or ClearML offline
+session inside a watched folder) are ignored: logging those would feed back into itself.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,12 +38,16 @@ class ArtifactWatcher:
         interval: float = 1.0,
         settle: float = 1.0,
         mode: str = "auto",
+        more_exclude: Callable[[], list[Path]] | None = None,
     ) -> None:
         if mode not in ("auto", "watchdog", "polling"):
             raise ValueError(f"artifact_watcher must be 'auto', 'watchdog' or 'polling', got {mode!r}")
         self.dirs = [Path(d) for d in dirs]
         self.on_file = on_file
-        self.exclude = [Path(p) for p in (exclude or [])]
+        self._fixed_exclude = [Path(p) for p in (exclude or [])]
+        self.exclude = list(self._fixed_exclude)
+        # Paths known only later (what the trackers write to, once they have started), asked for at every tick.
+        self.more_exclude = more_exclude
         self.interval = interval
         self.settle = settle
         self.mode = mode
@@ -60,6 +67,7 @@ class ArtifactWatcher:
     def start(self) -> None:
         for d in self.dirs:
             d.mkdir(parents=True, exist_ok=True)
+        self._refresh_exclude()
         self.seen = dict(self._scan())
         if self.mode != "polling":
             self._observer = self._start_observer()
@@ -101,6 +109,12 @@ class ArtifactWatcher:
                         with lock:
                             dirty.add(Path(os.fsdecode(p)))
 
+        # watchdog's inotify observer warns "Callback with id ... already exists" on the user's console whenever a
+        # folder is renamed inside a watched tree (the stores' version folders are, when "." is watched); the
+        # watch works all the same, so that one warning of that one module is silenced.
+        warnings.filterwarnings(
+            "ignore", message="Callback with id .* already exists", category=RuntimeWarning, module="watchdog"
+        )
         try:
             observer = Observer()
             for d in self.dirs:
@@ -138,7 +152,18 @@ class ArtifactWatcher:
             paths.update(path for path, _ in self._scan([p]))
         return {p: _signature(p) for p in paths | set(self._candidates) if self._wanted(p)}
 
+    def _refresh_exclude(self) -> None:
+        if self.more_exclude is None:
+            return
+        try:
+            more = [Path(p) for p in self.more_exclude()]
+        except Exception as exc:  # keep the last known list: watching goes on
+            logger.debug("tracelet: artifact watching: cannot list paths to exclude: %s", exc)
+            return
+        self.exclude = list(dict.fromkeys([*self._fixed_exclude, *more]))
+
     def _tick(self, final: bool = False) -> None:
+        self._refresh_exclude()
         now = time.monotonic()
         changes: dict[Path, Signature | None]
         if final and self._observer is not None:
