@@ -113,3 +113,20 @@ def test_experiment_config_overrides_settings(monkeypatch: pytest.MonkeyPatch) -
 def test_unknown_setting_in_explicit_arguments_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match="unknown settings"):
         TraceletSettings.resolve(None, colour="blue")
+
+
+def test_experiment_config_fields_in_a_config_dict_act() -> None:
+    from tracelet.store import open_run
+
+    exp = tracelet.start_logging("dict-config", backend="local", config={"track_metrics": False, "track_args": "no"})
+    assert (exp.config.track_metrics, exp.config.track_args) == (False, False)
+    exp.log_metric("loss", 1.0, 0)  # a documented no-op with track_metrics off
+    tracelet.stop_logging()
+    assert "loss" not in open_run(exp.id).metrics()
+    with pytest.raises(ConfigurationError, match="track_metrics"):
+        tracelet.start_logging("bad", backend="local", config={"track_metrics": "sometimes"})
+
+
+def test_experiment_takes_a_config_dict_as_start_logging_does() -> None:
+    exp = tracelet.Experiment("dict", config={"project": "p-dict", "track_git": False, "acme_key": 1}, backend=["local"])
+    assert exp.project == "p-dict" and exp.config.track_git is False and exp.options["acme_key"] == 1

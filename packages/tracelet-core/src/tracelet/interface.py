@@ -6,6 +6,7 @@ import logging
 from typing import Any, cast
 
 from tracelet.core import lifecycle
+from tracelet.core.config import ExperimentConfig
 from tracelet.core.experiment import Experiment
 from tracelet.settings import TraceletSettings, parse_list
 
@@ -22,7 +23,12 @@ def start_logging(
     backends = parse_list(backend) if isinstance(backend, str) else backend  # "mlflow,wandb" names two
     settings = TraceletSettings.resolve(config, project=project, backend=backends)
     experiment = Experiment(
-        exp_name, backend=settings.backend, project=settings.project, settings=settings, options=config
+        exp_name,
+        config=ExperimentConfig.from_mapping(config, settings),  # e.g. track_metrics=False: not a global setting
+        backend=settings.backend,
+        project=settings.project,
+        settings=settings,
+        options=config,
     )
     previous = lifecycle.activate(None)
     if previous is not None and not lifecycle.inherited(previous):  # a forked child's: its parent's to stop

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from tracelet.settings import TraceletSettings
+from tracelet.exceptions import ConfigurationError
+from tracelet.settings import TraceletSettings, parse_bool
 
 
 @attrs.define
@@ -56,6 +58,20 @@ class ExperimentConfig:
             watch_filesystem=settings.watch_filesystem,
         )
 
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None, settings: TraceletSettings) -> ExperimentConfig | None:
+        """The config a `start_logging`-style `config` dict asks for: its keys that only ExperimentConfig has
+        (`track_metrics`, `track_args`, `track_checkpoints`, `track_environment`, `track_system_metrics`) over
+        `settings`; None when it names none of them (the settings it names are in `settings` already)."""
+        only = {f.name for f in attrs.fields(cls)} - TraceletSettings.field_names()
+        given = {k: v for k, v in (config or {}).items() if k in only}
+        if not given:
+            return None
+        out = cls.from_settings(settings)
+        for key, value in given.items():
+            setattr(out, key, _flag(key, value))
+        return out
+
     def overlay(self, settings: TraceletSettings) -> TraceletSettings:
         """The settings with this config's fields in their place."""
         changes: dict[str, Any] = {
@@ -72,6 +88,13 @@ class ExperimentConfig:
         if self.artifact_watch_dirs is not None:
             changes["artifact_watch_dirs"] = list(self.artifact_watch_dirs)
         return attrs.evolve(settings, **changes)
+
+
+def _flag(key: str, value: Any) -> bool:
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"config {key}: {exc}") from None
 
 
 # Knobs the spec documents whose behaviour is not built yet: knob -> (the value that needs no support, the

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +64,7 @@ class Experiment:
     def __init__(
         self,
         name: str,
-        config: ExperimentConfig | None = None,
+        config: ExperimentConfig | Mapping[str, Any] | None = None,
         backend: list[str] | None = None,
         tags: list[str] | None = None,
         automagic: bool = False,
@@ -78,6 +78,11 @@ class Experiment:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("an experiment needs a non-empty name")
+        if isinstance(config, Mapping):  # a start_logging-style dict: settings, ExperimentConfig fields, backend keys
+            given = dict(config)
+            settings = settings if settings is not None else TraceletSettings.resolve(given)
+            options = {**given, **(options or {})}
+            config = ExperimentConfig.from_mapping(given, settings)
         settings = settings if settings is not None else TraceletSettings()
         if config is not None:
             settings = config.overlay(settings)
@@ -300,6 +305,8 @@ class Experiment:
         assert self._orchestrator is not None
         self.report = self._orchestrator.stop(status)
         self._append = _after_stop  # again: the dispatcher may have swapped the append until it stopped
+        if self._artifacts is not None:
+            self._artifacts.close()  # artifact results no backend answered: failed, saying what to do
         self.status = status
         lifecycle.unregister(self)
         lifecycle.deactivate(self)  # a stopped run is nobody's active experiment (get_active_experiment: None)
