@@ -190,6 +190,14 @@ class ClearMLBackend:
         group = group_label(run.metadata)
         if group:
             tags.append(f"{GROUP_TAG_PREFIX}{group}")  # the ranks of one per_rank launch share this tag
+        resume: dict[str, Any] = {}
+        if opts.run_id and not opts.offline:
+            resume["continue_last_task"] = opts.run_id  # the same task, reopened (its reports continue)
+        elif opts.run_id:
+            logger.info(
+                "tracelet-clearml: an offline session cannot be reopened; task %s is continued in a new task",
+                opts.run_id,
+            )
         try:
             task = task_cls.init(
                 project_name=opts.project_name or run.project,
@@ -202,6 +210,7 @@ class ClearMLBackend:
                 auto_connect_arg_parser=opts.auto_connect_arg_parser,
                 auto_connect_streams=opts.auto_connect_streams,
                 auto_resource_monitoring=opts.auto_resource_monitoring,
+                **resume,
             )
         except MissingConfigError as exc:
             raise ConfigurationError(
@@ -253,6 +262,7 @@ class ClearMLBackend:
         task = self.task
         details: dict[str, Any] = {
             "task_id": str(task.id),
+            "run_id": str(task.id),  # the key `tracelet sync` records and hands back (as config) to reopen it
             "project": str(task.get_project_name() or ""),
             "offline": session.is_offline(),
             "attached": self.attached,

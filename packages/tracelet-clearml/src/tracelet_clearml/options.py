@@ -63,6 +63,9 @@ class Options:
     output_uri: str | bool | None = None
     offline: bool = False
     reuse_last_task_id: bool | str = False
+    # A task to continue (ClearML's `continue_last_task`); `tracelet sync` sets it to finish a run's own task in
+    # place. Online only: offline, ClearML cannot reopen a session, so a new task is made.
+    run_id: str | None = None
     auto_connect_frameworks: bool | dict[str, Any] = False
     auto_connect_arg_parser: bool | dict[str, bool] = False
     auto_connect_streams: bool | dict[str, bool] = False
@@ -90,6 +93,7 @@ class Options:
             output_uri=config.get("output_uri"),
             offline=env_offline() if offline is None else offline,
             reuse_last_task_id=reuse,
+            run_id=_text(config.get("run_id")),
             auto_connect_frameworks=_switch(config.get("auto_connect_frameworks", False), "auto_connect_frameworks"),
             auto_connect_arg_parser=_switch(config.get("auto_connect_arg_parser", False), "auto_connect_arg_parser"),
             auto_connect_streams=_switch(config.get("auto_connect_streams", False), "auto_connect_streams"),

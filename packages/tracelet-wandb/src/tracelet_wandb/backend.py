@@ -70,7 +70,7 @@ EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.RUNNING: 0, RunStatus.FAILED: 1, 
 INIT_KEYS = ("project", "entity", "group", "job_type", "notes", "dir", "resume", "id")
 OPTIONS = frozenset(
     {*INIT_KEYS, "mode", "base_url", "console", "system_metrics", "metadata", "step_metric", "settings", "stop_timeout",
-     "call_timeout", "init_timeout"}
+     "call_timeout", "init_timeout", "run_id"}
 )  # fmt: skip
 CONFIG_TAGS = "tags"  # set_tags(...) key/values live in the run config under this branch
 CONFIG_TRACELET = "tracelet"  # Tracelet's own facts about the run (run id, renamed metrics)
@@ -196,6 +196,12 @@ class WandbBackend:
                 **dict(self.config.get("settings") or {}),
             }
             kwargs = {k: self.config[k] for k in INIT_KEYS if self.config.get(k) is not None}
+            resume_id = self.config.get("run_id")  # set by `tracelet sync` to finish a run's own W&B run in place
+            if resume_id and "id" not in kwargs and self.mode in preflight.ONLINE_MODES:
+                kwargs.update(id=str(resume_id), resume=kwargs.get("resume") or "allow")
+            elif resume_id and "id" not in kwargs:
+                # An offline run's folder cannot be reopened: the sync sends the whole run to a new W&B run.
+                logger.info("tracelet-wandb: offline, W&B run %s cannot be reopened; a new run is made", resume_id)
             kwargs.setdefault("project", run.project)
             group = group_label(run.metadata)
             if group and not os.environ.get("WANDB_RUN_GROUP"):  # W&B's own variable, like the config, wins

@@ -15,7 +15,8 @@ Guarantees:
   and artifact events are recorded one by one, so they are not stored twice.
 - **Leftovers of a live run.** With no targets, a run's own backends that did not receive everything (a
   tracker down past the stop timeout, or a run whose process died) are finished in place: the same backend
-  run (its id comes from run.json), from the event where the live run stopped.
+  run (its id comes from run.json), from the event where the live run stopped. A backend that opens another
+  run instead (it cannot reopen that one: W&B or ClearML offline) is given the whole run from event 0.
 - **One sync per run at a time** (a `flock` on `<run>/sync.lock`); a run that is still alive is refused.
 
 Config for a target: the config its live run used (secrets masked there are left out: give them again, or
@@ -126,13 +127,27 @@ class SyncState:
 class JournalSource:
     """The worker's event source for a finished run: its journal, read forward from the worker's cursor."""
 
-    def __init__(self, run_dir: Path, run_id: str, end: int, name: str, state: SyncState, start: int = 0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        end: int,
+        name: str,
+        state: SyncState,
+        start: int = 0,
+        resume_run: str | None = None,
+    ) -> None:
+        """:param start: the first event to deliver: how far the backend run `resume_run` already got.
+        :param resume_run: the backend's run id that `start` counts for (None when unknown)."""
         self.run_dir = run_dir
         self.run_id = run_id
         self.end = end
         self.name = name
         self.state = state
         self.cancelled = False
+        self.resume_run = resume_run
+        self.restarted = False  # the backend opened another run than `resume_run`: delivery began at event 0
+        self.checked = False  # the first fetch happened: the start point above is settled
         # The last cursor proven delivered (the worker asked for it before any cancel); after a cancel the
         # worker's own cursor may count hook calls that reached no plugin (see `_cancel`), this one never does.
         self.confirmed = start
@@ -144,6 +159,9 @@ class JournalSource:
     def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
         if self.cancelled:  # hook calls since the cancel reached no plugin: they prove nothing delivered
             return cursor, []
+        if not self.checked:  # the first call, on the worker's thread, once its backend run has started
+            cursor = self._first_event(cursor)
+            self.checked = True  # after any reset: sync's loop ends delivery only once this is settled
         # The worker asks for `cursor` only once every event before it was delivered: record that first.
         if cursor != self._recorded:
             self.state.update(self.name, cursor=cursor)
@@ -160,6 +178,32 @@ class JournalSource:
                 break
         self._next = cursor + len(out)
         return cursor, out
+
+    def _first_event(self, cursor: int) -> int:
+        """Where delivery starts: `cursor` when the backend reopened the run that far along, else event 0.
+
+        A resumed delivery (leftovers of a live run, a dead run, an interrupted sync) starts past the events the
+        backend run `resume_run` already holds. A backend that cannot reopen that run (ClearML offline, W&B
+        offline, a third-party tracker without the `run_id` key) opens a new one instead: starting that one
+        mid-journal would leave it without the run's params and first points, so it gets the whole run.
+        """
+        worker = self.worker
+        if cursor <= 0 or worker is None:
+            return cursor
+        opened = (worker.backend.details or {}).get("run_id")
+        if not opened or str(opened) == str(self.resume_run):
+            return cursor  # the same run reopened, or a backend without run ids (nothing to tell apart)
+        logger.warning(
+            "tracelet: backend %r opened run %s instead of continuing %s; it receives the whole run (%d events)",
+            self.name,
+            opened,
+            self.resume_run or "the live run's",
+            self.end,
+        )
+        self.restarted = True
+        self.state.update(self.name, run_id=str(opened), cursor=0, artifacts=[])
+        worker.cursor = 0  # on the worker's own thread, before it delivered anything: its next batch is event 0
+        return 0
 
     def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
         """One artifact from the run's snapshot, once per backend (recorded by its event's token).
@@ -370,7 +414,8 @@ def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout:
         state.update(plan.name, run_id=plan.point.get("run_id"), details=plan.point.get("details") or {},
                      config=secret_free(plan.config), cursor=start, events=total, ended=False, status=None,
                      artifacts=list(plan.point.get("artifacts") or []))
-        plan.source = JournalSource(local.path, local.id, total, plan.name, state, start)
+        plan.source = JournalSource(local.path, local.id, total, plan.name, state, start,
+                                    resume_run=plan.point.get("run_id"))
         plan.worker = BackendWorker(backend, plan.source, cursor=start)
         plan.source.worker = plan.worker
         plan.result.cursor = plan.start = start
@@ -381,7 +426,10 @@ def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout:
     try:
         while not all(p.worker is not None and p.worker.done.is_set() for p in plans):
             for plan in plans:
+                restarted_from = plan.start
                 _step(plan, state, total, status)
+                if progress.total is not None and plan.start < restarted_from:  # now sent from event 0
+                    progress.total += restarted_from - plan.start
             progress.update(sum(p.worker.cursor - p.start for p in plans if p.worker is not None))
             if deadline is not None and time.monotonic() >= deadline:
                 _cancel(plans)
@@ -408,7 +456,10 @@ def _step(plan: _Plan, state: SyncState, total: int, status: RunStatus) -> None:
             plan.recorded_run = True
             plan.result.run_id = details.get("run_id") or plan.result.run_id
             state.update(plan.name, run_id=plan.result.run_id, details=details)
-    if not plan.finishing and worker.cursor >= total and worker.started.is_set():
+    if plan.source is not None and plan.source.restarted and plan.start:  # counted from event 0 from now on
+        plan.start = plan.result.cursor = 0
+    settled = plan.source is None or plan.source.checked or worker.done.is_set()
+    if not plan.finishing and settled and worker.cursor >= total and worker.started.is_set():
         plan.finishing = True
         worker.finish(status, time.monotonic() + END_TIMEOUT, total)
 
@@ -429,6 +480,8 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
         worker, res = plan.worker, plan.result
         assert worker is not None
         cursor = worker.cursor
+        if plan.source is not None and plan.source.restarted:
+            res.cursor = 0  # a new backend run, delivered from event 0
         if plan.source is not None and plan.source.cancelled:
             cursor = min(cursor, plan.source.confirmed)  # only what reached the plugin before the cancel
         res.delivered = max(cursor - res.cursor, 0)
