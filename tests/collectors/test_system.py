@@ -107,3 +107,21 @@ print("GPU-METRICS", [n for n in __import__("tracelet.store", fromlist=["x"]).Lo
     lines = [line for line in out.stdout.splitlines() if "no GPU metrics" in line]
     assert lines == ["DEBUG tracelet: no GPU metrics: NVML bindings not installed (pip install 'tracelet[gpu]')"]
     assert "GPU-METRICS []" in out.stdout
+
+
+def test_a_run_stopped_at_once_gets_its_start_and_stop_readings_a_few_ms_apart(experiment_factory) -> None:
+    # Two readings in one millisecond would be one point to MLflow (it keeps time in ms and drops a repeated
+    # key/step/timestamp/value): the reading at stop waits until a few ms after the one before ended.
+    from tracelet.core import journal
+
+    exp = experiment_factory(track_system_metrics=True, settings={"metrics_interval": 30})
+    exp.start()
+    exp.stop()
+    stamps: dict[str, list[float]] = {}
+    for _, event in journal.read_events(exp.run_dir / journal.EVENTS_FILE):
+        if event[0] == "m" and str(event[1]).startswith("system/"):
+            stamps.setdefault(str(event[1]), []).append(event[4])
+    assert stamps and all(len(ts) == 2 for ts in stamps.values()), stamps  # at start and at stop
+    first_ended = max(ts[0] for ts in stamps.values())
+    stop_began = min(ts[1] for ts in stamps.values())
+    assert stop_began - first_ended >= 0.004, (first_ended, stop_began)

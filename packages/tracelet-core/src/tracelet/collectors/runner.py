@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +33,7 @@ logger = logging.getLogger("tracelet")
 DEFAULT_SWITCH = "track_system_metrics"
 STOP_JOIN_TIMEOUT = 10.0  # seconds stop() waits for a sample or one-off still running on the collector thread
 MIN_INTERVAL = 0.05
+STOP_SAMPLE_GAP = 0.005  # seconds between the end of the last reading and the reading at stop, at least
 _NEEDS_RUN = frozenset({"collector_metadata", "collector_start", "collector_begin"})  # skipped by metrics-only
 
 
@@ -178,11 +180,17 @@ class CollectorRunner:
     def _run(self) -> None:
         try:
             self.sample()
+            last = time.monotonic()
             for c in self.collectors:  # even when stop() came already: a short run still gets its diff and packages
                 self._call(c, "collector_begin", experiment=self.experiment)
             while not self._halt.wait(self.interval):
                 self.sample()
-            self.sample()  # the reading at stop
+                last = time.monotonic()
+            # The reading at stop, a few milliseconds after the one before ended at least: in a run stopped at once,
+            # two readings in one millisecond would be one point to trackers that keep time in ms (MLflow drops
+            # a repeated key/step/timestamp/value), and the start and stop readings must both arrive.
+            time.sleep(max(STOP_SAMPLE_GAP - (time.monotonic() - last), 0))
+            self.sample()
         except BaseException as exc:  # a bug here must not surface as an unhandled-thread traceback mid-training
             self._report("runner", "thread", exc)
 

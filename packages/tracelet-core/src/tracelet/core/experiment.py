@@ -212,7 +212,7 @@ class Experiment:
             journal,
             max_buffered=settings.max_buffered,
             stop_timeout=settings.stop_timeout,
-            progress=self._record.record_progress if self._record is not None else None,
+            progress=self._record_progress if self._record is not None else None,
         )
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
@@ -311,10 +311,17 @@ class Experiment:
         lifecycle.unregister(self)
         lifecycle.deactivate(self)  # a stopped run is nobody's active experiment (get_active_experiment: None)
         if self._record is not None:
-            self._record.end(status, self.report)
+            failed = self._artifacts.failed_artifacts() if self._artifacts is not None else None
+            self._record.end(status, self.report, failed)
         if not self.report.complete and self.run_dir is not None:
             logger.warning("tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir)
         return self.report
+
+    def _record_progress(self, cursors: dict[str, int]) -> None:
+        """The orchestrator's checkpoint (every couple of seconds): cursors and the artifacts that failed."""
+        assert self._record is not None
+        failed = self._artifacts.failed_artifacts() if self._artifacts is not None else None
+        self._record.record_progress(cursors, failed)
 
     def end(self) -> StopReport | None:
         """Alias for stop()."""

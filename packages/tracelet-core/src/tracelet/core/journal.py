@@ -6,8 +6,10 @@ Format version 1, one folder per run (`<dir>/<project>/<run-id>/`):
   `version` (1), `run_id`, `name`, `project`, `created_at`/`ended_at` (ISO 8601), `status`
   (RUNNING, FINISHED, FAILED, KILLED), `tags`, `metadata`, `backend_runs` (each backend's run id and
   details once started), `progress` (while running, every few seconds: backend -> events it has taken, a
-  lower bound that `tracelet sync` resumes a dead run from), and at stop `events` (the count) and
-  `delivery` (per backend: delivered, undelivered, dropped, errors).
+  lower bound that `tracelet sync` resumes a dead run from, with `failed_artifacts`: backend -> tokens of the
+  artifact events it failed to take, dropped at stop), and at stop `events` (the count) and
+  `delivery` (per backend: delivered, undelivered, dropped, errors, and `failed_artifacts`: the tokens of
+  the artifact events it failed to take for a transient reason, which `tracelet sync RUN` delivers later).
 - `events.bin`: append-only frames. A frame is a 4-byte little-endian payload length, then the payload: a
   pickle (protocol 5) of `(first_seq, [event, ...])` holding only tuples, lists, dicts, str, int, float, bool
   and None. Events are tuples whose first element is the kind:

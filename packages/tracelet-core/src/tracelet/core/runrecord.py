@@ -60,17 +60,27 @@ class RunRecord:
         except OSError as exc:
             logger.error("tracelet: cannot record the backend runs in %s: %s", self.run_dir, exc)
 
-    def record_progress(self, cursors: dict[str, int]) -> None:
+    def record_progress(self, cursors: dict[str, int], failed_artifacts: dict[str, list[str]] | None = None) -> None:
         """How many events each backend has taken so far (`progress`): if the process dies, `tracelet sync`
-        resumes each backend's run from there rather than resending the whole run. Raises OSError."""
+        resumes each backend's run from there rather than resending the whole run. `failed_artifacts` (backend
+        -> tokens of artifact events it failed to take, behind that point) go with it, so a sync of a run
+        whose process died sends those too. Raises OSError."""
         with self._lock:
             if self._ended:  # the end record says exactly what was delivered; never overwrite it
                 return
             self._meta["progress"] = dict(cursors)
+            if failed_artifacts:
+                self._meta["failed_artifacts"] = {k: list(v) for k, v in failed_artifacts.items()}
             self._write_locked()
 
-    def end(self, status: RunStatus, report: StopReport | None) -> None:
-        """Record how the run ended (and what each backend received), then give up the owner lock."""
+    def end(
+        self, status: RunStatus, report: StopReport | None, failed_artifacts: dict[str, list[str]] | None = None
+    ) -> None:
+        """Record how the run ended (and what each backend received), then give up the owner lock.
+
+        `failed_artifacts`: backend -> tokens of the artifact events it failed to take (an outage); recorded as
+        `delivery.<backend>.failed_artifacts`, which `tracelet sync RUN` delivers later.
+        """
         with self._lock:
             self._ended = True
         self._meta["status"] = RunStatus(status).value
@@ -89,6 +99,10 @@ class RunRecord:
                 }
                 for name, r in report.backends.items()
             }
+            for name, tokens in (failed_artifacts or {}).items():
+                if tokens and name in self._meta["delivery"]:
+                    self._meta["delivery"][name]["failed_artifacts"] = list(tokens)
+        self._meta.pop("failed_artifacts", None)  # the running checkpoint's: `delivery` has the final word
         try:
             self._write()
         except OSError as exc:  # the run's data is delivered; a full disk must not crash the script's end

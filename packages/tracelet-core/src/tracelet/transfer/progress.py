@@ -52,8 +52,8 @@ class Progress:
     def _summary(self, note: str | None, results: Any) -> str:
         lines = []
         for r in results or []:
-            if r.error:
-                lines.append(f"  {r.backend}: failed to start: {r.error}")
+            if r.error:  # with a status the run was delivered and ended, short of what `error` says
+                lines.append(f"  {r.backend}: {'' if r.status else 'failed to start: '}{r.error}")
             elif r.complete:
                 lines.append(f"  {r.backend}: {r.delivered:,} {self.unit} delivered, run {r.run_id or '-'} ended "
                              f"{r.status}")

@@ -6,11 +6,16 @@ run.json gains one key, `sync`, written by `tracelet sync` (never by a live run)
                             "config": the non-secret config it was synced with, "cursor": events delivered
                             (sequence numbers 0 .. cursor-1), "events": events in the journal, "ended": whether
                             its run was ended, "status": the status it was ended with, "artifacts": tokens of
-                            the artifact events delivered, "updated_at": ISO 8601}}
+                            the artifact events delivered, "refused_artifacts": tokens the backend refused
+                            for good when sent again, "updated_at": ISO 8601}}
 
 Where a backend has no `sync` entry, what the live run recorded stands: `delivery` (at stop: `undelivered`
 events, and `details` with the backend's run id) or, for a run whose process died, `backend_runs` (run ids
 recorded at start) with nothing known to be delivered.
+
+An artifact the live run failed to deliver (`delivery.<backend>.failed_artifacts`: the worker moved past it)
+is pending until its token is in `sync.<backend>.artifacts` (or `refused_artifacts`): the backend counts as a
+leftover, one event behind per pending artifact, and a sync sends it into the same backend run.
 """
 
 from __future__ import annotations
@@ -33,8 +38,28 @@ def count_events(run_dir: Any) -> int:
     return count
 
 
+def pending_artifacts(meta: dict[str, Any], name: str) -> list[str]:
+    """Tokens of the artifact events the live run failed to deliver to `name` that no sync has delivered since."""
+    failed = ((meta.get("delivery") or {}).get(name) or {}).get("failed_artifacts") or []
+    if not meta.get("delivery"):  # the process died: the last checkpoint's list (see RunRecord.record_progress)
+        failed = ((meta.get("failed_artifacts") or {}).get(name)) or []
+    if not failed:
+        return []
+    entry = (meta.get(SYNC_KEY) or {}).get(name) or {}
+    done = set(entry.get("artifacts") or []) | set(entry.get("refused_artifacts") or [])
+    return [str(t) for t in failed if str(t) not in done]
+
+
 def starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, Any]:
-    """Where delivery to backend `name` stands before this sync: its sync entry, else what the live run left."""
+    """Where delivery to backend `name` stands before this sync: its sync entry, else what the live run left;
+    `pending_artifacts` lists the artifacts to send again into that backend run (`pending_artifacts()`)."""
+    point = _starting_point(meta, name, dead)
+    if not point.get("fresh"):
+        point["pending_artifacts"] = pending_artifacts(meta, name)
+    return point
+
+
+def _starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, Any]:
     entry = (meta.get(SYNC_KEY) or {}).get(name)
     if isinstance(entry, dict):
         return dict(entry)
@@ -83,13 +108,15 @@ def leftover_backends(meta: dict[str, Any], dead: bool) -> list[str]:
         if point.get("fresh"):
             continue
         events = point.get("events")
-        if not point.get("ended") or (events is not None and point["cursor"] < events):
+        behind = events is not None and point["cursor"] < events
+        if not point.get("ended") or behind or point.get("pending_artifacts"):
             out.append(name)
     return out
 
 
 def behind(run_dir: Any, meta: dict[str, Any], dead: bool) -> dict[str, int]:
-    """Backend -> how many journaled events it has not received, for `tracelet runs` (`LocalRun.behind`)."""
+    """Backend -> how many journaled events it has not received (a failed artifact counts as one), for
+    `tracelet runs` (`LocalRun.behind`)."""
     if meta.get("status") == RunStatus.RUNNING.value and not dead:
         return {}  # a live run's workers are delivering now
     out: dict[str, int] = {}
@@ -101,7 +128,7 @@ def behind(run_dir: Any, meta: dict[str, Any], dead: bool) -> dict[str, int]:
             if total is None:
                 total = count_events(run_dir)
             events = total
-        missing = max(int(events) - int(point.get("cursor") or 0), 0)
+        missing = max(int(events) - int(point.get("cursor") or 0), 0) + len(point.get("pending_artifacts") or [])
         if missing or not point.get("ended"):
             out[name] = missing
     return out

@@ -17,6 +17,8 @@ Guarantees:
   tracker down past the stop timeout, or a run whose process died) are finished in place: the same backend
   run (its id comes from run.json), from the event where the live run stopped. A backend that opens another
   run instead (it cannot reopen that one: W&B or ClearML offline) is given the whole run from event 0.
+  Artifacts the live run failed to deliver (`delivery.<backend>.failed_artifacts`, an outage at that moment)
+  are sent into the same backend run first; one that fails again stays pending for the next sync.
 - **One sync per run at a time** (a `flock` on `<run>/sync.lock`); a run that is still alive is refused.
 
 Config for a target: the config its live run used (secrets masked there are left out: give them again, or
@@ -44,10 +46,10 @@ from typing import Any, TextIO
 
 import attrs
 
-from tracelet.core import discovery, journal
+from tracelet.core import backoff, discovery, journal
 from tracelet.core.backend import Backend, instantiate
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import RunContext, RunStatus
+from tracelet.core.records import ARTIFACT, RunContext, RunStatus
 from tracelet.core.worker import BackendWorker
 from tracelet.exceptions import ConfigurationError, TraceletException
 from tracelet.transfer import state as state_mod
@@ -119,6 +121,12 @@ class SyncState:
             entry.setdefault("artifacts", []).append(token)
             journal.write_meta(self.run_dir, self.meta)
 
+    def refuse_artifact(self, name: str, token: str) -> None:
+        with self._lock:
+            entry = self.meta.setdefault(state_mod.SYNC_KEY, {}).setdefault(name, {})
+            entry.setdefault("refused_artifacts", []).append(token)
+            journal.write_meta(self.run_dir, self.meta)
+
     def artifacts(self, name: str) -> set[str]:
         with self._lock:
             return set(((self.meta.get(state_mod.SYNC_KEY) or {}).get(name) or {}).get("artifacts") or [])
@@ -136,9 +144,11 @@ class JournalSource:
         state: SyncState,
         start: int = 0,
         resume_run: str | None = None,
+        pending: Iterable[str] = (),
     ) -> None:
         """:param start: the first event to deliver: how far the backend run `resume_run` already got.
-        :param resume_run: the backend's run id that `start` counts for (None when unknown)."""
+        :param resume_run: the backend's run id that `start` counts for (None when unknown).
+        :param pending: tokens of artifact events the live run failed to deliver to `resume_run` (sent first)."""
         self.run_dir = run_dir
         self.run_id = run_id
         self.end = end
@@ -152,6 +162,8 @@ class JournalSource:
         # worker's own cursor may count hook calls that reached no plugin (see `_cancel`), this one never does.
         self.confirmed = start
         self.worker: BackendWorker | None = None
+        self.pending = list(pending)
+        self.still_pending: list[str] = []  # pending artifacts that failed again: the next sync tries them
         self._events: Iterator[tuple[int, tuple]] | None = None
         self._next = -1
         self._recorded = -1
@@ -161,6 +173,8 @@ class JournalSource:
             return cursor, []
         if not self.checked:  # the first call, on the worker's thread, once its backend run has started
             cursor = self._first_event(cursor)
+            if not self.restarted:  # a new backend run gets every artifact with the whole journal
+                self._send_pending()
             self.checked = True  # after any reset: sync's loop ends delivery only once this is settled
         # The worker asks for `cursor` only once every event before it was delivered: record that first.
         if cursor != self._recorded:
@@ -204,6 +218,50 @@ class JournalSource:
         self.state.update(self.name, run_id=str(opened), cursor=0, artifacts=[])
         worker.cursor = 0  # on the worker's own thread, before it delivered anything: its next batch is event 0
         return 0
+
+    def _send_pending(self) -> None:
+        """Send the artifacts the live run failed to deliver (its worker moved past them) into the backend run.
+
+        On the worker's thread, once the run is open. Each is tried a few times (until the sync's deadline); one
+        that still fails stays pending (its token is not recorded), one the backend refuses for good
+        (ConfigurationError) is recorded as refused, so it does not keep the run behind forever.
+        """
+        from tracelet.core.artifacts.manager import DELIVERY_ATTEMPTS, DELIVERY_BACKOFF
+
+        worker = self.worker
+        todo = set(self.pending) - self.state.artifacts(self.name)
+        if worker is None or not todo:
+            return
+        backend = worker.backend
+        payloads: dict[str, dict[str, Any]] = {}
+        for seq, event in journal.read_events(self.run_dir / journal.EVENTS_FILE):  # artifacts are rare: a scan
+            if seq >= self.end:
+                break
+            if event[0] == ARTIFACT and isinstance(event[1], dict) and str(event[1].get("token")) in todo:
+                payloads[str(event[1]["token"])] = event[1]
+        for token in self.pending:
+            if token not in todo:
+                continue
+            payload = payloads.get(token)
+            if payload is None:  # the journal lost it (a torn tail): nothing can send it; say so, once
+                logger.warning("tracelet: artifact event %s is not in %s's journal; it cannot be sent to %r",
+                               token, self.run_id, self.name)
+                self.state.refuse_artifact(self.name, token)
+                continue
+            if self.name not in (payload.get("targets") or ()):
+                continue  # the live run never sent it here (routing): nothing is owed
+            def send(p: dict[str, Any] = payload) -> None:
+                self.deliver_artifact(backend, p)
+
+            try:
+                backoff.retry(send, attempts=DELIVERY_ATTEMPTS, start=DELIVERY_BACKOFF)
+            except Exception as exc:
+                if backoff.is_permanent(exc):
+                    worker.errors.record("log_artifact refused", exc, retrying=False)
+                    self.state.refuse_artifact(self.name, token)
+                else:
+                    worker.errors.record("log_artifact", exc, retrying=False)
+                    self.still_pending.append(token)
 
     def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
         """One artifact from the run's snapshot, once per backend (recorded by its event's token).
@@ -390,7 +448,8 @@ def sync(
             plan = _Plan(name, point, cfg, spec)
             res = plan.result
             res.run_id, res.cursor, res.events = point.get("run_id"), int(point.get("cursor") or 0), total
-            if point.get("ended") and res.cursor >= total and point.get("status") in (status, None):
+            if (point.get("ended") and res.cursor >= total and point.get("status") in (status, None)
+                    and not point.get("pending_artifacts")):
                 res.skipped, res.complete, res.status = "up to date", True, point.get("status") or status
             elif dry_run:
                 res.skipped = "dry run"
@@ -415,7 +474,8 @@ def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout:
                      config=secret_free(plan.config), cursor=start, events=total, ended=False, status=None,
                      artifacts=list(plan.point.get("artifacts") or []))
         plan.source = JournalSource(local.path, local.id, total, plan.name, state, start,
-                                    resume_run=plan.point.get("run_id"))
+                                    resume_run=plan.point.get("run_id"),
+                                    pending=plan.point.get("pending_artifacts") or ())
         plan.worker = BackendWorker(backend, plan.source, cursor=start)
         plan.source.worker = plan.worker
         plan.result.cursor = plan.start = start
@@ -494,6 +554,10 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
         res.run_id = details.get("run_id") or res.run_id
         ended = plan.finishing and worker.done.is_set() and cursor >= total
         res.complete = ended
+        if plan.source is not None and plan.source.still_pending:
+            res.complete = False  # the backend run is ended, yet lacks these: the next sync sends them
+            res.error = (f"{len(plan.source.still_pending)} artifact(s) the live run failed to deliver failed "
+                         f"again; run `tracelet sync {plan.source.run_id}` again to send them")
         res.status = status.value if ended else None
         state.update(plan.name, run_id=res.run_id, details=details or None, cursor=cursor,
                      ended=ended, status=res.status)

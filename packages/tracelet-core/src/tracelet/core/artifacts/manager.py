@@ -87,6 +87,9 @@ class ArtifactManager:
         self._lock = threading.Lock()
         self._results: dict[str, dict[str, ArtifactResult]] = {}  # token -> backend -> undelivered result
         self._logged: dict[tuple[str, str], int] = {}  # (backend, artifact name) -> times logged to it
+        # backend -> tokens of artifacts it failed for a transient reason (an outage): run.json keeps them at
+        # stop (`failed_artifacts`) so `tracelet sync RUN` delivers them, since the worker's cursor moved on.
+        self._failed: dict[str, dict[str, None]] = {}
         self._staging: Path | None = None
         self._temporary_staging = False
         self._watcher: Any = None
@@ -391,11 +394,30 @@ class ArtifactManager:
             out = backoff.retry(attempt, attempts=self.attempts, start=self.backoff)
         except Exception as error:
             self._record_error(backend.name, "log_artifact", error)
-            self._finish(token, backend.name, None, error)
+            later = self._remember_failed(backend.name, token, error)
+            self._finish(token, backend.name, None, error, later)
             return
+        with self._lock:  # a replay from the journal that went through: nothing is left to sync
+            self._failed.get(backend.name, {}).pop(token, None)
         self._finish(token, backend.name, out, None)
 
-    def _finish(self, token: str, name: str, out: Any, error: BaseException | None) -> None:
+    def _remember_failed(self, name: str, token: str, error: BaseException) -> str:
+        """Keep the token of an artifact `name` failed for a later sync; returns what the result should add.
+
+        Not for a ConfigurationError (the backend refuses it for good: sending it again cannot help), nor for
+        the local store (it is where a sync reads from), nor without a run folder (nothing is kept)."""
+        if self._run_dir is None or name == "local" or backoff.is_permanent(error) or token in ("", "None"):
+            return ""
+        with self._lock:
+            self._failed.setdefault(name, {})[token] = None
+        return f"; the run's journal keeps it: `tracelet sync {self._run_dir.name}` delivers it later"
+
+    def failed_artifacts(self) -> dict[str, list[str]]:
+        """Backend -> tokens of the artifacts it did not take for a transient reason (for run.json at stop)."""
+        with self._lock:
+            return {name: list(tokens) for name, tokens in self._failed.items() if tokens}
+
+    def _finish(self, token: str, name: str, out: Any, error: BaseException | None, later: str = "") -> None:
         with self._lock:
             pending = self._results.get(token)
             result = pending.pop(name, None) if pending is not None else None
@@ -408,7 +430,7 @@ class ArtifactManager:
             shutil.rmtree(self._staging / token, ignore_errors=True)
         if result is not None:  # None: a replay from the journal, or a backend outside the targets
             if error is not None:
-                result.status, result.error = FAILED, f"{type(error).__name__}: {error}"
+                result.status, result.error = FAILED, f"{type(error).__name__}: {error}{later}"
             else:
                 _fill(result, out)
                 result.status = OK
