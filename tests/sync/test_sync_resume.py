@@ -24,7 +24,7 @@ SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[
 def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
     runs_dir: Path, sqlite_uri: str, python_env: dict[str, str], sig: signal.Signals
 ) -> None:
-    run = local_run(runs_dir, "big", 15_000)  # 2 batches of the worker: killed after the first
+    run = local_run(runs_dir, "big", 40_000)  # 4 batches of the worker: killed after the first (a wide window)
     meta_path = run.path / journal.META_FILE
     args = [sys.executable, "-c", SYNC_CHILD, "sync", run.id, "--dir", str(runs_dir), "--to", "mlflow",
             "--config", f"tracking_uri={sqlite_uri}"]
