@@ -105,6 +105,9 @@ def test_a_child_killed_mid_run_is_shown_dead_then_synced_killed(
     assert "KILLED (process died)" in capsys.readouterr().out
     live_mlflow = "mlflow" in live_backends
     total = len(list(run.events()))
+    assert cli.main(["runs", "--dir", str(runs_dir)]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert str(total) in row.split("(process died)")[1].split()  # EVENTS counted from the journal
     if live_mlflow:
         before = run.meta["backend_runs"]["mlflow"]["run_id"]
         checkpoint = run.meta["progress"]["mlflow"]

@@ -143,13 +143,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
             r.name or "",
             _status(r),
             (r.created_at or "")[:19],
-            str(r.meta.get("events", "")),
+            _events(r),
             _behind(r),
         ]
         for r in runs
     ]
     print(_table(table, ["RUN", "PROJECT", "NAME", "STATUS", "CREATED", "EVENTS", "BEHIND"]))
     return 0
+
+
+def _events(run: Any) -> str:
+    """The run's event count: recorded at stop; counted from the journal for a run whose process died (its
+    count will not change any more); blank while a run is live."""
+    events = run.meta.get("events")
+    if events is None and run.dead:
+        from tracelet.transfer.state import count_events
+
+        events = count_events(run.path)
+    return "" if events is None else str(events)
 
 
 def _status(run: Any) -> str:
