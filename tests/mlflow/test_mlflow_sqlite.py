@@ -100,6 +100,7 @@ def test_params_stringified_long_one_truncated_and_saved_relogged_one_kept_as_ta
     assert all(params[k] == str(v) for k, v in many.items())
     assert len(params["long"]) == MAX_PARAM_VALUE_LENGTH
     assert params["long"].startswith(long_value[:5000]) and params["long"].endswith("full value: artifact long-params/v1/files/long.txt]")
+    assert "...[truncated 7000 chars; " in params["long"]  # N is the full value's length, as the README says
     saved = client.download_artifacts(run_id, "long-params/v1/files/long.txt", str(Path.cwd() / "dl"))
     assert Path(saved).read_text() == long_value
 
