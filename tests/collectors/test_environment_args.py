@@ -120,3 +120,29 @@ def test_a_parse_error_still_exits_as_before(experiment_factory, capsys) -> None
     exp.stop()
     assert info.value.code == 2 and "invalid float value" in capsys.readouterr().err
     assert stored(exp).params() == {}
+
+
+class MetricsOnly:
+    """A backend that stores no artifacts."""
+
+    from tracelet.plugin import hookimpl
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list) -> None:
+        pass
+
+
+def test_no_warning_about_the_environment_artifact_when_no_backend_takes_artifacts(
+    experiment_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tracelet
+
+    tracelet.register_plugin(MetricsOnly, name="metrics-only")
+    try:
+        with caplog.at_level("WARNING", logger="tracelet"):
+            exp = experiment_factory(backend=["metrics-only"], track_environment=True).start()
+            exp.stop()
+    finally:
+        tracelet.unregister_plugin("metrics-only")
+    assert "environment" in run_json(exp)["metadata"]  # the facts are still in the run's metadata
+    assert not [r for r in caplog.records if "no active backend takes artifact" in r.getMessage()]

@@ -15,3 +15,15 @@
 run by `runner.CollectorRunner` (hooks: `tracelet.core.plugins.CollectorPlugin`). Importing this package
 imports none of the collectors.
 """
+
+from typing import Any
+
+
+def takes_artifacts(experiment: Any) -> bool:
+    """Whether any of the run's backends stores artifacts. A collector's own artifacts (the environment, the
+    git diff, the console log) are left out quietly when none does: the user did not log them, so the
+    "no active backend takes artifact" warning a user's own `log_artifact` gets would only be noise."""
+    backends = getattr(experiment, "backends", None)
+    if backends is None:
+        return True
+    return any(b.implements("backend_log_artifact") for b in backends)

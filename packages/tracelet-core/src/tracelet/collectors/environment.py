@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tracelet.collectors import takes_artifacts
 from tracelet.core.redact import redact_mapping
 from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 
@@ -175,7 +176,7 @@ class EnvironmentCollector:
 
     @hookimpl
     def collector_begin(self, experiment: Any) -> None:
-        if not getattr(experiment.settings, "env_packages", True):
+        if not getattr(experiment.settings, "env_packages", True) or not takes_artifacts(experiment):
             return
         lines = installed_distributions()
         extra = getattr(experiment.settings, "env_allowlist", None) or ()

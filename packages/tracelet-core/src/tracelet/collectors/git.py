@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tracelet.collectors import takes_artifacts
 from tracelet.core.redact import redact_text
 from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 
@@ -196,6 +197,8 @@ class GitCollector:
     @hookimpl
     def collector_begin(self, experiment: Any) -> None:
         if not self.info.get("dirty"):
+            return
+        if not takes_artifacts(experiment):
             return
         diff = read_diff(self.info.get("root"))
         if diff is None:

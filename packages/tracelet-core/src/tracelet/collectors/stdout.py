@@ -36,6 +36,7 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
+from tracelet.collectors import takes_artifacts
 from tracelet.core.redact import redact_text
 from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 
@@ -262,7 +263,7 @@ class StdoutCollector:
             return
         try:
             log.close()
-            if log.path.stat().st_size > 0:
+            if log.path.stat().st_size > 0 and takes_artifacts(experiment):
                 artifact = TraceletArtifact("console", ArtifactType.REPORT, "the run's stdout and stderr")
                 artifact.add_file(os.fspath(log.path), LOG_NAME)
                 experiment.log_artifact(artifact)
