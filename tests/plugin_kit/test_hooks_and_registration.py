@@ -215,6 +215,18 @@ class ParamsOnly:
         ParamsOnly.got.update(params)
 
 
+def _metrics_params_and_a_tag(name: str, backends: list[str]) -> tuple[Any, Any]:
+    """A run of 1000 metric points, one params call and one tag; the experiment and its stop report."""
+    exp = tracelet.start_logging(name, backend=backends)
+    for i in range(1000):
+        exp.log_metric("loss", float(i), i)
+    exp.log_params({"lr": 0.1})
+    exp.set_tags({"team": "a"})
+    report = exp.stop()
+    assert report is not None
+    return exp, report
+
+
 def test_a_backend_without_a_metrics_hook_reports_it_instead_of_counting_points_delivered(
     unregister: list[str],
 ) -> None:
@@ -222,13 +234,7 @@ def test_a_backend_without_a_metrics_hook_reports_it_instead_of_counting_points_
 
     tracelet.register_plugin(ParamsOnly, name="params-only")
     unregister.append("params-only")
-    exp = tracelet.start_logging("no-hook", backend=["params-only"])
-    for i in range(1000):
-        exp.log_metric("loss", float(i), i)
-    exp.log_params({"lr": 0.1})
-    exp.set_tags({"team": "a"})
-    report = exp.stop()
-    assert report is not None
+    exp, report = _metrics_params_and_a_tag("no-hook", ["params-only"])
     mine = report.backends["params-only"]
     assert mine.no_hook == {"metrics": 1000, "tags": 1}
     assert mine.delivered == 1 and mine.undelivered == 0 and ParamsOnly.got == {"lr": 0.1}
@@ -246,13 +252,7 @@ def test_a_store_whose_record_is_the_journal_counts_those_kinds_delivered(unregi
 
     tracelet.register_plugin(JournalReader, name="journal-reader")
     unregister.append("journal-reader")
-    exp = tracelet.start_logging("journaled", backend=["journal-reader", "local"])
-    for i in range(1000):
-        exp.log_metric("loss", float(i), i)
-    exp.log_params({"lr": 0.1})
-    exp.set_tags({"team": "a"})
-    report = exp.stop()
-    assert report is not None
+    exp, report = _metrics_params_and_a_tag("journaled", ["journal-reader", "local"])
     reader = report.backends["journal-reader"]
     assert reader.no_hook == {"tags": 1} and reader.delivered == 1001  # the tag is still reported: not declared
     local = report.backends["local"]  # the built-in store: the journal is its record of all three kinds
