@@ -164,10 +164,7 @@ class ArtifactManager:
             self._results.clear()
         if not leftover:
             return
-        if self._run_dir is not None:
-            later = f"the run's journal keeps it: `tracelet sync {self._run_dir.name}` delivers it later"
-        else:
-            later = "without the local store it is not kept; log it again in a new run"
+        later = self._sync_hint() or "without the local store it is not kept; log it again in a new run"
         for pending in leftover:
             for name, result in pending.items():
                 result.status = FAILED
@@ -410,7 +407,13 @@ class ArtifactManager:
             return ""
         with self._lock:
             self._failed.setdefault(name, {})[token] = None
-        return f"; the run's journal keeps it: `tracelet sync {self._run_dir.name}` delivers it later"
+        return f"; {self._sync_hint()}"
+
+    def _sync_hint(self) -> str:
+        """What delivers an artifact a backend did not take, later ("" without a run folder)."""
+        if self._run_dir is None:
+            return ""
+        return f"the run's journal keeps it: `tracelet sync {self._run_dir.name}` delivers it later"
 
     def failed_artifacts(self) -> dict[str, list[str]]:
         """Backend -> tokens of the artifacts it did not take for a transient reason (for run.json at stop)."""
