@@ -146,7 +146,7 @@
     return bar;
   }
 
-  // Draws one chart per metric into `grid`; `runs` are [{id, name}], `metricNames` sorted. Returns a refresh
+  // Draws one chart per metric into `grid`; `runs` are [{id, name, metrics}], `metricNames` sorted. Returns a refresh
   // function that fetches the series again and updates the charts in place (live runs).
   function drawCharts(grid, runs, metricNames, x, gen) {
     const drawn = [];
@@ -157,8 +157,10 @@
     }
     function fetchAll(item) {
       const width = Math.max(item.box.clientWidth - 16, 300);
-      return Promise.all(runs.map((r) => api("/api/series", { id: r.id, metric: item.name, x: x, width: width })
-        .catch(() => ({ x: [], y: [], points: 0, sent: 0 }))));
+      const none = { x: [], y: [], points: 0, sent: 0 };
+      return Promise.all(runs.map((r) => (item.name in r.metrics
+        ? api("/api/series", { id: r.id, metric: item.name, x: x, width: width }).catch(() => none)
+        : Promise.resolve(none)))); // a metric this run does not have: nothing to ask for
     }
     function update() {
       return Promise.all(drawn.map((item) => fetchAll(item).then((list) => {
@@ -322,7 +324,7 @@
     const header = el("div", {}, runHeader(run));
     const grid = el("div", { class: "charts", id: "metric-charts" });
     const sysGrid = el("div", { class: "charts", id: "system-charts" });
-    const ref = [{ id: run.id, name: run.name }];
+    const ref = [{ id: run.id, name: run.name, metrics: run.metrics }];
     const rerender = () => { generation++; renderRun(run); };
     app.replaceChildren(header, controls(rerender, true),
       el("h2", {}, "Metrics"), user.length ? grid : el("p", { class: "muted" }, "no metrics"),
@@ -395,7 +397,7 @@
       el("div", { class: "meta" }, runs.map((r) => el("span", {}, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.name || r.id), " ", statusOf(r)))),
       controls(rerender, true), el("h2", {}, "Metrics"), grid,
       el("h2", {}, "Params (differences highlighted)"), params);
-    const update = drawCharts(grid, runs.map((r) => ({ id: r.id, name: r.name })), names, prefs.x, gen);
+    const update = drawCharts(grid, runs.map((r) => ({ id: r.id, name: r.name, metrics: r.metrics })), names, prefs.x, gen);
     return update().then(() => {
       if (!runs.some(isLive)) return;
       setLive("live: updating every " + POLL_MS / 1000 + " s");
