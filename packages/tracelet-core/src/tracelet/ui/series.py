@@ -18,8 +18,8 @@ Layout of the cache folder:
   point count, last/min/max value and last step/time. Replaced atomically after the column files grew.
 - `<stem>.pts`: one record per point, three little-endian float64s: step, timestamp, value.
 - `<stem>.l1`, `<stem>.l2`: per block of `BLOCK` points (`.l1`) or of `BLOCK` `.l1` blocks (`.l2`), six
-  float64s: step, time and value of the block's minimum, then of its maximum (NaN when the block holds no
-  finite value). Downsampling a 10-million-point series to a chart's width reads a few thousand blocks.
+  float64s: step, time and value of the block's minimum, then of its maximum (values NaN, at the block's
+  first step and time, when the block holds no finite value). Downsampling a 10-million-point series to a chart's width reads a few thousand blocks.
 
 Downsampling keeps extremes: each pixel column of the chart gets the minimum and the maximum of the points it
 covers, at their own x, so no spike disappears however far a chart is zoomed out. Non-finite values are
@@ -71,18 +71,33 @@ def cache_dir_for(run_dir: Path) -> Path:
         return folder
 
 
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return _NAN
+
+
 def _finite(v: float) -> bool:
     return v - v == 0  # False for NaN and +-inf, without a function call per point
+
+
+def _finite_only(values: Any) -> Any:
+    """`values` without NaN and infinities; the sum (C speed) tells the common all-finite case in one pass."""
+    total = sum(values)
+    if total - total == 0:
+        return values
+    return [v for v in values if v - v == 0]
 
 
 def _extremes(rows: array, stride: int, vi_min: int, vi_max: int) -> list[float]:
     """Min and max records over `rows` (records of `stride` floats; value at `vi_min`/`vi_max` of each)."""
     lows = rows[vi_min::stride]
     highs = rows[vi_max::stride]
-    fl = [v for v in lows if _finite(v)]
-    if not fl:
-        return [_NAN] * _BLK
-    fh = [v for v in highs if _finite(v)]
+    fl = _finite_only(lows)
+    if not len(fl):  # no finite value: a gap, placed at the block's first x
+        return [rows[vi_min - 2], rows[vi_min - 1], _NAN, rows[vi_min - 2], rows[vi_min - 1], _NAN]
+    fh = _finite_only(highs)
     lo, hi = min(fl), max(fh)
     i, j = lows.index(lo), highs.index(hi)
     a, b = i * stride + vi_min - 2, j * stride + vi_max - 2
@@ -103,20 +118,21 @@ class _Metric:
     def path(self, ext: str) -> Path:
         return self.folder / f"{self.stem}.{ext}"
 
-    def add(self, step: float, ts: float, value: float) -> None:
-        self.buffer.extend((step, ts, value))
-        info = self.info
-        info["last"], info["last_step"], info["last_time"] = value, step, ts
-        if _finite(value):
-            if info["min"] is None or value < info["min"]:
-                info["min"] = value
-            if info["max"] is None or value > info["max"]:
-                info["max"] = value
+    def add(self, step: Any, ts: Any, value: Any) -> None:
+        """The slow path for a point the fast one refused (a value array('d') does not take as it is)."""
+        self.buffer.extend((_float(step), _float(ts), _float(value)))
 
     def flush(self) -> None:
         """Append the buffered points, then the blocks they completed."""
         if not self.buffer:
             return
+        buf, info = self.buffer, self.info
+        info["last_step"], info["last_time"], info["last"] = buf[-3], buf[-2], buf[-1]
+        finite = _finite_only(buf[2::_ROW])
+        if len(finite):
+            lo, hi = min(finite), max(finite)
+            info["min"] = lo if info["min"] is None else min(lo, info["min"])
+            info["max"] = hi if info["max"] is None else max(hi, info["max"])
         with open(self.path("pts"), "ab") as f:
             self.buffer.tofile(f)
         self.info["n"] = self.n + len(self.buffer) // _ROW
@@ -207,14 +223,13 @@ def _columns(recs: array, stride: int, xcol: int, vmin: int, vmax: int, width: i
         if a >= b:
             continue
         part = recs[a * stride : b * stride]
-        lows = [part[i] for i in range(vmin, len(part), stride) if _finite(part[i])]
-        if not lows:
+        lows, highs = part[vmin::stride], part[vmax::stride]
+        fl = _finite_only(lows)
+        if not len(fl):
             yield part[xcol], None  # a gap
             continue
-        lo = min(lows)
-        hi = max(part[i] for i in range(vmax, len(part), stride) if _finite(part[i]))
-        i = next(i for i in range(vmin, len(part), stride) if part[i] == lo)
-        j = next(j for j in range(vmax, len(part), stride) if part[j] == hi)
+        lo, hi = min(fl), max(_finite_only(highs))
+        i, j = lows.index(lo) * stride + vmin, highs.index(hi) * stride + vmax
         pmin = (part[i - 2 + xcol], lo)
         pmax = (part[j - 2 + xcol], hi)
         if pmin[0] == pmax[0] and lo == hi:
@@ -345,20 +360,20 @@ class SeriesCache:
             start = offset = int(self.index["offset"])
             added = 0
             pending = 0
-            info_of = self.index["metrics"]
+            buffers: dict[Any, array] = {}
             params, tags = self.index["params"], self.index["tags"]
             for _seq, end, events in journal.read_frames(self.events_path, offset):
                 for e in events:
                     kind = e[0]
-                    if kind == METRIC:
-                        name = e[1] if type(e[1]) is str else str(e[1])
-                        m = self.metrics.get(name)
-                        if m is None:
-                            stem = f"m{len(self.metrics)}"
-                            info_of[name] = {"stem": stem, "n": 0, "last": None, "min": None, "max": None,
-                                             "last_step": None, "last_time": None}
-                            m = self.metrics[name] = _Metric(self.folder, stem, info_of[name])
-                        m.add(float(e[3]), float(e[4]), float(e[2]))
+                    if kind == METRIC:  # the hot loop: one dict lookup and one C-level extend per point
+                        buf = buffers.get(e[1])
+                        if buf is None:
+                            buf = buffers[e[1]] = self._metric(e[1]).buffer
+                        try:
+                            buf.extend((e[3], e[4], e[2]))
+                        except TypeError:  # a step of None, a value stored as text: converted one by one
+                            del buf[len(buf) - len(buf) % _ROW :]  # extend may have taken part of the point
+                            self._metric(e[1]).add(e[3], e[4], e[2])
                         pending += 1
                     elif kind == PARAMS:
                         params.update(e[1])
@@ -369,9 +384,20 @@ class SeriesCache:
                 if pending >= _FLUSH_POINTS:
                     self._commit(offset, added)
                     added = pending = 0
+                    buffers.clear()  # flush gave each metric a new buffer
             self._commit(offset, added)
             self.read_bytes = offset - start
             return added
+
+    def _metric(self, raw_name: Any) -> _Metric:
+        name = raw_name if type(raw_name) is str else str(raw_name)
+        m = self.metrics.get(name)
+        if m is None:
+            stem = f"m{len(self.metrics)}"
+            self.index["metrics"][name] = {"stem": stem, "n": 0, "last": None, "min": None, "max": None,
+                                           "last_step": None, "last_time": None}
+            m = self.metrics[name] = _Metric(self.folder, stem, self.index["metrics"][name])
+        return m
 
     def _commit(self, offset: int, added: int) -> None:
         for m in self.metrics.values():
@@ -392,6 +418,9 @@ class SeriesCache:
         """One metric downsampled for a chart; KeyError for an unknown metric."""
         m = self.metrics[name]
         xs, ys = m.downsample(0 if x == "step" else 1, width, xmin, xmax)
+        if not all(_finite(v) for v in xs):  # a point without a usable step (None) cannot be placed on a chart
+            kept = [(a, b) for a, b in zip(xs, ys) if _finite(a)]
+            xs, ys = [a for a, _ in kept], [b for _, b in kept]
         return {"name": name, "x": xs, "y": ys, "points": m.n, "sent": len(xs)}
 
 
