@@ -157,6 +157,7 @@ def test_run_page_draws_each_metric_with_the_data_and_lists_params_artifacts_con
     with urllib.request.urlopen(link) as resp:
         assert resp.read() == store.png
     assert "hello from alpha's console" in browser.find_element("id", "console").text
+    assert "null" not in browser.find_element("tag name", "main").text  # an absent section leaves no trace
 
 
 def test_smoothing_and_log_scale_change_the_drawn_series(browser: Any, server: Served, store: Store) -> None:

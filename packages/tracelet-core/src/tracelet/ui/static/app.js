@@ -72,7 +72,8 @@
   function setWhere(text) { document.getElementById("where").textContent = text; }
   function setLive(text) { document.getElementById("live").textContent = text; }
   function stopPolling() { if (timer) clearTimeout(timer); timer = null; setLive(""); }
-  function fail(err) { app.replaceChildren(el("p", { class: "error" }, String(err && err.message ? err.message : err))); }
+  function show(...nodes) { app.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); }
+  function fail(err) { show(el("p", { class: "error" }, String(err && err.message ? err.message : err))); }
 
   // ---- charts -------------------------------------------------------------------------------------------
   const COLORS = ["#2f6fdf", "#e4572e", "#17a398", "#a05195", "#f3a712", "#5c6bc0", "#8d6e63", "#43aa8b"];
@@ -293,7 +294,7 @@
       table.replaceChildren(el("thead", {}, head), el("tbody", {}, body));
     }
     draw();
-    app.replaceChildren(el("h1", {}, "Runs"), el("div", { class: "muted" }, runs.length + " runs in " + data.root), bar,
+    show(el("h1", {}, "Runs"), el("div", { class: "muted" }, runs.length + " runs in " + data.root), bar,
       runs.length ? table : el("p", { class: "muted" }, "No runs yet: start one with tracelet.start_logging(...)."));
   }
 
@@ -301,7 +302,7 @@
   function kvTable(obj, id) {
     const keys = Object.keys(obj).sort();
     if (!keys.length) return el("p", { class: "muted", id: id }, "none");
-    return el("table", { id: id }, el("tbody", {}, keys.map((k) => el("tr", {}, el("th", {}, k), el("td", {}, fmt(obj[k]))))));
+    return el("table", { id: id, class: "kv" }, el("tbody", {}, keys.map((k) => el("tr", {}, el("th", {}, k), el("td", {}, fmt(obj[k]))))));
   }
 
   function runHeader(run) {
@@ -326,16 +327,16 @@
     const sysGrid = el("div", { class: "charts", id: "system-charts" });
     const ref = [{ id: run.id, name: run.name, metrics: run.metrics }];
     const rerender = () => { generation++; renderRun(run); };
-    app.replaceChildren(header, controls(rerender, true),
+    show(header, controls(rerender, true),
       el("h2", {}, "Metrics"), user.length ? grid : el("p", { class: "muted" }, "no metrics"),
-      system.length ? el("h2", {}, "System metrics (x: wall time)") : null, system.length ? sysGrid : null,
       el("h2", {}, "Params"), kvTable(run.params, "params"),
       el("h2", {}, "Tags"), run.labels.length ? el("div", {}, run.labels.map((t) => el("span", { class: "tag" }, t))) : null,
       kvTable(run.tags, "tags"),
       el("h2", {}, "Artifacts"), artifactsTable(run),
       el("h2", {}, "Console"), run.console ? el("pre", { class: "console", id: "console" }, run.console.text)
         : el("p", { class: "muted" }, "no console captured (the stdout collector stores it)"),
-      el("h2", {}, "Delivery"), deliveryBlock(run));
+      el("h2", {}, "Delivery"), deliveryBlock(run),
+      system.length ? el("h2", {}, "System metrics (x: wall time)") : null, system.length ? sysGrid : null);
     const update = drawCharts(grid, ref, user, prefs.x, gen);
     const updateSys = drawCharts(sysGrid, ref, system, "time", gen);
     return Promise.all([update(), updateSys()]).then(() => {
@@ -393,7 +394,7 @@
         return el("tr", { class: differs ? "diff" : null, "data-param": k }, el("th", {}, k), vals.map((v) => el("td", {}, v)));
       })));
     const rerender = () => { generation++; renderCompare(runs); };
-    app.replaceChildren(el("h1", {}, "Compare"),
+    show(el("h1", {}, "Compare"),
       el("div", { class: "meta" }, runs.map((r) => el("span", {}, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.name || r.id), " ", statusOf(r)))),
       controls(rerender, true), el("h2", {}, "Metrics"), grid,
       el("h2", {}, "Params (differences highlighted)"), params);
