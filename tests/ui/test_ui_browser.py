@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow  # starts a server and a browser
 
 HOSTILE = "<script>alert(1)</script>"
 LOSS_A = [math.exp(-i / 40) + (2.0 if i == 120 else 0.0) for i in range(200)]  # a spike at step 120
+BIG, SPIKE = 20_000, 12_345
 LOSS_B = [0.5 + 0.5 * math.cos(i / 30) for i in range(200)]
 
 
@@ -78,6 +79,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         exp.log_params({"note": HOSTILE})
         exp.log_metric("loss", 1.0, 0)
         ids["hostile"] = exp.id
+    with tracelet.start_logging("big", project="nlp", backend="local", config=config) as exp:
+        for i in range(BIG):
+            exp.log_metric("loss", 10.0 if i == SPIKE else 1.0 + (i % 7) * 0.01, i)
+        ids["big"] = exp.id
     return Store(root, ids, png)
 
 
@@ -213,6 +218,28 @@ def test_a_run_still_logging_updates_without_reload(browser: Any, store: Store) 
         served.close()
 
 
+def test_a_big_run_is_downsampled_keeping_its_spike_and_a_drag_zooms_in_at_full_resolution(
+    browser: Any, server: Served, store: Store
+) -> None:
+    open_page(browser, f"{server.url}#/run/{store.ids['big']}")
+    wait(browser, "window.traceletCharts['loss']")
+    loss = chart(browser, "loss")
+    width = browser.execute_script("return window.traceletCharts['loss'].width")
+    assert len(loss["data"][0]) <= 2 * width + 2 < BIG  # downsampled on the server to the chart's pixels
+    assert max(loss["data"][1]) == 10.0 and loss["data"][0][loss["data"][1].index(10.0)] == SPIKE
+    assert loss["x"] == [0, BIG - 1]
+    # Drag over steps ~12,000..12,600: the chart asks for that range and gets every point of it.
+    browser.execute_script(
+        "const u = window.traceletCharts['loss']; const l = u.valToPos(12000, 'x'), r = u.valToPos(12600, 'x');"
+        "u.setSelect({left: l, width: r - l, top: 0, height: u.over.clientHeight});")
+    wait(browser, "window.traceletCharts['loss'].data[0].length < 700 && window.traceletCharts['loss'].data[0][0] >= 11950")
+    zoomed = chart(browser, "loss")
+    steps = zoomed["data"][0]
+    assert steps == list(range(int(steps[0]), int(steps[-1]) + 1)) and SPIKE in steps  # every point, spike too
+    browser.execute_script("window.traceletCharts['loss'].over.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))")
+    wait(browser, f"window.traceletCharts['loss'].scales.x.max === {BIG - 1}")
+
+
 def test_a_hostile_run_name_stays_text(browser: Any, server: Served, store: Store) -> None:
     browser.get_log("browser")  # drained: what follows is this page's
     open_page(browser, server.url)
@@ -288,5 +315,5 @@ def test_api_series_json_is_downsampled_to_the_width(server: Served, store: Stor
     query = urlencode({"id": store.ids["alpha"], "metric": "loss", "x": "step", "width": 20})
     status, body = _get(f"{server.url}api/series?{query}")
     series = json.loads(body)
-    assert status == 200 and series["points"] == 200 and series["sent"] <= 40
+    assert status == 200 and series["points"] == 200 and series["sent"] <= 42
     assert max(series["y"]) == max(LOSS_A) and min(series["y"]) == min(LOSS_A)  # extremes kept

@@ -168,7 +168,8 @@ class _Metric:
     # -- reading ------------------------------------------------------------------------------------------
     def downsample(self, xcol: int, width: int, xmin: float | None, xmax: float | None) -> tuple[list, list]:
         """(xs, ys) for a chart `width` pixels wide over [xmin, xmax] (whole series when None): every point
-        when they fit, else the minimum and the maximum of each pixel column at their own x."""
+        when they fit, else the minimum and the maximum of each pixel column at their own x, and the first and
+        last points."""
         n = self.n
         width = max(int(width), 16)
         with open(self.path("pts"), "rb") as pts:
@@ -203,6 +204,14 @@ class _Metric:
             for x, y in columns:
                 xs.append(x)
                 ys.append(y)
+            # The range's first and last points too, so the chart's x axis spans exactly the data asked for.
+            first, last = _raw(_pread(pts, lo * _ROW, _ROW), xcol), _raw(_pread(pts, (hi - 1) * _ROW, _ROW), xcol)
+            if not xs or first[0][0] < xs[0]:
+                xs.insert(0, first[0][0])
+                ys.insert(0, first[1][0])
+            if last[0][0] > xs[-1]:
+                xs.append(last[0][0])
+                ys.append(last[1][0])
             return xs, ys
 
 

@@ -102,7 +102,7 @@
     return tables.length === 1 ? [tables[0][0], tables[0][1]] : uPlot.join(tables);
   }
 
-  function makeChart(box, title, labels, list, opts) {
+  function makeChart(box, title, labels, list, opts, onZoom) {
     const width = Math.max(box.clientWidth - 16, 300);
     const time = opts.x === "time";
     const u = new uPlot({
@@ -116,7 +116,12 @@
       axes: [{}, { size: 60 }],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
+      hooks: { setSelect: [(u) => { // a drag: ask the server for that range at full resolution
+        if (u.select.width < 2) return;
+        onZoom([u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x")]);
+      }] },
     }, chartData(list, opts), box);
+    u.over.addEventListener("dblclick", () => onZoom(null)); // back to the whole series
     charts[title] = u;
     return u;
   }
@@ -159,22 +164,28 @@
     function fetchAll(item) {
       const width = Math.max(item.box.clientWidth - 16, 300);
       const none = { x: [], y: [], points: 0, sent: 0 };
+      const query = (r) => Object.assign({ id: r.id, metric: item.name, x: x, width: width },
+        item.zoom ? { xmin: item.zoom[0], xmax: item.zoom[1] } : {});
       return Promise.all(runs.map((r) => (item.name in r.metrics
-        ? api("/api/series", { id: r.id, metric: item.name, x: x, width: width }).catch(() => none)
+        ? api("/api/series", query(r)).catch(() => none)
         : Promise.resolve(none)))); // a metric this run does not have: nothing to ask for
     }
-    function update() {
-      return Promise.all(drawn.map((item) => fetchAll(item).then((list) => {
+    function updateOne(item) {
+      return fetchAll(item).then((list) => {
         if (gen !== generation) return;
         const labels = runs.map((r) => (runs.length > 1 ? (r.name || r.id) + " · " + r.id : item.name));
         const opts = { x: x, smooth: prefs.smooth, log: prefs.log };
-        if (!item.chart) item.chart = makeChart(item.box, item.name, labels, list, opts);
-        else item.chart.setData(chartData(list, opts));
+        const zoomTo = (range) => { item.zoom = range; updateOne(item); };
+        if (!item.chart) item.chart = makeChart(item.box, item.name, labels, list, opts, zoomTo);
+        else if (item.zoom) {
+          item.chart.setData(chartData(list, opts), false);
+          item.chart.setScale("x", { min: item.zoom[0], max: item.zoom[1] });
+        } else item.chart.setData(chartData(list, opts));
         item.box.dataset.points = list.map((s) => s.points).join(",");
         item.box.dataset.sent = list.map((s) => s.sent).join(",");
-      })));
+      });
     }
-    return update;
+    return () => Promise.all(drawn.map(updateOne));
   }
 
   function poll(fn) {
