@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import struct
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -79,6 +81,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         exp.log_params({"note": HOSTILE})
         exp.log_metric("loss", 1.0, 0)
         ids["hostile"] = exp.id
+    # A backend that fails every batch: the run ends with it behind, and the page gives the sync line.
+    failing = {**config, "stop_timeout": 1}
+    with tracelet.start_logging("gamma", project="nlp", backend=["local", "failing"], config=failing) as exp:
+        for i in range(20):
+            exp.log_metric("loss", 1.0, i)
+        ids["gamma"] = exp.id
+    # A run whose process died mid-run.
+    code = ("import os, sys, tracelet; exp = tracelet.start_logging('dead', project='nlp', backend='local', "
+            "config={'dir': sys.argv[1], 'track_system': False}); exp.log_metric('loss', 1.0, 0); exp.flush(10); "
+            "print(exp.id, flush=True); os._exit(1)")
+    died = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120)
+    ids["dead"] = died.stdout.split()[0]
     with tracelet.start_logging("big", project="nlp", backend="local", config=config) as exp:
         for i in range(BIG):
             exp.log_metric("loss", 10.0 if i == SPIKE else 1.0 + (i % 7) * 0.01, i)
@@ -135,6 +149,18 @@ def test_runs_page_lists_the_runs_with_params_status_and_last_values(browser: An
     browser.find_element("css selector", "th[data-key='name']").click()  # sort by name, ascending
     names = [r.find_element("css selector", "td.name a").text for r in browser.find_elements("css selector", "#runs-table tbody tr")]
     assert names == sorted(names)
+
+
+def test_delivery_state_and_dead_runs_are_shown(browser: Any, server: Served, store: Store) -> None:
+    open_page(browser, server.url)
+    dead = browser.find_element("css selector", f"tr[data-run='{store.ids['dead']}']").text
+    assert "KILLED (process died)" in dead
+    open_page(browser, f"{server.url}#/run/{store.ids['gamma']}")
+    delivery = browser.find_element("id", "delivery").text
+    assert "failing" in delivery and "events behind" in delivery
+    assert browser.find_element("id", "sync-line").text == f"tracelet sync {store.ids['gamma']}"
+    open_page(browser, f"{server.url}#/run/{store.ids['beta']}")  # delivered everything: no sync line
+    assert not browser.find_elements("id", "sync-line")
 
 
 def test_run_page_draws_each_metric_with_the_data_and_lists_params_artifacts_console(
