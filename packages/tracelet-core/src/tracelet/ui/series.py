@@ -425,8 +425,9 @@ class SeriesCache:
     def series(self, name: str, x: str = "step", width: int = 1000, xmin: float | None = None,
                xmax: float | None = None) -> dict[str, Any]:
         """One metric downsampled for a chart; KeyError for an unknown metric."""
-        m = self.metrics[name]
-        xs, ys = m.downsample(0 if x == "step" else 1, width, xmin, xmax)
+        with self._lock:  # not while a refresh is appending (the point count and the block files move apart)
+            m = self.metrics[name]
+            xs, ys = m.downsample(0 if x == "step" else 1, width, xmin, xmax)
         if not all(_finite(v) for v in xs):  # a point without a usable step (None) cannot be placed on a chart
             kept = [(a, b) for a, b in zip(xs, ys) if _finite(a)]
             xs, ys = [a for a, _ in kept], [b for _, b in kept]
