@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -71,3 +72,25 @@ def test_report_writes_one_file_with_everything_inline(capsys: pytest.CaptureFix
     assert 'src="/static/' not in html and 'href="/static/' not in html  # nothing to fetch
     assert "uPlot" in html and "window.TRACELET_REPORT" in html and f"series:{exp.id}:step:loss" in html
     assert "Content-Security-Policy" in html
+
+
+@pytest.mark.slow  # starts a server
+def test_open_opens_the_app_in_the_browser(tmp_path: Path) -> None:
+    # webbrowser runs $BROWSER with the URL: a script that writes it down stands in for the user's browser.
+    opener = tmp_path / "opener.py"
+    opened = tmp_path / "opened.txt"
+    opener.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n")
+    env = {**os.environ, "BROWSER": f"{sys.executable} {opener} %s"}
+    proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(tmp_path), "--port", "0", "--open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ")[1].split()[0]
+        for _ in range(100):
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.1)
+        assert opened.read_text() == url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
