@@ -145,3 +145,14 @@ def test_points_that_are_not_plain_numbers_are_converted_or_left_out(tmp_path: P
     cache.refresh()
     s = cache.series("loss")
     assert s["points"] == 4 and s["y"] == [1.0, 2.5, 4.0] and s["x"] == [0, 1, 3]  # no step: not placeable
+
+
+def test_frames_mixing_metrics_are_read_point_by_point(tmp_path: Path) -> None:
+    w = journal.JournalWriter(tmp_path)
+    w.append(0, [("m", "loss", 1.0, 0, 1.0), ("m", "acc", 0.5, 0, 1.0), ("m", "loss", 0.8, 1, 2.0)])
+    w.append(3, [("m", "acc", 0.6, 1, 2.0), ("m", "acc", 0.7, 2, 3.0)])  # one metric: the fast path
+    w.close()
+    cache = SeriesCache(tmp_path)
+    assert cache.refresh() == 5
+    assert cache.series("loss")["y"] == [1.0, 0.8] and cache.series("acc")["y"] == [0.5, 0.6, 0.7]
+    assert cache.series("acc", x="time")["x"] == [1.0, 2.0, 3.0]

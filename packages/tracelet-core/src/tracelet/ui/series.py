@@ -247,6 +247,21 @@ def _columns(recs: array, stride: int, xcol: int, vmin: int, vmax: int, width: i
             yield from sorted((pmin, pmax))
 
 
+def _one_metric_rows(events: list[tuple]) -> array | None:
+    """The frame's points as rows when every event is a point of one metric with plain numbers, else None."""
+    if not events:
+        return None
+    first, last = events[0], events[-1]
+    if first[0] != METRIC or last[0] != METRIC or last[1] != first[1]:
+        return None  # mixed frames (params, several metrics) go event by event
+    name = first[1]
+    try:
+        rows = array("d", [x for e in events if e[0] == METRIC and e[1] == name for x in (e[3], e[4], e[2])])
+    except TypeError:  # a step of None, a value stored as text
+        return None
+    return rows if len(rows) == _ROW * len(events) else None
+
+
 def _raw(rows: array, xcol: int) -> tuple[list, list]:
     xs = list(rows[xcol::_ROW])
     ys = [v if _finite(v) else None for v in rows[2::_ROW]]
@@ -372,6 +387,15 @@ class SeriesCache:
             buffers: dict[Any, array] = {}
             params, tags = self.index["params"], self.index["tags"]
             for _seq, end, events in journal.read_frames(self.events_path, offset):
+                n_events = len(events)
+                rows = _one_metric_rows(events)
+                if rows is not None:  # the common frame, points of one metric: about twice as fast as below
+                    buf = buffers.get(events[0][1])
+                    if buf is None:
+                        buf = buffers[events[0][1]] = self._metric(events[0][1]).buffer
+                    buf.extend(rows)
+                    pending += len(events)
+                    events = []
                 for e in events:
                     kind = e[0]
                     if kind == METRIC:  # the hot loop: one dict lookup and one C-level extend per point
@@ -388,7 +412,7 @@ class SeriesCache:
                         params.update(e[1])
                     elif kind == TAGS:
                         tags.update(e[1])
-                added += len(events)
+                added += n_events
                 offset = end
                 if pending >= _FLUSH_POINTS:
                     self._commit(offset, added)
