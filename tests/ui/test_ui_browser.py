@@ -335,6 +335,9 @@ def test_report_opens_from_disk_and_draws_the_same_charts(browser: Any, store: S
     wait(browser, "window.traceletState.loaded && window.traceletCharts['loss']")
     assert chart(browser, "loss")["data"][1] == pytest.approx(LOSS_A)
     assert "sample.png" in browser.find_element("id", "artifacts").text
+    img = browser.find_element("css selector", "tr[data-artifact='samples:v1'] img.preview")  # embedded
+    assert img.get_attribute("src").startswith("data:image/png;base64,")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 2
 
 
 def test_api_series_json_is_downsampled_to_the_width(server: Served, store: Store) -> None:

@@ -2,12 +2,15 @@
 
 The file holds the app's script, its styles and uPlot inline, and the data the pages ask the server for
 (`tracelet.ui.model` views; every metric downsampled to `width` pixels, on step and on wall time), so it opens
-from disk with no server and no network: a Content-Security-Policy meta tag forbids every fetch. Embedded JSON
-has each `<` escaped (`\\u003c`), so no string from a run can close the script element it sits in.
+from disk with no server and no network: a Content-Security-Policy meta tag forbids every fetch. Image
+artifacts up to `IMAGE_LIMIT` bytes each are embedded as data: URLs for their previews (raster formats only);
+downloads need the server. Embedded JSON has each `<` escaped (`\\u003c`), so no string from a run can close
+the script element it sits in.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -15,9 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from tracelet import store
-from tracelet.ui.model import Store
+from tracelet.ui.model import IMAGE_TYPES, RefusedPath, Store
 from tracelet.ui.server import static_bytes
 
+IMAGE_LIMIT = 512 * 1024  # image artifacts embedded for preview up to this size each
 REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
               "base-uri 'none'; form-action 'none'")
 
@@ -30,6 +34,7 @@ def report_data(runs: list[store.LocalRun], width: int = 1200) -> dict[str, Any]
     for run in runs:
         views.add(run)
         view = views.run_view(run.id)
+        _inline_images(views, view)
         data[f"run:{run.id}"] = view
         rows.append({k: v for k, v in view.items() if k not in ("metrics", "artifacts", "console", "delivery")})
         for metric in view["metrics"]:
@@ -37,6 +42,22 @@ def report_data(runs: list[store.LocalRun], width: int = 1200) -> dict[str, Any]
                 data[f"series:{run.id}:{x}:{metric}"] = views.series_view(run.id, metric, x, width)
     data["runs"] = {"root": "this report", "runs": rows}
     return data
+
+
+def _inline_images(views: Store, view: dict[str, Any]) -> None:
+    """Give image files up to `IMAGE_LIMIT` bytes a data: URL, so the report previews them without a server."""
+    for artifact in view["artifacts"]:
+        for f in artifact["files"]:
+            if not f["image"] or (f["size"] or 0) > IMAGE_LIMIT:
+                continue
+            try:
+                path = views.artifact_file(view["id"], artifact["name"], artifact["version"], f["path"])
+            except RefusedPath:
+                continue
+            mime = IMAGE_TYPES[path.suffix.lower()]
+            if mime == "image/svg+xml":
+                continue  # an SVG can carry script: previews are raster images only
+            f["data_url"] = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def render(runs: list[store.LocalRun], width: int = 1200) -> str:

@@ -372,7 +372,8 @@
         el("td", {}, a.files.map((f) => {
           const url = artifactUrl(run.id, a.name, a.version, f.path);
           const link = REPORT ? el("span", {}, f.path) : el("a", { href: url, download: f.path.split("/").pop() }, f.path);
-          const preview = f.image && !REPORT ? el("img", { class: "preview", src: url, alt: f.path }) : null;
+          const src = REPORT ? f.data_url : url; // a report embeds small images; the server serves any
+          const preview = f.image && src ? el("img", { class: "preview", src: src, alt: f.path }) : null;
           return el("div", {}, link, el("span", { class: "muted" }, " " + fmt(f.size) + " B"), preview);
         })),
         el("td", {}, Object.keys(a.metadata).length ? el("code", {}, JSON.stringify(a.metadata)) : "")))));
