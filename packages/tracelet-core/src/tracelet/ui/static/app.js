@@ -406,16 +406,20 @@
         return el("tr", { class: differs ? "diff" : null, "data-param": k }, el("th", {}, k), vals.map((v) => el("td", {}, v)));
       })));
     const rerender = () => { generation++; renderCompare(runs); };
-    show(el("h1", {}, "Compare"),
-      el("div", { class: "meta" }, runs.map((r) => el("span", {}, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.name || r.id), " ", statusOf(r)))),
+    const heads = (list) => list.map((r) => el("span", {}, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.name || r.id), " ", statusOf(r)));
+    const meta = el("div", { class: "meta" }, heads(runs));
+    show(el("h1", {}, "Compare"), meta,
       controls(rerender, true), el("h2", {}, "Metrics"), grid,
       el("h2", {}, "Params (differences highlighted)"), params);
     const update = drawCharts(grid, runs.map((r) => ({ id: r.id, name: r.name, metrics: r.metrics })), names, prefs.x, gen);
     return update().then(() => {
       if (!runs.some(isLive)) return;
       setLive("live: updating every " + POLL_MS / 1000 + " s");
-      poll(() => Promise.all(runs.map((r) => api("/api/run", { id: r.id }))).then((now) =>
-        update().then(() => now.some(isLive))));
+      poll(() => Promise.all(runs.map((r) => api("/api/run", { id: r.id }))).then((now) => {
+        if (gen !== generation) return false;
+        meta.replaceChildren(...heads(now));
+        return update().then(() => now.some(isLive));
+      }));
     });
   }
 
