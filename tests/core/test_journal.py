@@ -29,6 +29,21 @@ def test_frames_round_trip_and_sequence_numbers(tmp_path) -> None:
     assert tail[0] == (4321, ("m", "loss", 4321.0, 4321, 1.5)) and len(tail) == 5002 - 4321
 
 
+def test_read_frames_gives_where_each_frame_ends_for_reading_on_from_there(tmp_path) -> None:
+    writer = journal.JournalWriter(tmp_path / "run")
+    writer.append(0, [("m", "loss", float(i), i, 1.0) for i in range(2500)])  # two frames (FRAME_EVENTS = 2000)
+    frames = list(journal.read_frames(writer.path))
+    assert [(seq, len(events)) for seq, _, events in frames] == [(0, 2000), (2000, 500)]
+    assert frames[-1][1] == writer.path.stat().st_size
+    writer.append(2500, [("p", {"lr": 0.1}, 2.0)])
+    with open(writer.path, "ab") as f:
+        f.write(b"\x10\0\0\0half")  # a frame being written
+    later = list(journal.read_frames(writer.path, frames[-1][1]))  # only what was appended since
+    assert [(seq, events) for seq, _, events in later] == [(2500, [("p", {"lr": 0.1}, 2.0)])]
+    assert later[0][1] == writer.path.stat().st_size - 8  # the torn tail is not read past
+    writer.close()
+
+
 def test_torn_last_frame_is_ignored(tmp_path) -> None:
     writer = journal.JournalWriter(tmp_path / "run")
     writer.append(0, [("m", "a", 1.0, 0, 0.0)])

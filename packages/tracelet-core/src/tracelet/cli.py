@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tracelet.transfer.cli import add_commands  # sync, import-tb
 
     add_commands(sub)
+    from tracelet.ui.cli import add_commands as add_ui_commands  # ui, report
+
+    add_ui_commands(sub)
     return parser
 
 

@@ -164,6 +164,19 @@ def read_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_events(path: str | os.PathLike[str], start_seq: int = 0, offset: int = 0) -> Iterator[tuple[int, tuple]]:
     """Yield (seq, event) from `start_seq` on, reading from byte `offset` (a frame start at or before it)."""
+    for seq, _, events in read_frames(path, offset):
+        for event in events:
+            if seq >= start_seq:
+                yield seq, event
+            seq += 1
+
+
+def read_frames(path: str | os.PathLike[str], offset: int = 0) -> Iterator[tuple[int, int, list[tuple]]]:
+    """Yield (first_seq, end_offset, events) per complete frame from byte `offset` (a frame start) on.
+
+    `end_offset` is where the next frame starts: a reader that keeps it reads only what was appended since
+    (the UI's series cache follows a live run this way). A torn tail ends the iteration.
+    """
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -179,7 +192,5 @@ def read_events(path: str | os.PathLike[str], start_seq: int = 0, offset: int = 
             if len(payload) < size:
                 return  # torn tail: the writer died mid-frame, or is writing it now
             seq, events = _Unpickler(io.BytesIO(payload)).load()
-            for event in events:
-                if seq >= start_seq:
-                    yield seq, event
-                seq += 1
+            offset += 4 + size
+            yield seq, offset, events

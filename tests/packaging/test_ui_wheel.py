@@ -1,0 +1,25 @@
+"""The `tracelet` wheel carries the UI's static files: the app, its styles and the bundled uPlot with its licence
+(nothing is fetched at run time, so a wheel without them would leave `tracelet ui` with blank pages)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_install_mlflow_extra import VERSION, clean_env, hatch_command, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_the_core_wheel_holds_the_ui_static_files(tmp_path: Path) -> None:
+    run([*hatch_command(), "build", "-t", "wheel", str(tmp_path)], cwd=REPO / "packages" / "tracelet-core",
+        env=clean_env(), timeout=300)  # fmt: skip
+    with zipfile.ZipFile(tmp_path / f"tracelet-{VERSION}-py3-none-any.whl") as wheel:
+        names = set(wheel.namelist())
+        static = REPO / "packages" / "tracelet-core" / "src" / "tracelet" / "ui" / "static"
+        for path in static.iterdir():
+            assert f"tracelet/ui/static/{path.name}" in names
+            assert wheel.read(f"tracelet/ui/static/{path.name}") == path.read_bytes()
+    assert {"index.html", "app.js", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE"} <= {p.name for p in static.iterdir()}
