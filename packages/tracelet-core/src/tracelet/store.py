@@ -31,6 +31,13 @@ class LocalRun:
         except (OSError, ValueError, RecursionError) as exc:
             self.meta = {}
             self.meta_error = f"{journal.META_FILE} is damaged or missing ({type(exc).__name__}: {exc})"
+        wrong = [k for k, kinds in _SHAPE.items() if k in self.meta and not isinstance(self.meta[k], kinds)]
+        wrong += [k for k in ("delivery", "sync", "backend_runs") if isinstance(self.meta.get(k), dict)
+                  and not all(isinstance(v, dict) for v in self.meta[k].values())]
+        if wrong:  # a record edited by hand or damaged: what cannot be trusted is left out
+            self.meta_error = f"{journal.META_FILE} is damaged: wrong types for {', '.join(sorted(set(wrong)))}"
+            for k in wrong:
+                self.meta.pop(k, None)
         self.reader = journal.JournalReader(self.path / journal.EVENTS_FILE)  # the last read's account
 
     id = property(lambda self: _text(self.meta.get("run_id")) or self.path.name)
@@ -67,7 +74,11 @@ class LocalRun:
         """Backend -> events the run's journal holds that the backend has not received (live run and syncs)."""
         from tracelet.transfer.state import behind
 
-        return behind(self.path, self.meta, self.dead)
+        try:
+            return behind(self.path, self.meta, self.dead)
+        except (TypeError, ValueError, AttributeError) as exc:  # a record edited by hand: nothing to tell
+            self.meta_error = self.meta_error or f"{journal.META_FILE} is damaged ({type(exc).__name__}: {exc})"
+            return {}
 
     def events(self) -> Iterator[tuple]:
         """Every event in logging order, as journalled."""
@@ -117,6 +128,13 @@ class LocalRun:
 
 
 DAMAGED = "DAMAGED"  # the status of a run whose run.json cannot be read
+# run.json's keys that readers rely on, and the JSON types they must have.
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "name": (str, type(None)), "project": (str, type(None)), "created_at": (str, type(None)),
+    "ended_at": (str, type(None)), "status": str, "tags": list, "metadata": dict, "events": int,
+    "delivery": dict, "sync": dict, "owner": dict, "progress": dict, "backend_runs": dict, "backends": list,
+    "backend_config": dict, "failed_artifacts": dict,
+}
 
 
 def _text(value: Any) -> str | None:

@@ -163,10 +163,23 @@ def _version(f: Any, size: int) -> int:
         return 0
     if head[:4] == MAGIC:
         return 2
-    if head[4:6] == b"\x80\x05":  # a version-1 length, then a protocol-5 pickle
-        return 1
-    # The first frame is damaged: version 2 if a frame marker follows anywhere.
-    return 2 if JournalReader._next_magic(f, 1, size) < size else 1
+    if len(head) == 6 and head[4:6] == b"\x80\x05":  # a version-1 length, then a protocol-5 pickle
+        (length,) = _LENGTH.unpack(head[:4])
+        if length <= size - 4:
+            f.seek(4)
+            try:
+                _decode(f.read(length))
+                return 1
+            except _Refused:
+                pass
+    # The first frame is damaged: version 2 if a sound version-2 frame follows anywhere.
+    pos = 0
+    while (pos := JournalReader._next_magic(f, pos + 1, size)) < size:
+        f.seek(pos)
+        magic, crc, length = _HEAD.unpack(f.read(HEAD_SIZE).ljust(HEAD_SIZE, b"\0"))
+        if length <= size - pos - HEAD_SIZE and zlib.crc32(f.read(length), zlib.crc32(_LENGTH.pack(length))) == crc:
+            return 2
+    return 1
 
 
 class JournalWriter:

@@ -251,6 +251,19 @@ class ArtifactManager:
         artifact = TraceletArtifact(path.name, guess_type(path)).add_file(str(path), artifact_path)
         return self.log(artifact)
 
+    def log_under(
+        self, local_path: str | os.PathLike[str], folder: str, wait: bool | float = False
+    ) -> dict[str, ArtifactResult]:
+        """A file (under its own name) or a folder's files, inside `folder` of an artifact named after it."""
+        path = Path(local_path)
+        folder = str(folder).strip("/\\")
+        if path.is_dir():
+            artifact = TraceletArtifact(path.resolve().name, ArtifactType.CUSTOM).add_dir(str(path), folder or None)
+        else:
+            inside = f"{folder}/{path.name}" if folder else None
+            artifact = TraceletArtifact(path.name, guess_type(path)).add_file(str(path), inside)
+        return self.log(artifact, wait=wait)
+
     def _log_watched(self, path: Path) -> None:
         from tracelet.collectors.checkpoints import captured_file_type  # the `track_checkpoints` rule
 
