@@ -44,3 +44,28 @@ def test_automagic_leaves_tracelets_own_config_objects_out() -> None:
     assert params["lr"] == lr and params["batch_size"] == batch_size
     assert not [k for k in params if k.startswith(("config/", "automagic_config/", "exp/"))], params
     assert automagic_config.detect_hyperparameters  # the local stays in the frame the capture reads
+
+
+def test_an_artifact_is_kept_once_per_run_folder_and_syncs_from_the_stored_copy(tmp_path: Path) -> None:
+    """With the local store among the targets, the staging snapshot goes once every target took the artifact:
+    the stored version is the run's one copy, and a later sync reads it. Without it, the snapshot stays."""
+    from tracelet.core import journal
+    from tracelet.transfer.sync import sync
+    from tracelet_testplugin.backends import RECORDS
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w" * 1000)
+    with tracelet.start_logging("once", backend=["local", "recorder"]) as exp:
+        exp.log_artifact(str(weights), wait=True)
+    staging = journal.staging_root(exp.run_dir)
+    assert [p.name for p in staging.iterdir()] == [p.name for p in staging.glob("*.stored")]  # no snapshot left
+    assert (journal.artifacts_root(exp.run_dir) / "weights.bin" / "v1").is_dir()
+    again = sync(exp.id, "slow")  # a backend the run never had: the artifact comes from the stored copy
+    assert again.backends["slow"].complete
+    delivered = RECORDS[f"slow:{exp.id}"]["artifacts"]
+    assert delivered and Path(delivered[-1].files[0].local_path).read_bytes() == b"w" * 1000
+
+    with tracelet.start_logging("kept", backend=["recorder"]) as other:
+        other.log_artifact(str(weights), wait=True)
+    kept = [p for p in journal.staging_root(other.run_dir).iterdir()]
+    assert len(kept) == 1 and kept[0].is_dir() and not kept[0].name.endswith(".stored")  # the run's only copy

@@ -30,7 +30,9 @@ Format version 2, one folder per run (`<dir>/<project>/<run-id>/`):
   about a twentieth of JSON's float formatting; the crc costs a few percent more (benchmarks/logging_overhead.py).
 - `artifacts/`: artifacts logged by the run (`artifacts_root()`):
   `artifacts/.staging/<token>/` holds the snapshots `log_artifact` takes (an `"a"` event's payload points
-  there: `files/`, `objects/`, `backends/<name>/`); with the `local` backend, `artifacts/<name>/v<N>/` are
+  there: `files/`, `objects/`, `backends/<name>/`); once every target took an artifact that the local store
+  holds, the snapshot is removed and `artifacts/.staging/<token>.stored` (JSON: name, version) points at the
+  stored version instead (`tracelet.core.artifacts.manager`); with the `local` backend, `artifacts/<name>/v<N>/` are
   the stored versions in the layout of `tracelet.core.artifacts.manifest` (written by
   `tracelet.core.artifacts.folder`), and `artifacts/<name>/latest` names the newest one.
 

@@ -299,6 +299,13 @@ class JournalSource:
         except Exception as exc:  # a damaged record will not heal by retrying: refused, counted, reported
             raise ConfigurationError(f"artifact event in {self.run_dir} cannot be read: {exc}") from exc
         missing = [f.local_path for f in artifact.files if not os.path.exists(f.local_path)]
+        if missing:  # the snapshot went once every target had it: the local store's version is the run's copy
+            from tracelet.core.artifacts.manager import stored_copy
+
+            kept = stored_copy(self.run_dir, token)
+            if kept is not None:
+                artifact = kept
+                missing = [f.local_path for f in artifact.files if not os.path.exists(f.local_path)]
         if missing:  # the run folder lost the stored copy: no retry brings it back
             raise ConfigurationError(
                 f"artifact {artifact.name!r}: stored copy {missing[0]} is missing from the run folder"
