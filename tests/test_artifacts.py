@@ -37,10 +37,15 @@ def test_spec_basic_example_logs_a_plain_path_to_the_local_store() -> None:
     assert manifest["type"] == "checkpoint" and manifest["version"] == "v1"
     assert manifest["files"][0]["checksum"] == r.metadata["checksums"]["model.pth"]
     tracelet.stop_logging()
-    # The journal records the event with the snapshot, so the run can be replayed to another backend later.
+    # The journal records the event, so the run can be replayed to another backend later; the artifact is kept
+    # once in the run folder: the local store's version, which the event's token leads to (the snapshot is gone).
     (event,) = open_run(exp.id).artifact_events()
     assert event["targets"] == ["local"] and event["artifact"]["name"] == "model.pth"
-    assert Path(event["artifact"]["files"][0]["local_path"]).read_bytes() == b"state"
+    assert not Path(event["artifact"]["files"][0]["local_path"]).exists()
+    from tracelet.core.artifacts.manager import stored_copy
+
+    kept = stored_copy(exp.run_dir, event["token"])
+    assert kept is not None and Path(kept.files[0].local_path).read_bytes() == b"state"
 
 
 def test_builder_metadata_description_and_objects_survive_the_store() -> None:

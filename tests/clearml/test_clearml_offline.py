@@ -247,3 +247,10 @@ def test_tag_and_param_names_clashing_with_clearmls_arguments_are_delivered(cach
     assert hp["General"]["_self"] == "1" and hp["opt"]["_self"] == "2"
     # A numpy float is recorded as a float, not as "float64".
     assert session.task["hyperparams"]["General"]["lr"]["type"] == "float"
+
+
+def test_tags_in_the_config_block_join_the_run_tags(cache_dir: Path) -> None:
+    exp = start("tagged", config={"clearml": {"offline": "true", "tags": ["from-block"]}}, tags=["baseline"])
+    exp.log_metric("m", 1.0, 0)
+    report = exp.stop()
+    assert sorted(OfflineSession.of(cache_dir, report).task["tags"]) == ["baseline", "from-block"]

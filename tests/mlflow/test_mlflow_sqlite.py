@@ -307,3 +307,19 @@ def test_param_relogged_in_the_next_call_keeps_the_first_value_and_tags_the_late
     assert run.data.params["lr"] == "0.1" and run.data.params["bs"] == "32"
     assert run.data.tags["tracelet.param.lr"] == "0.2"
     assert "tracelet.param.bs" not in run.data.tags
+
+
+def test_the_block_takes_experiment_name_and_warns_about_unknown_keys(
+    sqlite_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upstream's docs name the MLflow experiment in the block; a key the backend does not know is warned about
+    (it used to be ignored silently)."""
+    exp = tracelet.start_logging("named", project="tracelet-proj", backend="mlflow", config={
+        "mlflow": {"tracking_uri": sqlite_uri, "experiment_name": "from-the-block", "tracking_urri": "x"}})
+    exp.log_metric("m", 1.0, 0)
+    exp.stop()
+    client = MlflowClient(sqlite_uri)
+    experiment = client.get_experiment_by_name("from-the-block")
+    assert experiment is not None
+    assert client.get_run(mlflow_run_id(exp)).info.experiment_id == experiment.experiment_id
+    assert "'tracking_urri' is not supported" in caplog.text and "did you mean 'tracking_uri'?" in caplog.text

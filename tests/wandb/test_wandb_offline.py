@@ -174,6 +174,34 @@ def test_config_block_turns_console_and_system_metrics_on(python_env: dict[str, 
     assert "captured line" in (Path(folder) / "files" / "output.log").read_text()
 
 
+def test_false_as_a_string_means_off_and_block_tags_join_the_run_tags(
+    python_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`{"wandb": {"console": "false"}}` means off (it used to be read as truthy), as do the other switches;
+    `tags` in the block join the run's tags. Its own interpreter, as above: W&B patches stdout once per process."""
+    import subprocess
+
+    code = textwrap.dedent(
+        """
+        import json, time, tracelet
+        exp = tracelet.Experiment("quiet", project="wb-proj", backend=["wandb"], tags=["baseline"], options={
+            "wandb": {"console": "false", "system_metrics": "false", "metadata": "0", "tags": ["from-block"],
+                      "settings": {"x_stats_sampling_interval": 0.1}}}).start()
+        print("not captured", flush=True)
+        time.sleep(1.0)
+        details = exp.stop().backends["wandb"].details
+        print(json.dumps([details["transaction_log"], details["run_folder"]]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env, cwd=tmp_path,
+                         timeout=240)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    log, folder = json.loads(out.stdout.strip().splitlines()[-1])
+    run = read_run(log)
+    assert not (Path(folder) / "files" / "output.log").exists() and "stats" not in run.kinds
+    assert sorted(run.run.tags) == ["baseline", "from-block"]
+
+
 def test_several_runs_one_after_another_and_side_by_side() -> None:
     first = start("first")
     first.log_metric("loss", 1.0, 0)
@@ -195,7 +223,7 @@ def test_several_runs_one_after_another_and_side_by_side() -> None:
 
 def test_unknown_option_warns(caplog: pytest.LogCaptureFixture) -> None:
     start(wandb_colour="blue").stop()
-    assert "'colour' not supported" in caplog.text
+    assert "'colour' is not supported" in caplog.text
 
 
 def test_read_run_accepts_the_run_folder() -> None:

@@ -5,8 +5,9 @@ name, value, step, timestamp; NaN and ±inf written as the strings "NaN", "Infin
 `params.json`, `tags.json` and `run.json` (name, status). `read_run` reads it back (the conformance tests use it).
 
 Guarantees, as the plugin contract asks: every hook is safe to retry (a batch that fails half-way resumes
-where it stopped, so no point is written twice), bad config fails `start()` with a ConfigurationError, and
-only `tracelet.plugin` is imported from Tracelet.
+where it stopped, so no point is written twice), a config value of the wrong type fails `start()` with a
+ConfigurationError naming the key (an unknown key is warned about with the closest valid one: `Options`, a
+`tracelet.plugin.BackendOptions`), and only `tracelet.plugin` is imported from Tracelet.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import attrs
 
 from tracelet.plugin import (
+    BackendOptions,
     ConfigurationError,
     Metric,
     PluginMetadata,
@@ -28,10 +32,19 @@ from tracelet.plugin import (
 )
 
 __version__ = "0.1.0"
-__all__ = ["JsonlBackend", "read_run", "run_folder"]
+__all__ = ["JsonlBackend", "Options", "read_run", "run_folder"]
 
 DEFAULT_DIR = "./tracelet-template-runs"
-KNOWN_KEYS = {"dir", "fsync"}
+
+
+@attrs.define
+class Options(BackendOptions):
+    """This backend's config block, typed: add a field (type and default) to add an option."""
+
+    plugin: ClassVar[str] = "tracelet-backend-template"
+
+    dir: str = DEFAULT_DIR  # where runs are written
+    fsync: bool = False  # fsync each batch ("true"/"1"/"yes" as strings too)
 
 
 def run_folder(root: str | os.PathLike[str], project: str, run_id: str) -> Path:
@@ -73,13 +86,9 @@ class JsonlBackend:
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:
-        unknown = set(config) - KNOWN_KEYS
-        if unknown:  # a typo in a key must not pass silently
-            raise ConfigurationError(
-                f"tracelet-backend-template: unknown config keys {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
-            )
-        self.root = Path(str(config.get("dir", DEFAULT_DIR)))
-        self.fsync = str(config.get("fsync", "false")).lower() in {"1", "true", "yes", "on"}
+        options = Options.from_config(config)  # a typo in a key is warned about; a wrong type raises
+        self.root = Path(options.dir)
+        self.fsync = options.fsync
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:

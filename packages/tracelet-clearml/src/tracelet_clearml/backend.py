@@ -161,7 +161,7 @@ class ClearMLBackend:
                 self._was_offline = session.is_offline()
                 self._offline_env = session.offline_env()
             if opts.offline != self._was_offline:
-                session.set_offline(opts.offline)
+                session.set_offline(bool(opts.offline))
             if opts.offline:
                 session.skip_update_check()
             if opts.auto_connect_arg_parser:
@@ -186,7 +186,7 @@ class ClearMLBackend:
                 + ", ".join(task_cls.TaskTypes.__members__)
             )
         assert self._state is not None
-        tags = [str(t) for t in run.tags]
+        tags = list(dict.fromkeys([*(str(t) for t in run.tags), *opts.tags]))  # the block's `tags` join them
         group = group_label(run.metadata)
         if group:
             tags.append(f"{GROUP_TAG_PREFIX}{group}")  # the ranks of one per_rank launch share this tag

@@ -1,6 +1,8 @@
 """The `clearml` config block: `config={"clearml": {...}}` or `clearml_<key>` entries of the experiment config.
 
-Every key acts; an unknown key is warned about once (it would otherwise silently do nothing).
+Every key acts; an unknown key is warned about once with the closest valid one (it would otherwise silently do
+nothing). Parsing is `tracelet.plugin.BackendOptions`'s, shared by every backend: `"false"`/`"0"`/`"no"` are
+booleans, numbers may be strings.
 """
 
 from __future__ import annotations
@@ -8,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from tracelet.plugin import ConfigurationError, parse_bool
+from tracelet.plugin import BackendOptions, ConfigurationError, parse_bool
 
 logger = logging.getLogger("tracelet.clearml")
 
@@ -22,23 +24,6 @@ FRAMEWORK_KEYS = (
     "hydra", "scikit", "joblib", "matplotlib", "tensorflow", "tensorboard", "tfdefines", "pytorch",
     "megengine", "xgboost", "catboost", "fastai", "lightgbm", "gradio", "jsonargparse",
 )  # fmt: skip
-
-# Keys the core reads from the same block (the stop timeout) are accepted without a warning.
-CORE_KEYS = frozenset({"stop_timeout"})
-
-
-def _optional_bool(value: Any, key: str) -> bool | None:
-    if value is None:
-        return None
-    try:
-        return parse_bool(value)
-    except ValueError as exc:
-        raise ConfigurationError(f"tracelet-clearml: config key {key!r}: {exc}") from exc
-
-
-def _bool(value: Any, key: str) -> bool:
-    got = _optional_bool(value, key)
-    return bool(got)
 
 
 def env_offline() -> bool:
@@ -53,55 +38,48 @@ def env_offline() -> bool:
     return False
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None or str(value) == "" else str(value)
+
+
+def _task_type(value: Any) -> str:
+    return str(value or "training")
+
+
+def _positive(instance: Any, attribute: Any, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigurationError(f"tracelet-clearml: config key {attribute.name!r} must be positive, got {value!r}")
+
+
 @attrs.define
-class Options:
+class Options(BackendOptions):
     """What a run's ClearML task is made of. Defaults: a new task per run, every ClearML auto-capture off."""
 
-    project_name: str | None = None
-    task_name: str | None = None
-    task_type: str = "training"
+    plugin: ClassVar[str] = "tracelet-clearml"
+
+    project_name: str | None = attrs.field(default=None, converter=_text)
+    task_name: str | None = attrs.field(default=None, converter=_text)
+    task_type: str = attrs.field(default="training", converter=_task_type)
     output_uri: str | bool | None = None
-    offline: bool = False
+    offline: bool | None = None  # None: ClearML's own environment switch (`from_config` settles it)
     reuse_last_task_id: bool | str = False
     # A task to continue (ClearML's `continue_last_task`); `tracelet sync` sets it to finish a run's own task in
     # place. Online only: offline, ClearML cannot reopen a session, so a new task is made.
-    run_id: str | None = None
+    run_id: str | None = attrs.field(default=None, converter=_text)
     auto_connect_frameworks: bool | dict[str, Any] = False
     auto_connect_arg_parser: bool | dict[str, bool] = False
     auto_connect_streams: bool | dict[str, bool] = False
     auto_resource_monitoring: bool | dict[str, Any] = False
     detect_repository: bool = False
-    close_timeout: float | None = None
-    stop_timeout: float | None = None
+    close_timeout: float | None = attrs.field(default=None, validator=_positive)
+    stop_timeout: float | None = attrs.field(default=None, validator=_positive)
+    tags: list[str] = attrs.field(factory=list)  # task tags beside the run's own (upstream's docs pass them here)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Options:
-        config = dict(config or {})
-        known = {f.name for f in attrs.fields(cls)}
-        for key in sorted(set(config) - known - CORE_KEYS):
-            logger.warning(
-                "tracelet-clearml: config key %r is not supported (known: %s)", key, ", ".join(sorted(known))
-            )
-        offline = _optional_bool(config.get("offline"), "offline")
-        reuse = config.get("reuse_last_task_id", False)
-        if not isinstance(reuse, str) or reuse.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
-            reuse = _bool(reuse, "reuse_last_task_id")
-        opts = cls(
-            project_name=_text(config.get("project_name")),
-            task_name=_text(config.get("task_name")),
-            task_type=str(config.get("task_type") or "training"),
-            output_uri=config.get("output_uri"),
-            offline=env_offline() if offline is None else offline,
-            reuse_last_task_id=reuse,
-            run_id=_text(config.get("run_id")),
-            auto_connect_frameworks=_switch(config.get("auto_connect_frameworks", False), "auto_connect_frameworks"),
-            auto_connect_arg_parser=_switch(config.get("auto_connect_arg_parser", False), "auto_connect_arg_parser"),
-            auto_connect_streams=_switch(config.get("auto_connect_streams", False), "auto_connect_streams"),
-            auto_resource_monitoring=_switch(config.get("auto_resource_monitoring", False), "auto_resource_monitoring"),
-            detect_repository=_bool(config.get("detect_repository", False), "detect_repository"),
-            close_timeout=_seconds(config.get("close_timeout"), "close_timeout"),
-            stop_timeout=_seconds(config.get("stop_timeout"), "stop_timeout"),
-        )
+        opts = super().from_config(config)
+        if opts.offline is None:
+            opts.offline = env_offline()
         return opts
 
     def frameworks_argument(self) -> dict[str, Any]:
@@ -121,26 +99,3 @@ class Options:
     def streams_captured(self) -> bool:
         value = self.auto_connect_streams
         return bool(value) if not isinstance(value, dict) else any(bool(v) for v in value.values())
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None or str(value) == "" else str(value)
-
-
-def _switch(value: Any, key: str) -> Any:
-    """A ClearML auto-capture switch: a bool (also "true"/"0"...) or ClearML's own fine-grained dict."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    return _bool(value, key)
-
-
-def _seconds(value: Any, key: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"tracelet-clearml: config key {key!r} must be seconds, got {value!r}") from exc
-    if seconds <= 0:
-        raise ConfigurationError(f"tracelet-clearml: config key {key!r} must be positive, got {value!r}")
-    return seconds

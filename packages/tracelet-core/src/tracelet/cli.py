@@ -219,7 +219,59 @@ def cmd_show(args: argparse.Namespace) -> int:
                 ]
             )
         print(textwrap.indent(_table(rows, ["NAME", "LAST", "MIN", "MAX", "POINTS", ""]), "  "))
+    _print_damage(run)
     return 0
+
+
+def _print_damage(run: Any) -> None:
+    """What reading the run skipped, on stderr: the output above is what could be read."""
+    notes = ([run.meta_error] if run.meta_error else []) + [
+        f"{os.path.basename(run.reader.path)} damaged at {d.describe()}" for d in run.reader.damage
+    ]
+    for note in notes:
+        print(f"tracelet: {run.id}: {note}", file=sys.stderr)
+    if notes:
+        print(f"tracelet: `tracelet verify {run.id}` checks the run; `--repair` writes a clean copy", file=sys.stderr)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tracelet import store, verify
+
+    try:
+        runs = [store.open_run(r, args.dir) for r in args.runs] if args.runs else (
+            store.list_runs(args.dir) if args.all else None)
+    except LookupError as exc:
+        print(f"tracelet: {exc}", file=sys.stderr)
+        return 1
+    if runs is None:
+        print("tracelet: name runs to verify, or --all", file=sys.stderr)
+        return 2
+    bad = 0
+    for run in runs:
+        verdict = verify.check(run)
+        if verdict.ok:
+            print(f"{verdict.run_id}  ok  ({verdict.events:,} events)")
+            continue
+        print(f"{verdict.run_id}  DAMAGED  ({verdict.events:,} events readable)  {verdict.path}")
+        for problem in verdict.problems:
+            print(f"  {problem}")
+        if not args.repair:
+            bad += 1
+            continue
+        try:
+            done = verify.repair(run, verdict)
+        except OSError as exc:
+            print(f"  repair failed: {exc}")
+            bad += 1
+            continue
+        for line in done:
+            print(f"  repaired: {line}")
+        again = verify.check(store.LocalRun(run.path))
+        bad += 0 if again.ok else 1
+    if bad and not args.repair:
+        print(f"tracelet verify: {bad} damaged run(s); `tracelet verify --repair RUN` writes clean copies "
+              "(the damaged files are kept)", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id, unique prefix, or folder")
     p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
     p.set_defaults(func=cmd_show)
+    p = sub.add_parser("verify", help="check runs' journals and run records; --repair writes clean copies",
+                       description="Exit status 0 when every run checked is sound (or, with --repair, was "
+                       "repaired), 1 when one is damaged.")
+    p.add_argument("runs", nargs="*", help="run ids, unique prefixes, or folders")
+    p.add_argument("--all", action="store_true", help="every run in the local store")
+    p.add_argument("--repair", action="store_true",
+                   help="write a clean copy of each damaged file; the damaged one is kept beside it")
+    p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
+    p.set_defaults(func=cmd_verify)
     from tracelet.transfer.cli import add_commands  # sync, import-tb
 
     add_commands(sub)

@@ -7,8 +7,10 @@ class TraceletException(Exception):
     """Base class of every error Tracelet raises."""
 
 
-class ConfigurationError(TraceletException):
-    """Invalid settings, an unknown backend, or a plugin that cannot be loaded."""
+class ConfigurationError(TraceletException, ValueError):
+    """Invalid settings, an unknown backend, or a plugin that cannot be loaded.
+
+    Also a ValueError (a bad value, in meaning), so ``except ValueError:`` around a backend choice catches it."""
 
 
 class BackendError(TraceletException):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve 
     from tracelet.core.backoff import is_permanent, retry  # noqa: F401
     from tracelet.core.discovery import register_plugin, unregister_plugin  # noqa: F401
     from tracelet.core.distributed import group_label  # noqa: F401
+    from tracelet.core.options import BackendOptions  # noqa: F401
     from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
     from tracelet.core.records import Metric, RunContext, RunStatus  # noqa: F401
     from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "retry": "tracelet.core.backoff:retry",
     "is_permanent": "tracelet.core.backoff:is_permanent",
     "parse_bool": "tracelet.settings:parse_bool",
+    "BackendOptions": "tracelet.core.options:BackendOptions",
     "group_label": "tracelet.core.distributed:group_label",
     "captured_file_type": "tracelet.collectors.checkpoints:captured_file_type",
     "is_checkpoint": "tracelet.collectors.checkpoints:is_checkpoint",

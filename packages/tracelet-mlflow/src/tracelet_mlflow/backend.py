@@ -35,6 +35,7 @@ from tracelet_mlflow import __version__, failfast, location, telemetry
 from tracelet_mlflow.artifacts import ArtifactStore, save_torch_model
 from tracelet_mlflow.groups import DEFAULT_GROUP_WAIT, Group
 from tracelet_mlflow.names import NameMap, prefixed
+from tracelet_mlflow.options import Options
 from tracelet_mlflow.params import (
     CHANGED_TAG_PREFIX,
     LONG_PARAMS_ARTIFACT,
@@ -68,6 +69,7 @@ class MLflowBackend:
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
+        self.options = Options()
         self.client: MlflowClient | None = None
         self.tracking_uri: str | None = None
         self.run_id: str | None = None
@@ -101,7 +103,9 @@ class MLflowBackend:
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:
-        self.config = dict(config or {})
+        self.options = Options.from_config(config)  # typed; unknown keys warned about
+        # Converted values over what was given (a key no field takes stays, warned about, for code reading it).
+        self.config = {**dict(config or {}), **{k: v for k, v in self.options.as_config().items() if v is not None}}
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
@@ -112,7 +116,7 @@ class MLflowBackend:
             if self.run_id is None and self.config.get("run_id"):
                 self.run_id, self.experiment_id = self._resume_run(str(self.config["run_id"]))
             if self.experiment_id is None:
-                self.experiment_id = self._experiment(run.project)
+                self.experiment_id = self._experiment(self.options.experiment_name or run.project)
             if self._group is None:
                 self._group = Group(run, float(self.config.get("group_wait", DEFAULT_GROUP_WAIT)))
             if self.run_id is None and self._group.attaches:  # a node leader writes into rank 0's run

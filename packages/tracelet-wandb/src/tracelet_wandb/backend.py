@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
+
 from tracelet.plugin import (
     ArtifactResult,
     ArtifactType,
@@ -53,6 +55,7 @@ from tracelet.plugin import (
 from tracelet_wandb import __version__, preflight, txlog
 from tracelet_wandb.artifacts import LocalCopy, alias_for, build, from_download, from_manifest_text, wandb_name
 from tracelet_wandb.calls import BoundedCaller
+from tracelet_wandb.options import INIT_KEYS, Options
 
 logger = logging.getLogger("tracelet.wandb")
 
@@ -67,11 +70,7 @@ DEFAULT_STOP_TIMEOUT = 30.0
 # FAILED and KILLED are both non-zero, which W&B shows as a failed run; 255 is what W&B itself records
 # for a run ended by Ctrl-C.
 EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.RUNNING: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
-INIT_KEYS = ("project", "entity", "group", "job_type", "notes", "dir", "resume", "id")
-OPTIONS = frozenset(
-    {*INIT_KEYS, "mode", "base_url", "console", "system_metrics", "metadata", "step_metric", "settings", "stop_timeout",
-     "call_timeout", "init_timeout", "run_id"}
-)  # fmt: skip
+OPTIONS = frozenset(f.name for f in attrs.fields(Options))
 CONFIG_TAGS = "tags"  # set_tags(...) key/values live in the run config under this branch
 CONFIG_TRACELET = "tracelet"  # Tracelet's own facts about the run (run id, renamed metrics)
 
@@ -127,6 +126,7 @@ class WandbBackend:
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
+        self.options = Options()
         self.mode: str | None = None
         self.wb_run: Any = None
         self.details: dict[str, Any] = {}
@@ -157,14 +157,10 @@ class WandbBackend:
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:
         """:param config: the `wandb` config block overlaid with `wandb_*` keys (see the README's options)."""
-        self.config = dict(config or {})
-        unknown = sorted(set(self.config) - OPTIONS)
-        if unknown:
-            logger.warning(
-                "tracelet-wandb: option(s) %s not supported (yet) and ignored; known options: %s",
-                ", ".join(map(repr, unknown)),
-                ", ".join(sorted(OPTIONS)),
-            )
+        self.options = Options.from_config(config)  # typed; unknown keys warned about
+        # Converted values over what was given (a key no field takes stays, warned about, for code reading it).
+        typed = {k: v for k, v in self.options.as_config().items() if v is not None}
+        self.config = {**dict(config or {}), **typed}
 
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
@@ -211,7 +207,8 @@ class WandbBackend:
                 {k: run.metadata[k] for k in ("source", "argv", "git", "distributed") if (run.metadata or {}).get(k)}
             )
             self._config_tree = {CONFIG_TRACELET: facts}
-            tags = [t[:TAG_MAX_CHARS] for t in dict.fromkeys(str(t) for t in run.tags) if t]
+            given = [*(str(t) for t in run.tags), *self.options.tags]  # the block's `tags` join the run's
+            tags = [t[:TAG_MAX_CHARS] for t in dict.fromkeys(given) if t]
 
             def init() -> None:
                 _forget_dead_service()

@@ -9,6 +9,10 @@ Plugins registered in-process (`tracelet.register_plugin`) are listed with the i
 visible. Name clashes are never settled silently: two distributions publishing one name make selecting that
 name a ConfigurationError naming both (hide one with `TRACELET_DISABLED_PLUGINS`); registering in-process a
 name that is installed or already registered is refused unless `replace=True`, which warns.
+
+The core distribution's own plugins (the `local` store, the built-in collectors) cannot be taken by an
+installed package: a third-party distribution publishing one of their names is left out, with one warning
+naming it; its plugins under other names stay usable.
 """
 
 from __future__ import annotations
@@ -106,8 +110,36 @@ _registered: dict[PluginType, dict[str, PluginSpec]] = {t: {} for t in PluginTyp
 _register_lock = threading.Lock()
 
 
+_shadowed_warned: set[tuple[PluginType, str, str]] = set()
+
+
 def _visible_installed(ptype: PluginType) -> list[PluginSpec]:
-    return [s for s in _installed(ENTRY_POINT_GROUPS[ptype]) if _visible(s)]
+    specs = [s for s in _installed(ENTRY_POINT_GROUPS[ptype]) if _visible(s)]
+    core = {s.name for s in specs if s.distribution == CORE_DISTRIBUTION}
+    out = []
+    for spec in specs:
+        if spec.name in core and spec.distribution != CORE_DISTRIBUTION:
+            _warn_shadowed(spec)
+            continue
+        out.append(spec)
+    return out
+
+
+def _warn_shadowed(spec: PluginSpec) -> None:
+    key = (spec.type, spec.name, spec.distribution)
+    with _register_lock:
+        if key in _shadowed_warned:
+            return
+        _shadowed_warned.add(key)
+    logger.warning(
+        "tracelet: distribution %s %s registers the %s name %r (%s), which is Tracelet's own; it is ignored and "
+        "the built-in one is used. Ask its authors to publish it under another name",
+        spec.distribution,
+        spec.version,
+        spec.type.value,
+        spec.name,
+        spec.value,
+    )
 
 
 def installed(ptype: PluginType) -> list[PluginSpec]:

@@ -439,7 +439,7 @@ class Experiment:
         return TraceletArtifact(name, artifact_type, description)
 
     def log_artifact(
-        self, artifact: TraceletArtifact | str, *, wait: bool | float = False
+        self, artifact: TraceletArtifact | str, artifact_path: str | None = None, *, wait: bool | float = False
     ) -> dict[str, ArtifactResult]:
         """Log an artifact (or a file or folder path) to every backend it routes to.
 
@@ -447,8 +447,18 @@ class Experiment:
         logged; backends store it on their own threads. Returns one ArtifactResult per target backend, pending
         until delivered (`result.wait()`), or already final with `wait=True` (or `wait=<seconds>`). A failing
         backend yields a result with `error` set; it never raises here.
+
+        `artifact_path` takes MLflow's own `log_artifact(local_path, artifact_path)`: the folder inside the
+        artifact that the file (under its own name) or the folder's files go to. Only with a path.
         """
-        return self._artifact_manager().log(artifact, wait=wait)
+        if artifact_path is None:
+            return self._artifact_manager().log(artifact, wait=wait)
+        if not isinstance(artifact, (str, os.PathLike)):
+            raise ConfigurationError(
+                "log_artifact(path, artifact_path): artifact_path goes with a file or folder path; for a "
+                "TraceletArtifact, give each file its path with add_file(local_path, artifact_path)"
+            )
+        return self._artifact_manager().log_under(artifact, artifact_path, wait=wait)
 
     def get_artifact(
         self, name: str, version: str = "latest", backend: str | None = None, *, load: bool = False

@@ -9,7 +9,8 @@ Taken, under the variable's name:
 - what a framework plugin's `framework_detect_hyperparams` hook finds in an object it knows (an optimizer's
   learning rate and momentum, ...), under `name/key`.
 
-Left out: private names (`_x`), `AutomagicConfig.ignore_names`, None, modules, classes, functions, arrays and
+Left out: private names (`_x`), `AutomagicConfig.ignore_names`, Tracelet's own objects (`ExperimentConfig`,
+`AutomagicConfig`, settings, the experiment), None, modules, classes, functions, arrays and
 tensors (anything with `shape` and `dtype`), containers of more than `MAX_ITEMS` entries, and any other object.
 Reading never calls user code beyond attribute access on configs: no `__len__` of a dataset, no iteration.
 """
@@ -70,8 +71,15 @@ def _fields(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _tracelets_own(value: Any) -> bool:
+    """Tracelet's own objects (its ExperimentConfig, AutomagicConfig, settings, experiment, plugins): the
+    tracker's plumbing, never the user's hyperparameters."""
+    root = type(value).__module__.partition(".")[0]
+    return root == "tracelet" or root.startswith("tracelet_")
+
+
 def _take(found: dict[str, Any], key: str, value: Any, max_len: int, detect: Detector | None, depth: int) -> None:
-    if value is None or isinstance(value, _NOT_SETTINGS):
+    if value is None or isinstance(value, _NOT_SETTINGS) or _tracelets_own(value):
         return
     if _scalar(value, max_len):
         found[key] = value

@@ -66,6 +66,7 @@ class BackendReport:
     refused: int = 0  # events the backend refused for good (kept in the journal, not in `delivered`)
     # kind of event the backend implements no hook for ("metrics", "params", ...) -> events it was not given
     no_hook: dict[str, int] = attrs.field(factory=dict)
+    tracebacks: dict[str, str] = attrs.field(factory=dict)  # error kind -> the traceback of its first occurrence
 
 
 @attrs.define
@@ -220,11 +221,16 @@ class Orchestrator:
         # Behind the memory window: catch up from the journal (flushed to the OS before publication).
         want = min(limit, oldest - cursor, self.journaled - cursor)
         out = []
-        for _, event in journal_mod.read_events(self.journal.path, cursor, self.journal.offset_for(cursor)):
+        first = None
+        for seq, event in journal_mod.read_events(self.journal.path, cursor, self.journal.offset_for(cursor)):
+            if first is None:
+                first = seq
+            if seq >= oldest or seq != first + len(out):  # past damage (skipped, warned): the worker counts the gap
+                break
             out.append(event)
             if len(out) >= want:
                 break
-        return cursor, out
+        return (oldest, []) if first is None or not out else (first, out)
 
     def _lost(self, cursor: int) -> int:
         """How many events from `cursor` on neither memory nor the journal holds any more."""
@@ -453,6 +459,7 @@ class Orchestrator:
                 undelivered=undelivered,
                 dropped=dropped,
                 errors=w.errors.summary(),
+                tracebacks=dict(w.errors.tracebacks),
                 finished=finished,
                 details=dict(w.backend.details),
                 refused=w.refused,

@@ -95,6 +95,7 @@ class RunRecord:
                     "refused": r.refused,
                     "no_hook": dict(r.no_hook),  # kinds of event this backend takes no hook for
                     "errors": r.errors,
+                    "tracebacks": dict(r.tracebacks),  # the first of each kind of error, for the plugin's author
                     "details": plain(r.details),
                 }
                 for name, r in report.backends.items()

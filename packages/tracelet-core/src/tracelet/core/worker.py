@@ -51,19 +51,33 @@ def _unchanged_params_end(events: list[tuple], i: int, j: int) -> int:
     return j
 
 
+MAX_TRACEBACK = 8000  # characters of one kept traceback (its last lines: where the plugin failed)
+
+
 class ErrorLog:
-    """Counts errors by kind and logs the first of each kind only, so an outage is one line, not thousands."""
+    """Counts errors by kind and logs the first of each kind only, so an outage is one line, not thousands.
+
+    The first error of each kind is logged with its traceback (the plugin author's way to the failing line)
+    and kept in `tracebacks` (kind -> formatted traceback), which the stop report and run.json's `delivery`
+    carry; later errors of the kind are only counted."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.counts: Counter[str] = Counter()
+        self.tracebacks: dict[str, str] = {}
 
     def record(self, where: str, exc: BaseException, retrying: bool = True) -> None:
         key = f"{where}: {type(exc).__name__}"
         self.counts[key] += 1
         if self.counts[key] == 1:
+            import traceback
+
+            from tracelet.core.redact import redact_text
+
             tail = "; retrying, and counting further errors of this kind" if retrying else ""
-            logger.warning("tracelet: backend %r %s failed: %s%s", self.backend, where, exc, tail)
+            logger.warning("tracelet: backend %r %s failed: %s%s", self.backend, where, exc, tail, exc_info=exc)
+            text = "".join(traceback.format_exception(exc))
+            self.tracebacks[key] = redact_text(text[-MAX_TRACEBACK:])  # it is written to run.json
 
     def summary(self) -> dict[str, int]:
         return dict(self.counts)

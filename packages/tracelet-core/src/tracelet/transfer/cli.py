@@ -89,6 +89,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             failed += 1
             _fail(exc)
             continue
+        for damage in report.damage:
+            print(f"tracelet: {run.id}: journal damaged at {damage} (`tracelet verify {run.id}`)", file=sys.stderr)
         if not report.backends:
             print(f"{run.id}: nothing to deliver (no --to, and its backends received everything)")
             continue

@@ -31,11 +31,12 @@ ENDED = tuple(s.value for s in RunStatus if s is not RunStatus.RUNNING)
 
 
 def count_events(run_dir: Any) -> int:
-    """Events in a run's journal (up to a torn last frame)."""
-    count = 0
-    for _ in journal.read_events(journal.Path(run_dir) / journal.EVENTS_FILE):
-        count += 1
-    return count
+    """Events in a run's journal (up to a torn last frame): the sequence number after its last readable event,
+    so events lost to damage in the middle count too (backends' cursors are sequence numbers)."""
+    reader = journal.JournalReader(journal.Path(run_dir) / journal.EVENTS_FILE)
+    for _ in reader.events():
+        pass
+    return reader.end_seq
 
 
 def pending_artifacts(meta: dict[str, Any], name: str) -> list[str]:

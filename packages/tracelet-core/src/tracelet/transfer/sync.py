@@ -83,16 +83,19 @@ class BackendSync:
     skipped: str | None = None  # why nothing was done (up to date, would deliver (dry run), ...)
     error: str | None = None
     errors: dict[str, int] = attrs.field(factory=dict)
+    lost: int = 0  # events this sync could not send: lost to damage in the journal (`SyncReport.damage`)
 
 
 @attrs.define
 class SyncReport:
-    """One run's sync: per target backend, what was delivered."""
+    """One run's sync: per target backend, what was delivered; `damage`: what of the journal was skipped
+    (`tracelet.core.journal.Damage.describe()`, with the byte offset and the events lost)."""
 
     run_id: str
     path: str
     status: str
     backends: dict[str, BackendSync] = attrs.field(factory=dict)
+    damage: list[str] = attrs.field(factory=list)
 
     @property
     def complete(self) -> bool:
@@ -165,6 +168,7 @@ class JournalSource:
         self.pending = list(pending)
         self.still_pending: list[str] = []  # pending artifacts that failed again: the next sync tries them
         self._events: Iterator[tuple[int, tuple]] | None = None
+        self._held: tuple[int, tuple] | None = None  # read past a gap (damage): the next fetch starts with it
         self._next = -1
         self._recorded = -1
 
@@ -184,14 +188,28 @@ class JournalSource:
             return cursor, []
         if self._events is None or self._next != cursor:
             self._events = journal.read_events(self.run_dir / journal.EVENTS_FILE, cursor)
+            self._held = None
         want = min(limit, self.end - cursor)
         out: list[tuple] = []
-        for _, event in self._events:
-            out.append(event)
-            if len(out) >= want:
+        first: int | None = None
+        while len(out) < want:
+            item = self._held or next(self._events, None)
+            self._held = None
+            if item is None:
                 break
-        self._next = cursor + len(out)
-        return cursor, out
+            seq, event = item
+            if first is None:
+                first = seq
+            if seq >= self.end or seq != first + len(out):  # a gap (damage skipped): returned by the next fetch
+                self._held = item
+                break
+            out.append(event)
+        if not out:  # nothing readable up to the end: the worker counts the rest lost
+            self._next = self.end
+            return self.end, []
+        assert first is not None
+        self._next = first + len(out)
+        return first, out
 
     def _first_event(self, cursor: int) -> int:
         """Where delivery starts: `cursor` when the backend reopened the run that far along, else event 0.
@@ -281,6 +299,13 @@ class JournalSource:
         except Exception as exc:  # a damaged record will not heal by retrying: refused, counted, reported
             raise ConfigurationError(f"artifact event in {self.run_dir} cannot be read: {exc}") from exc
         missing = [f.local_path for f in artifact.files if not os.path.exists(f.local_path)]
+        if missing:  # the snapshot went once every target had it: the local store's version is the run's copy
+            from tracelet.core.artifacts.manager import stored_copy
+
+            kept = stored_copy(self.run_dir, token)
+            if kept is not None:
+                artifact = kept
+                missing = [f.local_path for f in artifact.files if not os.path.exists(f.local_path)]
         if missing:  # the run folder lost the stored copy: no retry brings it back
             raise ConfigurationError(
                 f"artifact {artifact.name!r}: stored copy {missing[0]} is missing from the run folder"
@@ -419,6 +444,11 @@ def sync(
     from tracelet import store
 
     local = run if isinstance(run, store.LocalRun) else store.open_run(str(run), dir)
+    if local.meta_error is not None:
+        raise TraceletException(
+            f"run {local.id}: {local.meta_error}; `tracelet verify --repair {local.path}` rebuilds it (the damaged "
+            "one is kept beside it), then sync again"
+        )
     status = final_status(local)
     dead = local.dead
     names = _parse_targets(to) or state_mod.leftover_backends(local.meta, dead)
@@ -433,7 +463,11 @@ def sync(
         specs[spec.name] = spec
     with _SyncLock(local.path, local.id, dry_run):
         local.meta = journal.read_meta(local.path)  # the latest record, now that no other sync writes it
-        total = state_mod.count_events(local.path)
+        reader = journal.JournalReader(local.path / journal.EVENTS_FILE)
+        for _ in reader.events():
+            pass
+        total = reader.end_seq  # sequence numbers: events lost to damage count, and are reported lost
+        report.damage = [d.describe() for d in reader.damage]
         plans = []
         for name, spec in specs.items():
             point = state_mod.starting_point(local.meta, name, dead)
@@ -547,6 +581,7 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
         res.delivered = max(cursor - res.cursor, 0)
         res.cursor = cursor
         res.errors = worker.errors.summary()
+        res.lost = worker.dropped
         if worker.start_error is not None:
             res.error = f"{type(worker.start_error).__name__}: {worker.start_error}"
             continue

@@ -10,11 +10,19 @@ The calling thread copies the files (so later writes by the training script cann
 and serializes objects; it never uploads. Each backend's worker delivers the artifact in logging order, so
 the local store numbers versions in the order of the `log_artifact` calls. The event's payload is plain JSON
 (the artifact's dict with snapshot paths, the target backends and a token), since it is journalled.
+
+Each artifact is kept once per run folder. Where the local store took it (`artifacts/<name>/v<N>/`) and every
+other target took it too, the snapshot under `artifacts/.staging/<token>/` is removed and a marker
+`artifacts/.staging/<token>.stored` (JSON: name, version) says where the run's copy is; `tracelet sync` reads
+that copy. Where the local store does not hold it (not a target, or it failed), or a target failed (a later
+sync sends it from the snapshot), or a backend took its own snapshot of it, the snapshot is the run's copy
+and stays.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -90,6 +98,8 @@ class ArtifactManager:
         # backend -> tokens of artifacts it failed for a transient reason (an outage): run.json keeps them at
         # stop (`failed_artifacts`) so `tracelet sync RUN` delivers them, since the worker's cursor moved on.
         self._failed: dict[str, dict[str, None]] = {}
+        self._stored: dict[str, tuple[str, str]] = {}  # token -> (name, version) the local store holds it as
+        self._keep: set[str] = set()  # tokens whose snapshot is the run's copy (a failure, a backend snapshot)
         self._staging: Path | None = None
         self._temporary_staging = False
         self._watcher: Any = None
@@ -199,6 +209,10 @@ class ArtifactManager:
         pending = {name: self._pending(name, snapshot) for name in targets}
         with self._lock:
             self._results[token] = dict(pending)  # registered before the event exists: delivery may be instant
+            if extras or "local" not in pending:
+                self._keep.add(token)  # a backend's own snapshot, or no local copy: the snapshot stays
+            else:
+                self._stored[token] = (snapshot.name, "")  # the version once the local store answers
         payload = {
             "token": token,
             "targets": targets,
@@ -250,6 +264,19 @@ class ArtifactManager:
             artifact_path = artifact_path.rstrip("/\\") + "/" + path.name
         artifact = TraceletArtifact(path.name, guess_type(path)).add_file(str(path), artifact_path)
         return self.log(artifact)
+
+    def log_under(
+        self, local_path: str | os.PathLike[str], folder: str, wait: bool | float = False
+    ) -> dict[str, ArtifactResult]:
+        """A file (under its own name) or a folder's files, inside `folder` of an artifact named after it."""
+        path = Path(local_path)
+        folder = str(folder).strip("/\\")
+        if path.is_dir():
+            artifact = TraceletArtifact(path.resolve().name, ArtifactType.CUSTOM).add_dir(str(path), folder or None)
+        else:
+            inside = f"{folder}/{path.name}" if folder else None
+            artifact = TraceletArtifact(path.name, guess_type(path)).add_file(str(path), inside)
+        return self.log(artifact, wait=wait)
 
     def _log_watched(self, path: Path) -> None:
         from tracelet.collectors.checkpoints import captured_file_type  # the `track_checkpoints` rule
@@ -424,12 +451,23 @@ class ArtifactManager:
         with self._lock:
             pending = self._results.get(token)
             result = pending.pop(name, None) if pending is not None else None
+            if result is not None and error is not None:
+                self._keep.add(token)  # a later sync sends it from the snapshot
+            elif result is not None and name == "local" and token in self._stored and getattr(out, "version", None):
+                self._stored[token] = (self._stored[token][0], str(out.version))
             complete = pending is not None and not pending
             if complete:
                 del self._results[token]
-            cleanup = self._temporary_staging and self._staging is not None and complete
+            cleanup = self._staging is not None and complete and (
+                self._temporary_staging or (self._stored.get(token, ("", ""))[1] != "" and token not in self._keep)
+            )
+            stored = self._stored.pop(token, None) if complete else None
+            if complete:
+                self._keep.discard(token)
         if cleanup:  # before the result is final, so a waiter never sees a half-removed snapshot
             assert self._staging is not None
+            if stored is not None and not self._temporary_staging:
+                self._mark_stored(token, stored)
             shutil.rmtree(self._staging / token, ignore_errors=True)
         if result is not None:  # None: a replay from the journal, or a backend outside the targets
             if error is not None:
@@ -438,6 +476,12 @@ class ArtifactManager:
                 _fill(result, out)
                 result.status = OK
             result._done.set()
+
+    def _mark_stored(self, token: str, stored: tuple[str, str]) -> None:
+        """Say where the local store holds the artifact whose snapshot goes (read by `stored_copy`)."""
+        assert self._staging is not None
+        marker = self._staging / f"{token}{STORED_SUFFIX}"
+        marker.write_text(json.dumps({"name": stored[0], "version": stored[1]}), encoding="utf-8")
 
     def _wait_for(self, name: str, timeout: float = READ_WAIT) -> None:
         """Let `name` store what was logged before reading from it (read-your-writes)."""
@@ -522,6 +566,22 @@ _SNAPSHOT_HINTS = {
     errno.ENOENT: "it was removed or renamed after add_file",
     errno.EACCES: "the file is not readable by this process",
 }
+
+
+STORED_SUFFIX = ".stored"
+
+
+def stored_copy(run_dir: str | os.PathLike[str], token: str) -> TraceletArtifact | None:
+    """The local store's version of the artifact event `token` whose snapshot was removed (see the module
+    docstring), or None when the snapshot is the run's copy (or the marker or the version is gone)."""
+    from tracelet.core.artifacts import folder
+
+    marker = journal.staging_root(run_dir) / f"{token}{STORED_SUFFIX}"
+    try:
+        where = json.loads(marker.read_text(encoding="utf-8"))
+        return folder.get(journal.artifacts_root(run_dir), str(where["name"]), str(where["version"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _snapshot_error(exc: OSError, source: str, name: str, staging: Path) -> OSError:
