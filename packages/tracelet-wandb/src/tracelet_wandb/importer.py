@@ -100,7 +100,7 @@ def _events(path: Path, src: SourceRun, start: float | None) -> Iterator[tuple[A
     for record in txlog.records(path, streamed=True):
         kind = record.WhichOneof("record_type")
         if kind == "history":
-            row = _row(record.history.item)
+            row = _tree(record.history.item)  # nested keys (a logged dict, a histogram's fields) as dicts
             ts = row.get("_timestamp")
             ts = float(ts) if isinstance(ts, (int, float)) else last
             last = ts
@@ -145,10 +145,6 @@ def _events(path: Path, src: SourceRun, start: float | None) -> Iterator[tuple[A
                 yield ("a", artifact, last)
     if summary:
         src.metadata.setdefault("wandb", {})["summary"] = summary
-
-
-def _row(items: Any) -> dict[str, Any]:
-    return {txlog.item_key(i): json.loads(i.value_json) for i in items}
 
 
 def _tree(items: Any) -> dict[str, Any]:
