@@ -59,7 +59,8 @@ def add_commands(sub: Any) -> None:
                    help="mlflow, wandb, clearml, tensorboard, or any backend that can import")
     p.add_argument("--project", default=None, help="project of the imported runs (default: the source's)")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                   help="for the source (mlflow: experiment=NAME, run_ids=ID,ID); repeatable")
+                   help="for the source (mlflow: experiment=NAME, run_ids=ID,ID; tensorboard: with_media=true); "
+                   "BACKEND.KEY=VALUE for a --to target; repeatable")
     p.add_argument("--dry-run", action="store_true", help="list the runs that would be imported; write nothing")
     p.add_argument("--to", action="append", default=[], metavar="BACKEND", help="then sync them there (repeatable)")
     p.add_argument("--dir", default=None, help=_DIR_HELP)
@@ -134,6 +135,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         source_config = {k: v for k, v in config.items() if "." not in k}
         runs = import_runs(args.sources, source=args.source, project=args.project, config=source_config,
                            dir=args.dir, dry_run=args.dry_run, progress=True, out=sys.stderr)
+    except KeyboardInterrupt:  # the run being written is removed; the ones before it are complete
+        print("tracelet: import interrupted; run it again to import the rest", file=sys.stderr)
+        return 130
     except (TraceletException, OSError) as exc:
         return _fail(exc)
     failed = 0
