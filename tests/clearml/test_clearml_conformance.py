@@ -55,6 +55,9 @@ class TestClearMLOffline(BackendConformance):
             artifacts=sorted(session.artifacts()),
         )
 
+    def import_source(self, run: RunUnderTest) -> tuple[str, dict[str, Any]]:
+        return str(OfflineSession(Path(os.environ["CLEARML_CACHE_DIR"]), run.details["task_id"]).folder), {}
+
     def inject_fault(self, plugin: Any) -> None:
         add = plugin._report._add
         calls = {"n": 0}

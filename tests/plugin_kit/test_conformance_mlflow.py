@@ -50,6 +50,9 @@ class TestMLflowSqlite(BackendConformance):
             artifacts=[f.path for f in client.list_artifacts(run_id)],
         )
 
+    def import_source(self, run: RunUnderTest) -> tuple[str, dict[str, Any]]:
+        return run.config["tracking_uri"], {"run_ids": [run.details["run_id"]]}
+
     def inject_fault(self, plugin: Any) -> None:
         send = plugin._log_batch
         calls = {"n": 0}

@@ -37,6 +37,9 @@ class TestWandbConformance(BackendConformance):
         names = [json.loads(a.metadata).get("tracelet_name", a.name) for a in wb.artifacts]
         return TrackedRun(metrics=metrics, params=config, tags=tags, status=STATUSES.get(wb.exit_code), artifacts=names)
 
+    def import_source(self, run: RunUnderTest) -> tuple[str, dict[str, Any]]:
+        return run.details["transaction_log"], {}
+
     def inject_fault(self, plugin: Any) -> None:
         """The second `run.log` of the next batch fails once, after the first row went out."""
         log = plugin.wb_run.log

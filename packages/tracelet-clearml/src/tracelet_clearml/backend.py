@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from tracelet.plugin import (
     PluginType,
     RunContext,
     RunStatus,
+    SourceRun,
     TraceletArtifact,
     group_label,
     hookimpl,
@@ -91,8 +93,19 @@ class ClearMLBackend:
             "statuses, artifacts and output models.",
             type=PluginType.BACKEND,
             distribution="tracelet-clearml",
-            capabilities=["metrics", "params", "tags", "artifacts", "status", "offline"],
+            capabilities=["metrics", "params", "tags", "artifacts", "status", "offline", "import"],
         )
+
+    @hookimpl
+    def backend_import_runs(self, source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
+        """Tasks of ClearML offline sessions (`tracelet_clearml.importer`); online tasks are not read yet.
+
+        :param source: an offline session folder (`<cache>/offline/<task id>`), its zip, or a folder of them.
+        :param config: none accepted.
+        """
+        from tracelet_clearml import importer
+
+        return importer.import_runs(source, config)
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:

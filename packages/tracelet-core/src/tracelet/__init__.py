@@ -35,6 +35,14 @@ def sync(run: Any, to: Any = None, **kwargs: Any) -> Any:
     return _sync(run, to, **kwargs)
 
 
+def import_runs(sources: Any, source: str, **kwargs: Any) -> Any:
+    """Import runs of another tracker (`source`: "mlflow", "wandb", "clearml", "tensorboard", ...) into the
+    local store, losslessly and idempotently (`tracelet.transfer.importer.import_runs`)."""
+    from tracelet.transfer.importer import import_runs as _import_runs
+
+    return _import_runs(sources, source=source, **kwargs)
+
+
 __all__ = [
     "ArtifactResult",
     "ArtifactType",
@@ -48,6 +56,7 @@ __all__ = [
     "TraceletSettings",
     "get_active_experiment",
     "hookimpl",
+    "import_runs",
     "register_plugin",
     "start_logging",
     "stop_logging",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve 
     from tracelet.core.options import BackendOptions  # noqa: F401
     from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
     from tracelet.core.records import Metric, RunContext, RunStatus  # noqa: F401
+    from tracelet.core.sources import SourceRun  # noqa: F401
     from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
     from tracelet.settings import parse_bool  # noqa: F401
 
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "Metric": "tracelet.core.records:Metric",
     "RunContext": "tracelet.core.records:RunContext",
     "RunStatus": "tracelet.core.records:RunStatus",
+    "SourceRun": "tracelet.core.sources:SourceRun",
     "ArtifactType": "tracelet.core.artifacts.kinds:ArtifactType",
     "TraceletArtifact": "tracelet.core.artifacts.model:TraceletArtifact",
     "ArtifactResult": "tracelet.core.artifacts.model:ArtifactResult",

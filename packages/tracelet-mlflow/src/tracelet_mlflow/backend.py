@@ -27,6 +27,7 @@ from tracelet.plugin import (
     PluginType,
     RunContext,
     RunStatus,
+    SourceRun,
     TraceletArtifact,
     hookimpl,
     retry,
@@ -98,8 +99,19 @@ class MLflowBackend:
             description="Logs runs to MLflow: metrics, params, tags, statuses and artifacts.",
             type=PluginType.BACKEND,
             distribution="tracelet-mlflow",
-            capabilities=["metrics", "params", "tags", "artifacts", "status", "attach"],
+            capabilities=["metrics", "params", "tags", "artifacts", "status", "attach", "import"],
         )
+
+    @hookimpl
+    def backend_import_runs(self, source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
+        """Runs of an MLflow tracking store (`tracelet_mlflow.importer`).
+
+        :param source: a tracking URI.
+        :param config: ``experiment`` (name or id) or ``run_ids``; neither: every active experiment.
+        """
+        from tracelet_mlflow import importer
+
+        return importer.import_runs(source, config)
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ import os
 import shlex
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +48,7 @@ from tracelet.plugin import (
     PluginType,
     RunContext,
     RunStatus,
+    SourceRun,
     TraceletArtifact,
     group_label,
     hookimpl,
@@ -151,8 +152,19 @@ class WandbBackend:
             description="Logs runs to Weights & Biases: metrics, config, tags, statuses and artifacts.",
             type=PluginType.BACKEND,
             distribution="tracelet-wandb",
-            capabilities=["metrics", "params", "tags", "artifacts", "status"],
+            capabilities=["metrics", "params", "tags", "artifacts", "status", "import"],
         )
+
+    @hookimpl
+    def backend_import_runs(self, source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
+        """Runs of W&B transaction logs (`tracelet_wandb.importer`); online runs are not read yet.
+
+        :param source: a run's `.wandb` file, its run folder, or a folder of run folders.
+        :param config: none accepted.
+        """
+        from tracelet_wandb import importer
+
+        return importer.import_runs(source, config)
 
     @hookimpl
     def plugin_setup(self, config: dict[str, Any]) -> None:

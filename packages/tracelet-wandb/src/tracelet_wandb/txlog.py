@@ -85,6 +85,67 @@ def _scan(data: bytes, pos: int, base: int, path: Any, resync: bool = False) -> 
             raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {base + pos - length - 7}")
 
 
+def stream(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The serialized `Record` messages of a transaction log, read one 32 KiB block at a time (a record
+    header never straddles blocks), so memory stays at one block and one message however big the log is.
+    Same checks as `payloads`."""
+    with open(path, "rb") as f:
+        head = f.read(len(HEADER))
+        if head != HEADER:
+            raise TransactionLogError(f"{path}: not a W&B transaction log (header {head!r})")
+        offset = len(HEADER)
+        pending: bytearray | None = None
+        while True:
+            want = BLOCK_SIZE - offset % BLOCK_SIZE
+            block = f.read(want)
+            pos = 0
+            while len(block) - pos >= RECORD_HEADER:
+                crc, length, kind = struct.unpack_from("<IHB", block, pos)
+                if kind == 0 and length == 0:  # zero padding to the block's end, or not yet written
+                    break
+                start = pos + RECORD_HEADER
+                if start + length > len(block):
+                    return  # torn tail
+                payload = block[start : start + length]
+                if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
+                    raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {offset + pos}")
+                pos = start + length
+                if kind == FULL:
+                    yield payload
+                elif kind == FIRST:
+                    pending = bytearray(payload)
+                elif kind in (MIDDLE, LAST) and pending is not None:
+                    pending += payload
+                    if kind == LAST:
+                        yield bytes(pending)
+                        pending = None
+                else:
+                    raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {offset + pos - length - 7}")
+            if len(block) < want:
+                return  # the end of the file
+            offset += len(block)
+
+
+def exit_record(path: str | os.PathLike[str]) -> Any:
+    """The run's `exit` record (`RunExitRecord`: exit_code, runtime), looked for in the last two blocks like
+    `has_exit`; None when the run has not finished (still running, or killed)."""
+    from wandb.proto import wandb_internal_pb2
+
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        base = max(0, (size // BLOCK_SIZE - 1) * BLOCK_SIZE)
+        f.seek(base)
+        data = f.read()
+    pos = len(HEADER) if base == 0 else 0
+    record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see has_exit
+    found = None
+    for payload in _scan(data, pos, base, path, resync=True):
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "exit":
+            found = record.exit
+    return found
+
+
 def has_exit(path: str | os.PathLike[str]) -> bool:
     """Whether the run's `exit` record is written, looked for in the log's last two blocks only. W&B writes
     the exit record last, so when it is there every record before it is too."""
@@ -105,12 +166,13 @@ def has_exit(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def records(path: str | os.PathLike[str]) -> Iterator[Any]:
+def records(path: str | os.PathLike[str], streamed: bool = False) -> Iterator[Any]:
     """Every `Record` message of a transaction log (protobuf objects; `record.WhichOneof("record_type")` says
-    which kind: "run", "config", "history", "summary", "metric", "artifact", "exit", ...)."""
+    which kind: "run", "config", "history", "summary", "metric", "artifact", "exit", ...). `streamed`: read
+    block by block (`stream`) instead of the whole file at once."""
     from wandb.proto import wandb_internal_pb2
 
-    for payload in payloads(path):
+    for payload in (stream(path) if streamed else payloads(path)):
         record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see has_exit
         record.ParseFromString(payload)
         yield record

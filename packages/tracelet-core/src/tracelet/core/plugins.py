@@ -23,6 +23,7 @@ import enum
 import inspect
 import logging
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
     from tracelet.core.protocols import InstrumentedExperiment as Experiment
     from tracelet.core.records import Metric, RunContext, RunStatus
+    from tracelet.core.sources import SourceRun
 
 logger = logging.getLogger("tracelet")
 
@@ -293,6 +295,26 @@ class BackendPlugin:
 
         Raising: recorded in the stop report (``errors``), not retried by the worker (retry inside with
         `tracelet.plugin.retry` if the tracker needs it). Optional, but without it the tracker's run never ends.
+        """
+
+    @hookspec(firstresult=True)
+    def backend_import_runs(self, source: str, config: dict[str, Any]) -> Iterable[SourceRun] | None:
+        """Read runs out of the tracker, for ``tracelet import --from <name>`` and `tracelet.import_runs`.
+
+        Called on the caller's thread, on an instance no run uses (`plugin_setup` is not called): the
+        importing counterpart of delivery. The core writes each run into the local store through the journal
+        writer, recognises runs imported before (by tracker, uri and run id) and reports a run that fails.
+
+        :param source: what the user named: a tracking URI, a run folder or file (the plugin says which).
+        :param config: ``--config KEY=VALUE`` pairs (values parsed from JSON where they parse): which runs to
+            take (an experiment, run ids, ...). Unknown keys should be a `ConfigurationError`.
+        :return: the runs, as `tracelet.plugin.SourceRun`s, best lazily (a generator listing page by page);
+            each streams its events with the tracker's own steps and timestamps. None: this plugin cannot
+            read `source`.
+
+        Raising: while listing, the whole source is reported failed (the next source is still read); from a
+        run's `events()`, that run is reported failed and nothing of it is kept. Optional: implementing it
+        declares that the backend can import (capability ``"import"``).
         """
 
 

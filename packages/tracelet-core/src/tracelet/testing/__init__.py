@@ -31,7 +31,9 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
 - key/value tags (a later value wins); artifacts, when the plugin implements `backend_log_artifact`;
 - a delivery hook that raises once and then succeeds: retried, nothing lost, nothing duplicated; and, when you
   override `inject_fault`, a failure of your own transport in the middle of a batch;
-- stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data.
+- stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data;
+- importing, when the plugin implements `backend_import_runs` and you override `import_source(run)`: the run
+  read back out of your tracker has every point with its step and timestamp, and a second import writes nothing.
 
 Knobs (class attributes): `plugin_name`, `timestamp_tolerance` (seconds; None when your tracker keeps no
 timestamps), `value_rel_tol`, `relogged_params` ("latest" or "first"), `stop_timeout`. The kit is also

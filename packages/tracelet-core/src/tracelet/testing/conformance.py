@@ -108,6 +108,12 @@ class BackendConformance:
         """Read `run` back from your tracker (a fresh client, not the plugin's own state)."""
         raise NotImplementedError(f"{type(self).__name__} must implement read_run(run) -> TrackedRun")
 
+    def import_source(self, run: RunUnderTest) -> tuple[str, dict[str, Any]]:
+        """Optional, for a plugin that implements `backend_import_runs`: where `run` (just delivered to your
+        tracker) can be imported from, as ``(SOURCE, config)`` for ``tracelet import --from <name>``, holding
+        that run alone (e.g. ``(tracking_uri, {"run_ids": [run.details["run_id"]]})``)."""
+        raise NotImplementedError
+
     def inject_fault(self, plugin: Any) -> None:
         """Optional: make your tracker's transport fail once in the middle of the next metric batch.
 
@@ -426,6 +432,40 @@ class BackendConformance:
             self.check_metrics(run, tracked, ["run_index"])
             if _implements(self.backend, "backend_log_params") and not _same(tracked.params.get("index"), index):  # type: ignore[arg-type]
                 raise ConformanceError(f"run {index}: param 'index' is {tracked.params.get('index')!r}")
+
+    def test_import_round_trip(self) -> None:
+        """A run delivered to the tracker, imported back: every point with its step and timestamp; a second
+        import of it writes nothing."""
+        cls = self.backend
+        if not (isinstance(cls, type) and _implements(cls, "backend_import_runs")):
+            pytest.skip("the plugin implements no backend_import_runs hook: it declares no import support")
+
+        def body(exp: Experiment) -> None:
+            exp.log_params({"lr": 0.01, "layers": 3})
+            exp.set_tags({"team": "vision"})
+            self.log_series(exp, batches=2)
+
+        run = self.run_experiment(body)
+        try:
+            source, config = self.import_source(run)
+        except NotImplementedError:
+            pytest.skip("define import_source(run) -> (SOURCE, config) to check backend_import_runs")
+        from tracelet.store import LocalRun
+        from tracelet.transfer.importer import import_runs
+
+        target = self.tmp_path / "imported"
+        results = import_runs(source, source=self.plugin_name, config=config, dir=target)
+        failed = [r.error for r in results if r.error]
+        if failed or len(results) != 1:
+            raise ConformanceError(f"importing {source!r} with {config}: expected one run, got "
+                                   f"{len(results)} ({failed or 'no errors'})")
+        imported = LocalRun(results[0].path)
+        self.check_metrics(run, TrackedRun(metrics=dict(imported.metrics())))
+        if not _same(imported.params().get("lr"), 0.01):
+            raise ConformanceError(f"imported params lack lr=0.01: {imported.params()}")
+        again = import_runs(source, source=self.plugin_name, config=config, dir=target)
+        if [(r.run_id, r.existing, r.events) for r in again] != [(results[0].run_id, True, 0)]:
+            raise ConformanceError(f"a second import of an unchanged run wrote again: {again}")
 
 
 # -- comparison helpers --------------------------------------------------------------------------------------------

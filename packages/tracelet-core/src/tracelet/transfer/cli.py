@@ -1,8 +1,8 @@
-"""The `tracelet sync` and `tracelet import-tb` commands (registered by `tracelet.cli`).
+"""The `tracelet sync`, `tracelet import` and `tracelet import-tb` commands (registered by `tracelet.cli`).
 
-Exit status: 0 when every selected run was delivered completely (or was up to date), 1 when a run could not
-be synced or some backend did not receive everything (run the same command again to resume), 2 for usage
-errors (argparse).
+Exit status: 0 when every selected run was delivered completely (or was up to date) or imported, 1 when a run
+could not be synced or imported or some backend did not receive everything (run the same command again to
+resume), 2 for usage errors (argparse).
 """
 
 from __future__ import annotations
@@ -48,7 +48,25 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dir", default=None, help=_DIR_HELP)
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("import-tb", help="import TensorBoard event files as local runs",
+    p = sub.add_parser("import", help="import runs of another tracker (MLflow, W&B, ClearML, TensorBoard)",
+                       description="Bring runs of a tracker into the local store with their original steps and "
+                       "timestamps; then `tracelet sync --to X` moves them to any tracker. Importing again adds "
+                       "nothing, or what the source gained since.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="mlflow: tracking URI; wandb: offline run folder or .wandb file; clearml: offline session "
+                   "folder or zip; tensorboard: log directory")
+    p.add_argument("--from", dest="source", required=True, metavar="TRACKER",
+                   help="mlflow, wandb, clearml, tensorboard, or any backend that can import")
+    p.add_argument("--project", default=None, help="project of the imported runs (default: the source's)")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="for the source (mlflow: experiment=NAME, run_ids=ID,ID; tensorboard: with_media=true); "
+                   "BACKEND.KEY=VALUE for a --to target; repeatable")
+    p.add_argument("--dry-run", action="store_true", help="list the runs that would be imported; write nothing")
+    p.add_argument("--to", action="append", default=[], metavar="BACKEND", help="then sync them there (repeatable)")
+    p.add_argument("--dir", default=None, help=_DIR_HELP)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("import-tb", help="import TensorBoard event files as local runs (import --from tensorboard)",
                        description="One local run per TensorBoard run directory (nested folders become name "
                        "prefixes); a second import of the same files is recognised.")
     p.add_argument("logdir", help="TensorBoard log directory")
@@ -105,6 +123,48 @@ def cmd_sync(args: argparse.Namespace) -> int:
             continue
         if not report.complete:
             failed += 1
+    return 1 if failed else 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tracelet.exceptions import TraceletException
+    from tracelet.transfer.importer import import_runs
+    from tracelet.transfer.sync import sync
+
+    try:
+        config = parse_config(args.config)
+        sync_config = {k: v for k, v in config.items() if "." in k}  # BACKEND.KEY=VALUE: for --to targets
+        source_config = {k: v for k, v in config.items() if "." not in k}
+        runs = import_runs(args.sources, source=args.source, project=args.project, config=source_config,
+                           dir=args.dir, dry_run=args.dry_run, progress=True, out=sys.stderr)
+    except KeyboardInterrupt:  # the run being written is removed; the ones before it are complete
+        print("tracelet: import interrupted; run it again to import the rest", file=sys.stderr)
+        return 130
+    except (TraceletException, OSError) as exc:
+        return _fail(exc)
+    failed = 0
+    for r in runs:
+        if r.error:
+            failed += 1
+            _fail(r.error)
+            continue
+        if args.dry_run:
+            note = "already imported" if r.existing else "would be imported"
+        else:
+            note = ("unchanged, already imported" if r.existing else
+                    f"{r.events:,} events{', replacing the earlier import' if r.updated else ''}")
+        print(f"{r.run_id}  {r.name}  ({note})  <- {r.source}")
+    if args.to and not args.dry_run:
+        for r in runs:
+            if r.error:
+                continue
+            try:
+                report = sync(r.path, args.to, config=sync_config, progress=True, out=sys.stderr)
+            except (TraceletException, LookupError) as exc:
+                failed += 1
+                _fail(exc)
+                continue
+            failed += 0 if report.complete else 1
     return 1 if failed else 0
 
 
