@@ -247,3 +247,16 @@ def test_tag_and_param_names_clashing_with_clearmls_arguments_are_delivered(cach
     assert hp["General"]["_self"] == "1" and hp["opt"]["_self"] == "2"
     # A numpy float is recorded as a float, not as "float64".
     assert session.task["hyperparams"]["General"]["lr"]["type"] == "float"
+
+
+def test_summary_values_are_clearml_single_values(cache_dir: Path) -> None:
+    exp = start()
+    exp.log_metric("loss", 0.5, 3)
+    exp.log_summary({"train_runtime": 12.5, "total_flos": 3e9})
+    report = exp.stop()
+    assert report is not None and report.complete
+    scalars = OfflineSession.of(cache_dir, report).scalars()
+    # What Logger.report_single_value writes: title "Summary", ClearML's single-value iteration.
+    assert scalars[("Summary", "train_runtime")] == [(-(2**31), 12.5)]
+    assert scalars[("Summary", "total_flos")] == [(-(2**31), 3e9)]
+    assert scalars[("loss", "loss")] == [(3, 0.5)]

@@ -307,3 +307,19 @@ def test_param_relogged_in_the_next_call_keeps_the_first_value_and_tags_the_late
     assert run.data.params["lr"] == "0.1" and run.data.params["bs"] == "32"
     assert run.data.tags["tracelet.param.lr"] == "0.2"
     assert "tracelet.param.bs" not in run.data.tags
+
+
+def test_summary_values_become_metrics_at_the_last_step(sqlite_uri: str) -> None:
+    exp = start(sqlite_uri)
+    for step in range(5):
+        exp.log_metric("loss", 1.0 / (step + 1), step * 10)
+    exp.log_summary({"train_runtime": 12.5, "total_flos": 3e9})
+    exp.log_summary({"best": 0.9}, iteration=3)
+    report = exp.stop()
+    assert report is not None and report.complete and report.backends["mlflow"].errors == {}
+
+    client = MlflowClient(sqlite_uri)
+    run_id = mlflow_run_id(exp)
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "train_runtime")] == [(12.5, 40)]
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "total_flos")] == [(3e9, 40)]
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "best")] == [(0.9, 3)]

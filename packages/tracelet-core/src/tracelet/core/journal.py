@@ -14,7 +14,8 @@ Format version 1, one folder per run (`<dir>/<project>/<run-id>/`):
   pickle (protocol 5) of `(first_seq, [event, ...])` holding only tuples, lists, dicts, str, int, float, bool
   and None. Events are tuples whose first element is the kind:
   `("m", name, value, step, timestamp)`, `("p", {params}, timestamp)`, `("t", {tags}, timestamp)`,
-  `("a", {artifact}, timestamp)`; event `i` of a frame has sequence number `first_seq + i`. Timestamps are
+  `("a", {artifact}, timestamp)`, `("s", {name: value}, step or None, timestamp)` (single values,
+  `Experiment.log_summary`; a None step means the highest metric step before it); event `i` of a frame has sequence number `first_seq + i`. Timestamps are
   seconds since the epoch; NaN and ±inf metric values are stored as such.
   Pickle rather than JSON: encoding runs beside the training thread and holds the GIL, and pickling costs
   about a twentieth of JSON's float formatting. Reading uses an unpickler that refuses every class, so a
