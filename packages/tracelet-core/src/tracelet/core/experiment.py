@@ -479,6 +479,15 @@ class Experiment:
         """Legacy method for logging one file as an artifact named after it, typed by its extension."""
         return self._artifact_manager().log_file(local_path, artifact_path)
 
+    def skip_capture(self, path: str | os.PathLike[str]) -> None:
+        """Files under folder `path` are not captured automatically (folder watcher, `torch.save` capture):
+        for an integration that logs them itself, such as Trainer checkpoints, so nothing is logged twice."""
+        self._artifact_manager().skip_capture(path)
+
+    def capture_skipped(self, path: str | os.PathLike[str]) -> bool:
+        """Whether automatic capture must leave `path` alone (it is under a folder given to `skip_capture`)."""
+        return self._artifacts is not None and self._artifacts.capture_skipped(path)
+
     # -- automagic (tracelet.core.automagic) -------------------------------------------------------------------------
     def capture_hyperparams(self) -> dict[str, Any]:
         """Capture the caller's simple local variables (numbers, strings, booleans) as parameters."""
