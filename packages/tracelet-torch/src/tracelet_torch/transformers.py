@@ -197,6 +197,14 @@ class TraceletCallback(TrainerCallback):
             sink.fed_by_logger = True
         return self._experiment
 
+    def _current(self, args: Any, state: Any) -> Any:
+        """The run to log into now: this callback's while it runs, else as at train begin (an `evaluate` or
+        `predict` outside `train`)."""
+        exp = self._experiment
+        if exp is not None and exp.status == RunStatus.RUNNING:
+            return exp
+        return self._begin(args, state)
+
     def _start(self, name: str, beside: Any, trial: str | None) -> Any:
         if trial is not None:
             name = f"{name}-{trial}"
@@ -267,7 +275,7 @@ class TraceletCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        exp = self._experiment or self._begin(args, state)
+        exp = self._current(args, state)
         step = int(state.global_step)
         summary: dict[str, Any] = {}
         for key, value in logs.items():
@@ -295,7 +303,7 @@ class TraceletCallback(TrainerCallback):
                    **kwargs: Any) -> None:  # fmt: skip
         if not state.is_world_process_zero or not metrics:
             return
-        exp = self._experiment or self._begin(args, state)
+        exp = self._current(args, state)
         for key, value in metrics.items():
             if _number(value):
                 name = key if self._flat or key.startswith("test_") else f"test_{key}"
