@@ -49,6 +49,7 @@ def make_trainer(output_dir: str, steps: int, logging_steps: int) -> object:
     args = TrainingArguments(
         output_dir=output_dir, max_steps=steps, per_device_train_batch_size=8, logging_steps=logging_steps,
         save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
+        log_level="error",
     )  # fmt: skip
     return Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=Synthetic(256))
 
@@ -98,6 +99,8 @@ def main() -> int:
                 if with_tracelet and points != expected:
                     print(f"round {round_}: {points} train/loss points in the run, expected {expected}")
                     missing = True
+                label = "with Tracelet" if with_tracelet else "plain"
+                print(f"round {round_}{' (warm-up)' if round_ == 0 else ''}: {label} {train_s:.2f} s", flush=True)
                 if round_ == 0:
                     continue  # warm-up: imports, first allocations
                 (ours if with_tracelet else plain).append(train_s)
