@@ -261,3 +261,13 @@ def test_nothing_imports_transformers_or_accelerate_until_the_script_does(python
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_trainer_made_inside_a_run_logs_nothing_once_that_run_ended(tmp_path: Path) -> None:
+    exp = tracelet.start_logging("short", backend=["local"], config=config())
+    tr = trainer(tmp_path / "out", max_steps=2, eval_strategy="no", save_strategy="no")
+    exp.stop()
+    tracelet.stop_logging()
+    tr.train()  # its callback's run is over and none is active: the script asked for no run
+    assert [r.id for r in list_runs()] == [exp.id]
+    assert run_points(exp.id) == {}

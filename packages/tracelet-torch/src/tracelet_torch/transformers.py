@@ -157,6 +157,7 @@ class TraceletCallback(TrainerCallback):
         self._group = uuid.uuid4().hex[:12]  # one hyperparameter search: the trials' shared tag
         self._epoch_step: tuple[int, float] | None = None
         self.warn = WarnOnce()
+        self._warned: set[tuple[str, str]] = set()  # (run, report_to entry): warned about once
 
     # -- the run ---------------------------------------------------------------------------------------------
     @property
@@ -177,13 +178,16 @@ class TraceletCallback(TrainerCallback):
             return str(run_name)
         return output or "transformers"
 
-    def _begin(self, args: Any, state: Any) -> Any:
+    def _begin(self, args: Any, state: Any) -> Any | None:
         trial = state.trial_name or (str(state.trial_params) if state.trial_params else None)
         if self._experiment is not None and self._experiment.status == RunStatus.RUNNING and trial == self._trial:
             return self._experiment
         self._trial = trial
         bound = self._bound if self._bound is not None and self._bound.status == RunStatus.RUNNING else None
         reuse = bound or tracelet.get_active_experiment()
+        if reuse is None and self._bound is not None:
+            self._experiment = None  # attached by the capture plugin for a run that has ended: the script asked
+            return None  # for no run of its own, so nothing is logged
         if trial is None and reuse is not None:
             self._experiment, self._owns = reuse, False
         else:
@@ -253,6 +257,8 @@ class TraceletCallback(TrainerCallback):
         except Exception as exc:
             self.warn("run start", exc)
             return
+        if exp is None:
+            return
         try:
             exp.log_params(trainer_params(args, model))
         except Exception as exc:
@@ -264,7 +270,8 @@ class TraceletCallback(TrainerCallback):
         report_to = [report_to] if isinstance(report_to, str) else list(report_to)
         names = set(getattr(exp, "backend_names", ()) or ())
         for entry in TRACKER_INTEGRATIONS:
-            if entry in report_to and entry in names:
+            if entry in report_to and entry in names and (exp.id, entry) not in self._warned:
+                self._warned.add((exp.id, entry))
                 logger.warning(
                     "tracelet: TrainingArguments(report_to=%r) includes %r, and %s is a backend of this Tracelet "
                     "run: transformers' own callback makes a second, unrelated %s run. Drop %r from report_to; "
@@ -276,6 +283,8 @@ class TraceletCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         exp = self._current(args, state)
+        if exp is None:
+            return
         step = int(state.global_step)
         summary: dict[str, Any] = {}
         for key, value in logs.items():
@@ -304,6 +313,8 @@ class TraceletCallback(TrainerCallback):
         if not state.is_world_process_zero or not metrics:
             return
         exp = self._current(args, state)
+        if exp is None:
+            return
         for key, value in metrics.items():
             if _number(value):
                 name = key if self._flat or key.startswith("test_") else f"test_{key}"
