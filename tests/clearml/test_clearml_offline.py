@@ -254,3 +254,16 @@ def test_tags_in_the_config_block_join_the_run_tags(cache_dir: Path) -> None:
     exp.log_metric("m", 1.0, 0)
     report = exp.stop()
     assert sorted(OfflineSession.of(cache_dir, report).task["tags"]) == ["baseline", "from-block"]
+
+
+def test_summary_values_are_clearml_single_values(cache_dir: Path) -> None:
+    exp = start()
+    exp.log_metric("loss", 0.5, 3)
+    exp.log_summary({"train_runtime": 12.5, "total_flos": 3e9})
+    report = exp.stop()
+    assert report is not None and report.complete
+    scalars = OfflineSession.of(cache_dir, report).scalars()
+    # What Logger.report_single_value writes: title "Summary", ClearML's single-value iteration.
+    assert scalars[("Summary", "train_runtime")] == [(-(2**31), 12.5)]
+    assert scalars[("Summary", "total_flos")] == [(-(2**31), 3e9)]
+    assert scalars[("loss", "loss")] == [(3, 0.5)]

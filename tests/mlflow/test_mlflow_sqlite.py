@@ -323,3 +323,19 @@ def test_the_block_takes_experiment_name_and_warns_about_unknown_keys(
     assert experiment is not None
     assert client.get_run(mlflow_run_id(exp)).info.experiment_id == experiment.experiment_id
     assert "'tracking_urri' is not supported" in caplog.text and "did you mean 'tracking_uri'?" in caplog.text
+
+
+def test_summary_values_become_metrics_at_the_last_step(sqlite_uri: str) -> None:
+    exp = start(sqlite_uri)
+    for step in range(5):
+        exp.log_metric("loss", 1.0 / (step + 1), step * 10)
+    exp.log_summary({"train_runtime": 12.5, "total_flos": 3e9})
+    exp.log_summary({"best": 0.9}, iteration=3)
+    report = exp.stop()
+    assert report is not None and report.complete and report.backends["mlflow"].errors == {}
+
+    client = MlflowClient(sqlite_uri)
+    run_id = mlflow_run_id(exp)
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "train_runtime")] == [(12.5, 40)]
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "total_flos")] == [(3e9, 40)]
+    assert [(m.value, m.step) for m in client.get_metric_history(run_id, "best")] == [(0.9, 3)]

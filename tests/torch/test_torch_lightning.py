@@ -218,3 +218,43 @@ def test_a_trainer_with_a_subclass_of_tracelet_logger_leaves_checkpoints_to_it(t
     tracelet.stop_logging()
     # each save once, by the logger: the lightning plugin's capture does not log the same files again
     assert [a.version for a in open_run(exp.id).artifacts() if a.name == "last.ckpt"] == ["v1", "v2"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_trainer_without_a_logger_inside_a_run_records_every_self_log_series_once(tmp_path: Path,
+                                                                                  package: str) -> None:  # fmt: skip
+    pl = importlib.import_module(package)
+    # What Lightning hands a logger, from the same seeded fit with a CSVLogger and no run around it.
+    reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
+    fit(pl, tmp_path / "ref", reference)
+    assert tracelet.get_active_experiment() is None
+    want = csv_points(reference)
+
+    exp = tracelet.start_logging("no-logger", backend="local", config=config())
+    fit(pl, tmp_path / "run", False)  # Trainer(logger=False): upstream's examples train this way
+    tracelet.stop_logging()
+    got = as_list(store_points(exp.id))
+    assert [(n, s) for n, s, _ in got] == [(n, s) for n, s, _ in want]  # every series, its steps, each point once
+    assert [v for _, _, v in got] == pytest.approx([v for _, _, v in want])
+    assert {"train_loss", "val_loss", "epoch"} <= {n for n, _, _ in got}
+
+
+def test_a_logger_tracelet_does_not_read_still_gets_the_run_every_point_once(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    exp = tracelet.start_logging("csv-only", backend="local", config=config())
+    csv_logger = pl.loggers.CSVLogger(tmp_path / "csv", name="only")
+    fit(pl, tmp_path, csv_logger)
+    tracelet.stop_logging()
+    assert as_list(store_points(exp.id)) == csv_points(csv_logger)
+
+
+def test_without_a_run_nothing_is_recorded_and_lightning_is_unpatched(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+    from lightning.pytorch.trainer.connectors.logger_connector.logger_connector import _LoggerConnector
+
+    exp = tracelet.start_logging("gone", backend="local", config=config())
+    tracelet.stop_logging()
+    assert not hasattr(_LoggerConnector.log_metrics, "__tracelet_wrapped__")  # removed at the last stop
+    fit(pl, tmp_path, False)
+    assert store_points(exp.id) == {}

@@ -1,10 +1,9 @@
-"""Fixtures of the UI tests: a real `tracelet ui` server on 127.0.0.1 (port chosen by the OS) in a thread, and
-one headless Chromium (Debian's `chromium` and `chromedriver`, driven by selenium) shared by a test module."""
+"""Fixtures of the UI tests: one headless Chromium (Debian's `chromium` and `chromedriver`, driven by selenium)
+shared by a test module; the server the tests open is in ui_helpers."""
 
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,24 +33,3 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-class Served:
-    """A running UI server: `url` ends with '/'."""
-
-    def __init__(self, root: Path) -> None:
-        from tracelet.ui.server import UIServer
-
-        self.server = UIServer(root, "127.0.0.1", 0)
-        self.url = self.server.url
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-def serve(root: Path) -> Served:
-    return Served(root)

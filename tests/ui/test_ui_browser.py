@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Served, serve
+from ui_helpers import Served, serve
 
 import tracelet
 from tracelet.cli import main

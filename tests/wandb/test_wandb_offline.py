@@ -318,3 +318,16 @@ def test_a_script_that_never_calls_stop_delivers_everything_at_exit(
     assert run.points("loss") == [(s, float(s)) for s in range(300)]
     assert run.exit_code == code
     assert elapsed < 50  # nowhere near the 60 s stop timeout it used to wait out
+
+
+def test_summary_values_go_to_run_summary_not_history() -> None:
+    exp = start()
+    exp.log_metric("loss", 0.5, 3)
+    exp.log_summary({"train_runtime": 12.5, "_private": 1})
+    exp.log_summary({"train_runtime": 13.0})  # a later value replaces it
+    report = exp.stop()
+    assert report is not None and report.complete
+    run = run_of(report)
+    assert run.summary["train_runtime"] == 13.0
+    assert run.summary["metric/_private"] == 1  # W&B reserves leading underscores: named as metrics are
+    assert not [row for row in run.history if "train_runtime" in row]  # a single value, not a point

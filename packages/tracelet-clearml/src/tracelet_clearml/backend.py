@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ DEFAULT_STOP_TIMEOUT = 30.0
 STATUS = {RunStatus.FINISHED: "completed", RunStatus.FAILED: "failed", RunStatus.KILLED: "stopped"}
 
 GROUP_TAG_PREFIX = "group:"
+# Where ClearML keeps single values (`Logger.report_single_value`): its own title and reserved iteration.
+SUMMARY_TITLE = "Summary"
+SUMMARY_ITERATION = -(2**31)
 _ours: set[str] = set()  # ids of tasks Tracelet opened in this process (ClearML allows one main task)
 _ours_lock = threading.Lock()
 
@@ -93,7 +97,7 @@ class ClearMLBackend:
             "statuses, artifacts and output models.",
             type=PluginType.BACKEND,
             distribution="tracelet-clearml",
-            capabilities=["metrics", "params", "tags", "artifacts", "status", "offline", "import"],
+            capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "offline", "import"],
         )
 
     @hookimpl
@@ -380,6 +384,20 @@ class ClearMLBackend:
                 done += 1
         finally:
             self._progress = (identity, done) if done < len(metrics) else None
+
+    @hookimpl
+    def backend_log_summary(self, summary: dict[str, float]) -> None:
+        """Single values, as `Logger.report_single_value` reports them: series `name` of title `Summary` at
+        ClearML's single-value iteration (the task's "Summary" table). A later value replaces an earlier one in
+        ClearML's table, so a retried call is harmless.
+
+        :param summary: name -> value.
+        """
+        if not summary or self._report is None:
+            return
+        now = time.time()
+        for name, value in summary.items():
+            self._report.write(name, SUMMARY_TITLE, name, float(value), SUMMARY_ITERATION, now)
 
     @hookimpl
     def backend_log_params(self, params: dict[str, Any]) -> None:

@@ -201,6 +201,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  {t}")
         for k, v in sorted(tags.items()):
             print(f"  {k} = {v}")
+    summary = run.summary()
+    if summary:
+        print("\nsummary")
+        for k, v in sorted(summary.items()):
+            print(f"  {k} = {v:.6g}")
     metrics = run.metrics()
     if metrics:
         print("\nmetrics")

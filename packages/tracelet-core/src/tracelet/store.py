@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet.core import journal
-from tracelet.core.records import ARTIFACT, METRIC, PARAMS, TAGS, Metric
+from tracelet.core.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric
 
 
 def default_root() -> Path:
@@ -100,6 +100,10 @@ class LocalRun:
 
     def tags(self) -> dict[str, Any]:
         return self._merged(TAGS)
+
+    def summary(self) -> dict[str, float]:
+        """The run's single values (`Experiment.log_summary`): name -> the last value logged."""
+        return self._merged(SUMMARY)
 
     def artifacts(self, type_filter: Any = None) -> list[Any]:
         """Stored artifact versions (TraceletArtifact), optionally of one ArtifactType."""

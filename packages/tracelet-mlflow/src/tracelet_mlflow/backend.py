@@ -82,6 +82,7 @@ class MLflowBackend:
         self._params: dict[str, str] = {}  # mapped key -> full value logged as the param
         self._changed_warned: set[str] = set()
         self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already sent)
+        self._summary_time: tuple[Any, float] | None = None  # (summary call, its points' timestamp)
         self._create_tried = False
         self._group: Group | None = None  # where this process sits in a multi-process job (tracelet_mlflow.groups)
         self._user_tags_sent = False
@@ -99,7 +100,7 @@ class MLflowBackend:
             description="Logs runs to MLflow: metrics, params, tags, statuses and artifacts.",
             type=PluginType.BACKEND,
             distribution="tracelet-mlflow",
-            capabilities=["metrics", "params", "tags", "artifacts", "status", "attach", "import"],
+            capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "attach", "import"],
         )
 
     @hookimpl
@@ -297,6 +298,23 @@ class MLflowBackend:
                 done += len(chunk)
                 self._progress = (identity, done)
         self._progress = None
+
+    @hookimpl
+    def backend_log_summary(self, summary: dict[str, float], step: int) -> None:
+        """MLflow keeps no single values: each becomes a metric point at `step` (the run's last step), so the
+        run's metric view shows it as the latest value, as MLflow's own autologging does for final figures.
+
+        :param summary: name -> value.
+        :param step: the step they belong to.
+        """
+        key = (step, tuple(summary.items()))
+        if self._summary_time is None or self._summary_time[0] != key:
+            # One timestamp per call, kept across retries: a retried batch is then recognised and resumed
+            # by backend_log_metrics, not sent again as new points.
+            self._summary_time = (key, time.time())
+        now = self._summary_time[1]
+        self.backend_log_metrics([Metric(name, value, step, now) for name, value in summary.items()])
+        self._summary_time = None
 
     @hookimpl
     def backend_log_params(self, params: dict[str, Any]) -> None:

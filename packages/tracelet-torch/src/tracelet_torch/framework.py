@@ -14,7 +14,8 @@ Guarantees:
   artifact, of a whole module a `model` artifact, named after the file. What `torch.save` writes is not
   changed; the file is copied into the run after it was written. Saves to file objects (no path to copy) and
   Tracelet's own saves (inside the run folder or artifact staging) are not captured. A checkpoint dict is
-  captured only while the run's `ExperimentConfig.track_checkpoints` is on (the default).
+  captured only while the run's `ExperimentConfig.track_checkpoints` is on (the default). Files under a
+  folder an integration logs itself (`Experiment.skip_capture`: Trainer checkpoints) are left to it.
 - Nothing captured ever raises into training: a failure is logged once per kind and skipped.
 """
 
@@ -200,6 +201,9 @@ def capture_save(sink: _Sink, obj: Any, target: Any) -> None:
     path = Path(os.fspath(target)).resolve()
     if not path.is_file() or _own_path(sink, path):
         return
+    skipped = getattr(sink.experiment, "capture_skipped", None)
+    if skipped is not None and skipped(path):
+        return  # an integration logs this folder itself (a Trainer checkpoint): not twice
     exp = sink.experiment
     if kind == "checkpoint" and captured_file_type(exp, path, ArtifactType.CHECKPOINT) is None:
         return  # the run's `track_checkpoints` is off: checkpoints are not logged

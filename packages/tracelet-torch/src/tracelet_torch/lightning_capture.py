@@ -7,8 +7,15 @@ this plugin adds what does not go through a SummaryWriter call:
   nested dicts flattened to `a/b`;
 - checkpoints: each file a `ModelCheckpoint` saves → a `checkpoint` artifact (metadata: monitor, score), when
   the run has artifacts on (`Experiment(artifacts=True)`, `enable_artifacts`).
+- metrics without a logger: what `self.log` / `log_dict` hand the trainer's logger connector (Lightning's
+  internal `_LoggerConnector.log_metrics`, patched) reaches the run
+  at the step Lightning would give a logger (the trainer's optimizer steps, or a logged `step` value; plus
+  `epoch`, as Lightning adds for its loggers) when no logger records it already: with `logger=False`, or
+  only loggers Tracelet does not read (`CSVLogger`). With a `TraceletLogger`, or a `TensorBoardLogger` while
+  TensorBoard capture is on for the run, those record each point, so it is not logged again (exactly once).
 
-Both are skipped for a trainer that also has a `TraceletLogger` (it logs them itself: no duplicates). Patched
+Hyperparameters and checkpoints are skipped for a trainer that also has a `TraceletLogger` (it logs them
+itself: no duplicates). Patched
 on import for `lightning.pytorch`, `pytorch_lightning` and `lightning_fabric`; nothing is imported at start;
 patches are removed when the last run stops; failures are logged once and never reach training.
 """
@@ -41,6 +48,26 @@ def has_tracelet_logger(trainer: Any) -> bool:
     if module is None:
         return False
     return any(isinstance(logger, module.TraceletLogger) for logger in getattr(trainer, "loggers", None) or [])
+
+
+def _is_tensorboard_logger(logger: Any) -> bool:
+    for cls in type(logger).__mro__:
+        if cls.__name__ == "TensorBoardLogger" and (cls.__module__ or "").startswith(
+            ("lightning.", "pytorch_lightning.", "lightning_fabric.")
+        ):
+            return True
+    return False
+
+
+def recorded_by_logger(trainer: Any, experiment: Any) -> bool:
+    """Whether the points `trainer`'s loggers get already reach `experiment` (TraceletLogger, or a
+    TensorBoardLogger whose writer TensorBoard capture reads for this run)."""
+    loggers = list(getattr(trainer, "loggers", None) or [])
+    if not loggers:
+        return False
+    if has_tracelet_logger(trainer):
+        return True
+    return tensorboard.sink_for(experiment) is not None and any(_is_tensorboard_logger(lg) for lg in loggers)
 
 
 def artifacts_on(experiment: Any) -> bool:
@@ -112,6 +139,56 @@ def _wrap_save_checkpoint(original: Any) -> Any:
     return _save_checkpoint
 
 
+def _logger_step(trainer: Any, metrics: dict[str, Any], step: Any) -> tuple[dict[str, Any], int]:
+    """The points and step Lightning's `LoggerConnector.log_metrics` would hand a logger."""
+    metrics = dict(metrics)
+    if step is None:
+        logged_step = metrics.pop("step", None)
+        if logged_step is not None:
+            step = int(logged_step)
+        else:
+            metrics.setdefault("epoch", trainer.current_epoch)
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped
+    return metrics, int(step)
+
+
+def _wrap_log_metrics(original: Any) -> Any:
+    def log_metrics(self: Any, metrics: Any, step: Any = None) -> Any:
+        result = original(self, metrics, step)
+        sinks = PATCHER.targets
+        if not sinks or not metrics:
+            return result
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not getattr(trainer, "is_global_zero", True):
+            return result
+        todo = [sink for sink in sinks if not recorded_by_logger(trainer, sink.experiment)]
+        if not todo:
+            return result
+        try:
+            points, at = _logger_step(trainer, metrics, step)
+        except Exception as exc:
+            for sink in todo:
+                sink.warn("Lightning self.log step", exc)
+            return result
+        for sink in todo:
+            log = sink.experiment.log_metric
+            for name, value in points.items():
+                try:
+                    log(name, value, at)  # a device tensor is converted on the delivery side
+                except Exception as exc:
+                    sink.warn(f"Lightning self.log {name!r}", exc)
+        return result
+
+    return log_metrics
+
+
+def _patch_connector_module(module: ModuleType) -> list[Undo]:
+    # `_LoggerConnector` is Lightning's internal class (2.x); the one place every `self.log` point passes with
+    # its logger step, logger or not. A Lightning without it is reported once by the Patcher, and only this
+    # part of the capture is missing then.
+    return patch_attr(module._LoggerConnector, "log_metrics", _wrap_log_metrics)
+
+
 def _patch_logger_module(module: ModuleType) -> list[Undo]:
     return patch_attr(module.TensorBoardLogger, "log_hyperparams", _wrap_log_hyperparams)
 
@@ -129,6 +206,8 @@ PATCHER = Patcher(
         "lightning.fabric.loggers.tensorboard": _patch_logger_module,
         "lightning.pytorch.callbacks.model_checkpoint": _patch_checkpoint_module,
         "pytorch_lightning.callbacks.model_checkpoint": _patch_checkpoint_module,
+        "lightning.pytorch.trainer.connectors.logger_connector.logger_connector": _patch_connector_module,
+        "pytorch_lightning.trainer.connectors.logger_connector.logger_connector": _patch_connector_module,
     },
 )
 
@@ -146,10 +225,11 @@ class LightningFramework:
         return PluginMetadata(
             name="lightning",
             version=__version__,
-            description="Hyperparameters and ModelCheckpoint files of a plain Lightning Trainer",
+            description="self.log points without a logger, hyperparameters and ModelCheckpoint files of a plain "
+            "Lightning Trainer",
             type=PluginType.FRAMEWORK,
             distribution="tracelet-torch",
-            capabilities=["hparams", "checkpoints"],
+            capabilities=["metrics", "hparams", "checkpoints"],
         )
 
     @hookimpl

@@ -55,7 +55,7 @@ class _Local(threading.local):
 
 
 _local = _Local()
-_fed: set[Any] = set()  # sinks a TraceletLogger feeds: Lightning's own writers are not captured into them
+_fed: set[Any] = set()  # sinks a TraceletLogger/TraceletCallback feeds: the frameworks' own writers are skipped
 
 
 class _Sink:
@@ -83,7 +83,8 @@ class _Sink:
 
     @property
     def fed_by_logger(self) -> bool:
-        """Whether a TraceletLogger feeds this run (then Lightning's own writers are not captured into it)."""
+        """Whether a TraceletLogger or TraceletCallback feeds this run (then the writers of Lightning's loggers
+        and of transformers' TensorBoardCallback are not captured into it)."""
         return self in _fed
 
     @fed_by_logger.setter
@@ -115,8 +116,12 @@ def _targets(writer: Any) -> tuple[_Sink, ...]:
     sinks = PATCHER.targets
     if not sinks or _local.inner:
         return ()
-    if _fed and getattr(writer, "_tracelet_lightning", False):
-        sinks = tuple(s for s in sinks if s not in _fed)
+    if _fed:
+        owned = getattr(writer, "_tracelet_lightning", None)
+        if owned is None:  # made before any run was instrumented: the caller of this write tells (once)
+            owned = writer._tracelet_lightning = _made_by_framework(writer, 3)
+        if owned:
+            sinks = tuple(s for s in sinks if s not in _fed)
     return sinks
 
 
@@ -146,8 +151,8 @@ def _safe_name(tag: str) -> str:
 def _wrap_init(original: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        if PATCHER.targets and _made_by_lightning(self):
-            self._tracelet_lightning = True
+        if PATCHER.targets:
+            self._tracelet_lightning = _made_by_framework(self, 2)
 
     return __init__
 
@@ -155,29 +160,33 @@ def _wrap_init(original: Any) -> Any:
 _LIGHTNING_PACKAGES = ("lightning.", "pytorch_lightning.", "lightning_fabric.")
 
 
-def _is_lightning_logger(owner: Any) -> bool:
-    """Whether `owner` is one of Lightning's loggers (or a subclass of one): the only owners of its writers."""
+def _is_framework_logger(owner: Any) -> bool:
+    """Whether `owner` is one of Lightning's loggers or transformers' `TensorBoardCallback` (or a subclass of
+    one): the writers they own carry what TraceletLogger / TraceletCallback already log."""
     for cls in type(owner).__mro__:
         module = getattr(cls, "__module__", "") or ""
         if module.startswith(_LIGHTNING_PACKAGES) and ".loggers" in module:
             return True
+        if module.startswith("transformers.integrations") and cls.__name__ == "TensorBoardCallback":
+            return True
     return False
 
 
-def _made_by_lightning(writer: Any) -> bool:
-    """Whether `writer` is being created by a Lightning logger (looked up once per writer).
+def _made_by_framework(writer: Any, depth: int) -> bool:
+    """Whether `writer` belongs to a framework's logger: looked up once per writer, from the frame `depth`
+    levels up (the caller of the writer's `__init__`, or of its first write after a run started).
 
     The nearest calling method decides: Lightning's `TensorBoardLogger.experiment` creates its writer itself,
     while a writer the script creates in a `LightningModule` hook is the script's own, even though the
-    trainer's loops are further up the stack. Frames of the writer's own `__init__` chain are skipped.
+    trainer's loops are further up the stack. Frames of the writer's own methods are skipped.
     """
-    frame: FrameType | None = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(depth)
     for _ in range(8):
         if frame is None:
             return False
         owner = frame.f_locals.get("self")
         if owner is not None and owner is not writer:
-            return _is_lightning_logger(owner)
+            return _is_framework_logger(owner)
         frame = frame.f_back
     return False
 

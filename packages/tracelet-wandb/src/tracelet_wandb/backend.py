@@ -152,7 +152,7 @@ class WandbBackend:
             description="Logs runs to Weights & Biases: metrics, config, tags, statuses and artifacts.",
             type=PluginType.BACKEND,
             distribution="tracelet-wandb",
-            capabilities=["metrics", "params", "tags", "artifacts", "status", "import"],
+            capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "import"],
         )
 
     @hookimpl
@@ -365,6 +365,17 @@ class WandbBackend:
     def _note_renames(self) -> None:
         self._update_config({CONFIG_TRACELET: {"renamed": dict(self._renamed)}}, merge=True)
         self._renamed = {}
+
+    @hookimpl
+    def backend_log_summary(self, summary: dict[str, float]) -> None:
+        """Single values go to `run.summary` (a later value of a name replaces it), named as metrics are.
+
+        :param summary: name -> value.
+        """
+        if not summary or self.wb_run is None:
+            return
+        update = {(self._names.get(name) or self._map(name)): value for name, value in summary.items()}
+        self._call(lambda: self.wb_run.summary.update(update), "summary.update")
 
     @hookimpl
     def backend_log_params(self, params: dict[str, Any]) -> None:

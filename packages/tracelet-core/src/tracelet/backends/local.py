@@ -1,6 +1,6 @@
 """The built-in `local` backend: the run journal under TRACELET_DIR is the record.
 
-Metrics, params and tags need no delivery here: the orchestrator's dispatcher writes every event to the
+Metrics, params, tags and summary values need no delivery here: the orchestrator's dispatcher writes every event to the
 run's journal before any backend sees it. This plugin opens and closes the run's folder and keeps artifacts
 (versioned per run; the run folder's layout is documented in `tracelet.core.journal`).
 """
@@ -45,7 +45,9 @@ class LocalBackend:
     @hookimpl
     def backend_start_run(self, run: RunContext) -> dict[str, Any]:
         # The journal is this store's record of metrics, params and tags: counted delivered, not "no hook".
-        self.journal_record: tuple[str, ...] = ("metrics", "params", "tags") if run.run_dir is not None else ()
+        self.journal_record: tuple[str, ...] = (
+            ("metrics", "params", "tags", "summary") if run.run_dir is not None else ()
+        )
         return {"path": run.run_dir}
 
     # Artifacts: every type is accepted (no backend_accepts_artifact), every file is stored, never referenced.

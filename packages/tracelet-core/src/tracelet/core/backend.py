@@ -59,6 +59,6 @@ class Backend(BoundPlugin):
     """One active backend of a run: a backend plugin bound to it, delivered to by its `BackendWorker`."""
 
     def journal_record(self) -> frozenset[str]:
-        """The kinds of event ("metrics", "params", "tags") whose record is the run's journal itself: the
+        """The kinds of event ("metrics", "params", "tags", "summary") whose record is the run's journal itself: the
         plugin's `journal_record` attribute (docs/plugins.md), read once its run has started."""
         return frozenset(str(kind) for kind in getattr(self.plugin, "journal_record", ()) or ())

@@ -32,10 +32,10 @@ from tracelet.core.backend_config import backend_config, run_context
 from tracelet.core.config import AutomagicConfig, ExperimentConfig, warn_unsupported
 from tracelet.core.orchestrator import Orchestrator, StopReport
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import PARAMS, TAGS, RunContext, RunStatus
+from tracelet.core.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus
 from tracelet.core.redact import redact_mapping
 from tracelet.core.runrecord import RunRecord
-from tracelet.core.values import normalize_params, plain, to_float, to_step
+from tracelet.core.values import normalize_params, plain, summary_values, to_float, to_step
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
 from tracelet.settings import TraceletSettings, parse_list
 
@@ -410,6 +410,18 @@ class Experiment:
         """Log key/value tags (beyond the list of tags the experiment was created with)."""
         self._append((TAGS, {str(k): str(v) for k, v in redact_mapping(tags).items()}, _time()))
 
+    def log_summary(self, values: Mapping[str, Any], iteration: int | None = None) -> None:
+        """Record the run's single values (final or best figures: `train_runtime`, `best_accuracy`, ...).
+
+        Each tracker keeps them where it keeps one value per name: W&B `run.summary`, ClearML single values,
+        MLflow (which has none) a metric point at `iteration`. `iteration` defaults to the highest step
+        logged before this call (0 when none). A later call sets a name again (the last value wins); values
+        must be real numbers (TypeError otherwise, naming the entry). A backend without its own hook for
+        single values receives them as metric points at that step. Read back with `LocalRun.summary()`.
+        """
+        step = None if iteration is None else to_step(iteration)
+        self._append((SUMMARY, summary_values(values), step, _time()))
+
     def set_iteration(self, iteration: int) -> None:
         """Set the current iteration/step number."""
         self._iteration = to_step(iteration)
@@ -476,6 +488,15 @@ class Experiment:
     def log_file_artifact(self, local_path: str, artifact_path: str | None = None) -> dict[str, ArtifactResult]:
         """Legacy method for logging one file as an artifact named after it, typed by its extension."""
         return self._artifact_manager().log_file(local_path, artifact_path)
+
+    def skip_capture(self, path: str | os.PathLike[str]) -> None:
+        """Files under folder `path` are not captured automatically (folder watcher, `torch.save` capture):
+        for an integration that logs them itself, such as Trainer checkpoints, so nothing is logged twice."""
+        self._artifact_manager().skip_capture(path)
+
+    def capture_skipped(self, path: str | os.PathLike[str]) -> bool:
+        """Whether automatic capture must leave `path` alone (it is under a folder given to `skip_capture`)."""
+        return self._artifacts is not None and self._artifacts.capture_skipped(path)
 
     # -- automagic (tracelet.core.automagic) -------------------------------------------------------------------------
     def capture_hyperparams(self) -> dict[str, Any]:

@@ -20,9 +20,11 @@ Format version 2, one folder per run (`<dir>/<project>/<run-id>/`):
   The payload is a pickle (protocol 5) of `(first_seq, [event, ...])` holding only tuples, lists, dicts,
   str, int, float, bool and None. Events are tuples whose first element is the kind:
   `("m", name, value, step, timestamp)`, `("p", {params}, timestamp)`, `("t", {tags}, timestamp)`,
-  `("a", {artifact}, timestamp)`; event `i` of a frame has sequence number `first_seq + i`, and sequence
-  numbers only grow through the file. Timestamps are seconds since the epoch; NaN and ±inf metric values are
-  stored as such. A kind letter a reader does not know is passed through, not treated as damage.
+  `("a", {artifact}, timestamp)`, `("s", {name: value}, step or None, timestamp)` (single values,
+  `Experiment.log_summary`; a None step means the highest metric step before it); event `i` of a frame has
+  sequence number `first_seq + i`, and sequence numbers only grow through the file. Timestamps are seconds
+  since the epoch; NaN and ±inf metric values are stored as such. A kind letter a reader does not know is
+  passed through, not treated as damage.
   Version 1 (still read, and still appended to when a run's file began in it) has no magic and no crc: a
   frame is the 4-byte length, then the payload. A version-1 file never begins with the magic: read as a
   length, it says almost 4 GiB.
@@ -89,8 +91,8 @@ _LENGTH = struct.Struct("<I")
 _HEAD = struct.Struct("<4sII")  # magic, crc32(length field + payload), length
 HEAD_SIZE = _HEAD.size
 _SCAN = 1 << 20  # bytes read at a time when looking for the next frame after damage
-_ARITY = {"m": 5, "p": 3, "t": 3, "a": 3}  # the known kinds' tuple lengths; unknown kinds pass as they are
-_MAPPING_KINDS = ("p", "t", "a")
+_ARITY = {"m": 5, "p": 3, "t": 3, "a": 3, "s": 4}  # the known kinds' tuple lengths; unknown kinds pass as they are
+_MAPPING_KINDS = ("p", "t", "a", "s")
 _NUMBER = (float, int, bool)
 _STEP = (int, type(None))
 

@@ -198,6 +198,23 @@ class BackendPlugin:
         Raising: as `backend_log_metrics`. Optional (reported as ``no_hook: {"tags": n}``).
         """
 
+    @hookspec
+    def backend_log_summary(self, summary: dict[str, float], step: int, run: RunContext) -> None:
+        """Deliver a run's single values (`Experiment.log_summary`): final or best figures such as
+        `train_runtime`, kept where the tracker keeps one value per name (W&B `run.summary`, ClearML single
+        values), not as a series.
+
+        :param summary: name -> value (float, may be NaN or ±inf), merged from consecutive `log_summary` calls
+            (a later value of a name wins).
+        :param step: the step the values belong to: the one given to `log_summary`, else the highest metric
+            step logged before them (0 when none), for trackers that keep them as a point of a series.
+        :param run: the run's `RunContext`.
+
+        Raising: as `backend_log_metrics`. Optional: without it the values are delivered through
+        `backend_log_metrics` as points at `step` (so every tracker that takes metrics keeps them); a backend
+        with neither is reported as ``no_hook: {"summary": n}``.
+        """
+
     @hookspec(firstresult=True)
     def backend_accepts_artifact(self, artifact: TraceletArtifact, run: RunContext) -> bool | None:
         """Decide whether this backend takes an artifact (by type or size); called inside `log_artifact` on the

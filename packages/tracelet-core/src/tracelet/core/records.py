@@ -16,6 +16,7 @@ METRIC = "m"
 PARAMS = "p"
 TAGS = "t"
 ARTIFACT = "a"
+SUMMARY = "s"  # a run's single values: ("s", {name: float}, step or None, timestamp)
 
 
 class Metric(NamedTuple):

@@ -79,3 +79,21 @@ def normalize_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     return redact_mapping({str(k): plain(v) for k, v in params.items()})
+
+
+def summary_values(values: Mapping[str, Any]) -> dict[str, float]:
+    """`log_summary`'s values as name -> float (NaN and ±inf kept); TypeError names the first bad entry.
+
+    Converted here, on the caller's thread (a device tensor too): summaries are a few values per run, and a
+    bad one must fail the call that logged it rather than reach a backend.
+    """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"summary values must be a mapping of name -> number, got {type(values).__name__}")
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        try:
+            number = to_float(value)
+            out[str(key)] = number if type(number) is float else float(number)
+        except TypeError as exc:
+            raise TypeError(f"summary value {key!r}: {exc} (log text as a tag or a param)") from None
+    return out

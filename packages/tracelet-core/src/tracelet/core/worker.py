@@ -20,7 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracelet.core import backoff
-from tracelet.core.records import ARTIFACT, METRIC, PARAMS, TAGS, Metric, RunStatus
+from tracelet.core.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric, RunStatus
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tracelet")
 
 BATCH_LIMIT = 10_000
-_HOOKS = {METRIC: "backend_log_metrics", PARAMS: "backend_log_params", TAGS: "backend_log_tags"}
-_KIND_NAMES = {METRIC: "metrics", PARAMS: "params", TAGS: "tags", ARTIFACT: "artifacts"}
+_HOOKS = {
+    METRIC: "backend_log_metrics",
+    PARAMS: "backend_log_params",
+    TAGS: "backend_log_tags",
+    SUMMARY: "backend_log_summary",
+}
+_KIND_NAMES = {METRIC: "metrics", PARAMS: "params", TAGS: "tags", ARTIFACT: "artifacts", SUMMARY: "summary"}
 
 
 def _name(name: object) -> str:
@@ -52,6 +57,23 @@ def _unchanged_params_end(events: list[tuple], i: int, j: int) -> int:
 
 
 MAX_TRACEBACK = 8000  # characters of one kept traceback (its last lines: where the plugin failed)
+
+
+def _summary_runs(group: list[tuple], last_step: int) -> list[tuple[int, dict[str, float], float]]:
+    """Consecutive summary events merged per step (a later value of a name wins): (step, values, timestamp).
+
+    An event without a step belongs to `last_step`, the highest metric step logged before it. Re-sending a
+    run after a retry is harmless: a single value is set, not appended.
+    """
+    runs: list[tuple[int, dict[str, float], float]] = []
+    for e in group:
+        step = last_step if e[2] is None else e[2]
+        if runs and runs[-1][0] == step:
+            runs[-1][1].update(e[1])
+            runs[-1] = (step, runs[-1][1], e[3])
+        else:
+            runs.append((step, dict(e[1]), e[3]))
+    return runs
 
 
 class ErrorLog:
@@ -123,6 +145,10 @@ class BackendWorker(threading.Thread):
         self._last_send = 0.0  # seconds the last delivery call that went through took: what the next may take
         self.hooks = {kind: backend.implements(hook) for kind, hook in _HOOKS.items()}
         self.hooks[ARTIFACT] = backend.implements("backend_log_artifact")
+        # Without backend_log_summary, single values reach the tracker as metric points at their step.
+        self.summary_as_metrics = not self.hooks[SUMMARY] and self.hooks[METRIC]
+        self.hooks[SUMMARY] = self.hooks[SUMMARY] or self.hooks[METRIC]
+        self.last_step = 0  # the highest metric step passed so far: the step of a summary logged without one
         self.journaled: frozenset[str] = frozenset()  # kinds whose record is the journal (set once started)
 
     # -- control, from other threads ------------------------------------------------------------------------
@@ -227,6 +253,10 @@ class BackendWorker(threading.Thread):
             if kind == PARAMS:
                 j = _unchanged_params_end(events, i, j)
             group = events[i:j]
+            if kind == METRIC:  # every worker, whichever hooks it has: a summary's step must not depend on them
+                top = max(e[3] for e in group)
+                if top > self.last_step:
+                    self.last_step = top
             if self.hooks.get(kind):
                 if not self._deliver_isolating(kind, group):
                     return False
@@ -277,6 +307,13 @@ class BackendWorker(threading.Thread):
         elif kind == ARTIFACT:
             for e in group:
                 self.source.deliver_artifact(self.backend, e[1])
+        elif kind == SUMMARY:
+            for step, values, timestamp in _summary_runs(group, self.last_step):
+                if self.summary_as_metrics:
+                    metrics = [Metric(name, value, step, timestamp) for name, value in values.items()]
+                    call("backend_log_metrics", metrics=metrics)
+                else:
+                    call("backend_log_summary", summary=values, step=step)
 
     def _end_run(self) -> None:
         for hook, kwargs in (("backend_flush", {}), ("backend_end_run", {"status": self.final_status})):

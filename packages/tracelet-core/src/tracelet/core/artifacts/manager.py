@@ -93,6 +93,8 @@ class ArtifactManager:
         self._run_dir = run_dir
         self._wait_timeout = wait_timeout
         self._lock = threading.Lock()
+        # Folders whose files an integration logs itself (Trainer checkpoints): automatic capture skips them.
+        self._skipped: tuple[Path, ...] = ()
         self._results: dict[str, dict[str, ArtifactResult]] = {}  # token -> backend -> undelivered result
         self._logged: dict[tuple[str, str], int] = {}  # (backend, artifact name) -> times logged to it
         # backend -> tokens of artifacts it failed for a transient reason (an outage): run.json keeps them at
@@ -138,9 +140,25 @@ class ArtifactManager:
             interval=float(options.get("artifact_watch_interval", 1.0)),
             settle=float(options.get("artifact_watch_settle", 1.0)),
             mode=str(options.get("artifact_watcher", "auto")),
-            more_exclude=lambda: self._tracker_paths(dirs),
+            more_exclude=lambda: [*self._tracker_paths(dirs), *self._skipped],
         )
         self._watcher.start()
+
+    def skip_capture(self, path: str | os.PathLike[str]) -> None:
+        """Leave files under `path` to the integration that logs them: the folder watcher (and plugins that
+        ask `capture_skipped`) do not capture them."""
+        resolved = Path(path).expanduser().resolve()
+        with self._lock:
+            if resolved not in self._skipped:
+                self._skipped = (*self._skipped, resolved)
+
+    def capture_skipped(self, path: str | os.PathLike[str]) -> bool:
+        """Whether `path` is under a folder given to `skip_capture`."""
+        skipped = self._skipped
+        if not skipped:
+            return False
+        resolved = Path(path).expanduser().resolve()
+        return any(resolved == s or s in resolved.parents for s in skipped)
 
     def _tracker_paths(self, watched: list[Path]) -> list[Path]:
         """Local files and folders the backends write to, from their run details (an MLflow sqlite database

@@ -1,0 +1,31 @@
+"""Fixtures for the Hugging Face tests: tiny models from configs on CPU, nothing downloaded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "torch"))  # torch_helpers
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched; a test that tried would fail
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_trackers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "WANDB_MODE", "WANDB_PROJECT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    (tmp_path / "store").mkdir(exist_ok=True)
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
