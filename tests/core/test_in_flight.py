@@ -155,7 +155,7 @@ def _start(name: str, **config: Any) -> tracelet.Experiment:
     return tracelet.start_logging(name, backend=["local", name], config={f"{name}_{k}": v for k, v in config.items()})
 
 
-def _batches(exp: tracelet.Experiment, count: int, size: int = 2000) -> None:
+def _batches(exp: tracelet.Experiment, count: int, size: int = 1000) -> None:
     """`count` metric batches of `size` points: each is published, then read by the worker (sent, or waiting
     for room in the window) before the next is logged, so each is one batch."""
     orch = exp.orchestrator
@@ -175,8 +175,8 @@ def test_batches_overlap_up_to_the_window_and_every_point_lands_once() -> None:
     _batches(exp, 12)
     report = exp.stop()
     assert report is not None and report.complete
-    assert report.backends["if_conc"].delivered == 24_000
-    assert SEEN["points"] == Counter(("loss", i) for i in range(24_000))
+    assert report.backends["if_conc"].delivered == 12_000
+    assert SEEN["points"] == Counter(("loss", i) for i in range(12_000))
     assert 2 <= SEEN["most"] <= 3, SEEN["most"]
 
 
@@ -194,7 +194,7 @@ def test_one_in_flight_is_one_at_a_time() -> None:
     _batches(exp, 6)
     report = exp.stop()
     assert report is not None and report.complete and SEEN["most"] == 1
-    assert SEEN["points"] == Counter(("loss", i) for i in range(12_000))
+    assert SEEN["points"] == Counter(("loss", i) for i in range(6000))
 
 
 def test_a_plugin_that_does_not_opt_in_stays_one_at_a_time_and_is_told(caplog: pytest.LogCaptureFixture) -> None:
@@ -204,6 +204,16 @@ def test_a_plugin_that_does_not_opt_in_stays_one_at_a_time_and_is_told(caplog: p
         report = exp.stop()
     assert report is not None and report.complete and SEEN["most"] == 1
     assert "does not declare concurrent_batches, so max_in_flight=4 is not supported" in caplog.text
+
+
+def test_one_large_batch_is_cut_into_pieces_that_fill_the_window() -> None:
+    exp = _start("if_conc", max_in_flight=4)
+    _batches(exp, 1, size=10_000)  # what a loop logging faster than the tracker takes makes
+    report = exp.stop()
+    assert report is not None and report.complete
+    assert SEEN["calls"] == 4 and SEEN["most"] == 4  # 3000 + 3000 + 3000 + 1000, all out at once
+    assert SEEN["points"] == Counter(("loss", i) for i in range(10_000))
+    assert [len(p) for p in inflight.pieces([("m",)] * 2500, 4)] == [1000, 1000, 500]
 
 
 @pytest.mark.parametrize("bad", [0, -2, "many", 2.5, True])
@@ -237,12 +247,12 @@ def test_a_failing_batch_is_retried_alone(caplog: pytest.LogCaptureFixture) -> N
     assert report.backends["if_flaky"].errors == {"log_metrics: ConnectionError": 3}
     # Each other batch was sent once: 8 batches + 3 retries of the failing one.
     assert SEEN["calls"] == 8 + 3
-    assert SEEN["points"] == Counter(("loss", i) for i in range(16_000))
+    assert SEEN["points"] == Counter(("loss", i) for i in range(8000))
 
 
 def test_a_refused_point_among_good_batches_is_isolated_and_counted() -> None:
     exp = _start("if_refusing", max_in_flight=4)
-    _batches(exp, 10)
+    _batches(exp, 20)
     report = exp.stop()
     assert report is not None and not report.complete
     rep = report.backends["if_refusing"]
@@ -257,9 +267,9 @@ def test_the_cursor_waits_for_a_held_batch_while_later_ones_are_delivered() -> N
     try:
         _batches(exp, 4)
         deadline = time.monotonic() + 20
-        while sum(SEEN["points"].values()) < 6000 and time.monotonic() < deadline:
+        while sum(SEEN["points"].values()) < 3000 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert sum(SEEN["points"].values()) == 6000, "the three batches behind the held one were delivered"
+        assert sum(SEEN["points"].values()) == 3000, "the three batches behind the held one were delivered"
         assert worker.cursor == 0 and worker.delivered == 0
         assert not exp.flush(timeout=0.2)
         # The progress checkpoint (what a dead run's sync resumes from) says the same.
@@ -269,10 +279,10 @@ def test_the_cursor_waits_for_a_held_batch_while_later_ones_are_delivered() -> N
         while time.monotonic() < deadline and not progress.get("local"):
             progress = json.loads(meta.read_text()).get("progress") or {}
             time.sleep(0.1)
-        assert progress.get("local") == 8000 and progress.get("if_held") == 0, progress
+        assert progress.get("local") == 4000 and progress.get("if_held") == 0, progress
     finally:
         GATE.set()
-    assert exp.flush(timeout=20) and worker.cursor == 8000 and worker.delivered == 8000
+    assert exp.flush(timeout=20) and worker.cursor == 4000 and worker.delivered == 4000
     report = exp.stop()
     assert report is not None and report.complete
 
@@ -286,6 +296,6 @@ def test_at_the_stop_deadline_the_cursor_stays_before_the_batch_not_delivered() 
     assert report is not None and not report.complete
     rep = report.backends["if_never"]
     # The later batches went through, yet only a contiguous prefix counts: nothing, since the first never did.
-    assert sum(SEEN["points"].values()) == 6000
-    assert rep.delivered == 0 and rep.undelivered == 8000
-    assert json.loads((exp.run_dir / "run.json").read_text())["delivery"]["if_never"]["undelivered"] == 8000  # type: ignore[operator]
+    assert sum(SEEN["points"].values()) == 3000
+    assert rep.delivered == 0 and rep.undelivered == 4000
+    assert json.loads((exp.run_dir / "run.json").read_text())["delivery"]["if_never"]["undelivered"] == 4000  # type: ignore[operator]

@@ -5,6 +5,8 @@ the tracker. A backend whose plugin declares `concurrent_batches` (docs/plugins.
 metric batches (its config key; `DEFAULT_IN_FLIGHT` when unset) outstanding at once, each sent and retried on
 its own sender thread. Guarantees, the same as one at a time:
 
+- **Batches fill the window.** A batch is cut into up to `max_in_flight` pieces of a multiple of `PIECE`
+  points (`pieces`), each a batch of its own (every `backend_log_metrics` call still holds at most 10,000).
 - **Order where it matters.** Only metric batches overlap (a tracker orders points by step and timestamp, not
   arrival). Params, tags and artifacts wait until every batch before them is confirmed and go one at a time,
   so a later value of a param or tag still wins, and no two params/tags batches are ever out together.
@@ -40,10 +42,25 @@ logger = logging.getLogger("tracelet")
 CAPABILITY = "concurrent_batches"  # the plugin attribute that opts a backend in (read once its run started)
 CONFIG_KEY = "max_in_flight"  # the per-backend config key: metric batches outstanding at once
 DEFAULT_IN_FLIGHT = 4  # enough to hide a 20-50 ms round trip behind a server's own work; 1: one at a time
+PIECE = 1000  # batches are cut in multiples of this many points (MLflow's per-request limit, a common one)
+
+
+def pieces(group: list[tuple], size: int) -> list[list[tuple]]:
+    """Cut one metric batch into about `size` pieces (multiples of `PIECE` points) so that a single large batch
+    fills the window too: a training loop that logs faster than the tracker takes makes 10,000-point batches,
+    one after another, and the window would otherwise hold only what the next fetch brings."""
+    step = -(-len(group) // size)
+    step = max(-(-step // PIECE) * PIECE, PIECE)
+    return [group[i : i + step] for i in range(0, len(group), step)]
 
 
 def requested(config: dict[str, Any]) -> int | None:
-    """The `max_in_flight` a backend's config asks for (None: unset). Raises ConfigurationError on a bad value."""
+    """The `max_in_flight` a backend's config asks for, None when unset.
+
+    :param config: the backend's config dict (`RunContext.config`); the value may be an int or a string (from
+        the environment or a file).
+    :raises ConfigurationError: when the value is not a whole number of 1 or more (it fails `start()`).
+    """
     raw = config.get(CONFIG_KEY)
     if raw is None or raw == "":
         return None
@@ -65,8 +82,14 @@ def requested(config: dict[str, Any]) -> int | None:
 
 
 def window_size(name: str, plugin: Any, asked: int | None) -> int:
-    """How many metric batches backend `name` may have in flight: `asked` (or the default) when the plugin
-    declares `concurrent_batches`, else 1 (warning when more was asked for)."""
+    """How many metric batches backend `name` may have in flight.
+
+    :param name: the backend's name (for the warning).
+    :param plugin: the plugin object, whose `concurrent_batches` attribute is read (after its run started).
+    :param asked: what `requested` returned for its config.
+    :return: `asked` (or `DEFAULT_IN_FLIGHT`) when the plugin declares `concurrent_batches`, else 1, warning
+        when more was asked for.
+    """
     if bool(getattr(plugin, CAPABILITY, False)):
         return DEFAULT_IN_FLIGHT if asked is None else asked
     if asked is not None and asked > 1:
@@ -109,6 +132,12 @@ class Window:
         finishing: threading.Event,
         wake: threading.Event,
     ) -> None:
+        """:param name: the backend's name (for its threads' names and log lines).
+        :param size: the most batches out at once (2 or more; the worker sends on its own thread at 1).
+        :param deadline: the run's stop deadline, as `backoff.bind_deadline` takes it.
+        :param finishing: set by stop(): ends a backoff wait begun before the deadline was known.
+        :param wake: the worker's event, set whenever a batch finishes.
+        """
         self.name = name
         self.size = size
         self._deadline = deadline
@@ -121,7 +150,11 @@ class Window:
         self._threads: list[threading.Thread] = []
 
     def submit(self, count: int, job: Job) -> None:
-        """Send a batch of `count` events with `job` on a sender thread, once fewer than `size` are out."""
+        """Send a batch on a sender thread, once fewer than `size` are out (waits for room until then).
+
+        :param count: how many events the batch holds (the cursor moves over them once it is settled).
+        :param job: delivers it and returns (events settled from its start, delivered, refused).
+        """
         with self._cond:
             while self._open >= self.size:
                 self._cond.wait()

@@ -276,9 +276,10 @@ class BackendWorker(threading.Thread):
             group = events[i:j]
             window = self._window
             if window is not None and kind == METRIC and self.hooks.get(kind):
-                # Sent on a sender thread; the cursor moves over it once it and every batch before it are done.
-                window.submit(j - i, functools.partial(self._isolate, kind, group))
-                self._read += j - i
+                # Sent on sender threads; the cursor moves over a piece once it and every one before it are done.
+                for piece in inflight.pieces(group, window.size):
+                    window.submit(len(piece), functools.partial(self._isolate, kind, piece))
+                    self._read += len(piece)
                 i = j
                 continue
             if window is not None and not window.empty:

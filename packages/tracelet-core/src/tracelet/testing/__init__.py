@@ -31,7 +31,10 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
 - key/value tags (a later value wins); artifacts, when the plugin implements `backend_log_artifact`;
 - a delivery hook that raises once and then succeeds: retried, nothing lost, nothing duplicated; and, when you
   override `inject_fault`, a failure of your own transport in the middle of a batch;
-- stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data.
+- stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data;
+- for a plugin that declares `concurrent_batches` (docs/plugins.md), metric batches from several threads at
+  once (``max_in_flight`` 4), one failing once: every point once, read back in logging order; params and
+  tags keep their rule (skipped for a plugin that does not declare it).
 
 Knobs (class attributes): `plugin_name`, `timestamp_tolerance` (seconds; None when your tracker keeps no
 timestamps), `value_rel_tol`, `relogged_params` ("latest" or "first"), `stop_timeout`. The kit is also
