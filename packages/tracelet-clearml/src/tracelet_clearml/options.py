@@ -23,8 +23,8 @@ FRAMEWORK_KEYS = (
     "megengine", "xgboost", "catboost", "fastai", "lightgbm", "gradio", "jsonargparse",
 )  # fmt: skip
 
-# Keys the core reads from the same block (the stop timeout) are accepted without a warning.
-CORE_KEYS = frozenset({"stop_timeout"})
+# Keys the core reads from the same block (the stop timeout, max_in_flight) are accepted without a warning.
+CORE_KEYS = frozenset({"stop_timeout", "max_in_flight"})
 
 
 def _optional_bool(value: Any, key: str) -> bool | None:
