@@ -272,6 +272,10 @@ def measure(store: str, uri: str, port: int, args: argparse.Namespace) -> list[s
             print(f"  {label:14s} {rate:9,.0f} points/s  {rate / raw:5.2f}x raw   client CPU "
                   f"{statistics.median(cpus[mode]):5.2f} s   connections {max(conns[mode])}   "
                   f"(rounds: {', '.join(f'{r:,.0f}' for r in rates[mode])})")  # fmt: skip
+        # Each round ran the ways back to back on the same machine: the median of per-round ratios moves least
+        # with other load on a shared machine.
+        paired = statistics.median(t / r for t, r in zip(rates["tracelet"], rates["raw"], strict=True))
+        print(f"  tracelet / raw, median of per-round ratios: {paired:.2f}x")
         target = TARGETS.get(delay) if store == "postgresql" else None
         if target is not None:
             ratio = statistics.median(rates["tracelet"]) / raw
