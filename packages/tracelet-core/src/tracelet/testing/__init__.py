@@ -33,7 +33,7 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
   override `inject_fault`, a failure of your own transport in the middle of a batch;
 - stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data;
 - for a plugin that declares `concurrent_batches` (docs/plugins.md), metric batches from several threads at
-  once (``max_in_flight`` 4), one failing once: every point once, read back in logging order; params and
+  once (the default ``max_in_flight``, 4), one failing once: every point once, read back in logging order; params and
   tags keep their rule (skipped for a plugin that does not declare it).
 
 Knobs (class attributes): `plugin_name`, `timestamp_tolerance` (seconds; None when your tracker keeps no
