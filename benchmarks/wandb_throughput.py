@@ -1,18 +1,18 @@
 """Tracelet's W&B backend against raw `run.log`, side by side in one run, on the same data: W&B offline.
 
-    python benchmarks/wandb_throughput.py [--steps 2000] [--repeats 3]
+    python benchmarks/wandb_throughput.py [--steps 2000] [--metrics 5] [--repeats 3]
 
-The data: a loop of `--steps` steps, 5 metrics a step. Each way logs into a fresh offline W&B run (created
+The data: a loop of `--steps` steps, `--metrics` metrics a step (5; 1 is W&B's hardest shape for Tracelet). Each way logs into a fresh offline W&B run (created
 before the clock starts; W&B's console capture and system sampler off for both) and the points are counted
 back from the run's `.wandb` transaction log afterwards: 100% of Tracelet's must be there when `stop()` returns.
 (W&B's own `finish()` offline may return before its service has written the last rows; the raw way's clock
 stops at `finish()` all the same, as the target defines it, and the shortfall is printed.) Medians over `--repeats`, the
 ways interleaved so they see the same machine noise, each started after a full garbage collection.
 
-- tracelet:  `exp.log_metric` five times a step. Caller cost: the loop's time per `log_metric` call.
+- tracelet:  `exp.log_metric` once per metric a step. Caller cost: the loop's time per `log_metric` call.
              Throughput: points / (first call until `stop()` returns, everything in the `.wandb` file).
-- raw:       `run.log({5 metrics}, step=i)` once a step. Caller cost: the loop's time per step, divided by
-             5 (per point). Throughput: points / (first call until `run.finish()` returns).
+- raw:       `run.log({the metrics}, step=i)` once a step. Caller cost: the loop's time per step, divided by
+             the metrics a step (per point). Throughput: points / (first call until `run.finish()` returns).
 
 Targets: the caller's cost per point >= 100x cheaper through Tracelet; delivered points/s >= 1.0x raw.
 """
@@ -95,8 +95,10 @@ def bench_raw(steps: int) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--metrics", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    NAMES[:] = [f"metric_{k}" for k in range(args.metrics)]
     logging.getLogger("wandb").setLevel(logging.ERROR)
     ways = {"tracelet": bench_tracelet, "raw": bench_raw}
     caller: dict[str, list[float]] = {k: [] for k in ways}

@@ -1,8 +1,9 @@
-"""The MLflow plugin passes the conformance kit against a real sqlite tracking store.
+"""The MLflow plugin passes the conformance kit against a real sqlite tracking store and a real `mlflow server`.
 
-The run is read back with a fresh `MlflowClient` on the same sqlite file (not the plugin's own client). The
-transport fault makes the plugin's second store request in a batch fail once: MLflow takes 1000 points per
-request, so a 2000-point batch is cut in the middle and the plugin must resume where it stopped.
+The run is read back with a fresh `MlflowClient` (not the plugin's own client). Over HTTP the plugin declares
+`concurrent_batches`, so the server class also runs the kit's batches-in-flight check. The transport fault makes
+the plugin's second store request in a batch fail once: MLflow takes 1000 points per request, so a 2000-point
+batch is cut in the middle and the plugin must resume where it stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tracelet.plugin import Metric
 from tracelet.testing import BackendConformance, RunUnderTest, TrackedRun
 from tracelet_mlflow.backend import MLflowBackend
 
-SHARED: dict[str, Path] = {}
+SHARED: dict[str, Any] = {}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -64,3 +65,19 @@ class TestMLflowSqlite(BackendConformance):
             return send(*args, **kwargs)
 
         plugin._log_batch = flaky
+
+
+@pytest.mark.slow
+class TestMLflowServer(TestMLflowSqlite):
+    """The same checks through the session's real `mlflow server`: over HTTP the plugin declares
+    `concurrent_batches`, so `test_batches_in_flight` runs (it is skipped for the sqlite store above)."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, mlflow_server: Any) -> None:
+        if mlflow_server.proc is None or not mlflow_server.healthy():  # an earlier test left it down
+            mlflow_server.kill()
+            mlflow_server.start()
+        SHARED["uri"] = mlflow_server.uri
+
+    def backend_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"tracking_uri": str(SHARED["uri"]), "telemetry": False}

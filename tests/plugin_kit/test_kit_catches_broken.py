@@ -9,6 +9,7 @@ of the second (it remembers its progress) passes the same check, so the check is
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -172,5 +173,56 @@ def test_relogged_params_rule_is_checked_and_validated(tmp_path: Path) -> None:
         type(kit).relogged_params = "last"
         with pytest.raises(ConformanceError, match="relogged_params must be 'latest' or 'first'"):
             kit.setup_kit(tmp_path)
+    finally:
+        kit.teardown_kit()
+
+
+# -- batches in flight (`concurrent_batches`) --------------------------------------------------------------------
+class ConcurrentInArrivalOrder(ResumesAfterFault):
+    """Opts in to batches in flight, yet stores points in arrival order and keeps one shared `progress`: its
+    batches interleave in the tracker, so they read back out of logging order."""
+
+    concurrent_batches = True
+
+
+class ConcurrentOrderedByStep(MemoryBackend):
+    """Opts in correctly: the tracker orders each metric's points by step (as MLflow does), and a batch's retry
+    state belongs to the thread sending it."""
+
+    concurrent_batches = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def send(self, metric: Metric) -> None:
+        with self.lock:
+            super().send(metric)
+            series = STORE[self.run_id]["metrics"][metric.name]
+            series.sort(key=lambda m: (m.step, m.timestamp))
+
+
+def test_a_backend_that_opts_in_but_orders_by_arrival_fails_the_in_flight_check(tmp_path: Path) -> None:
+    kit = _kit(ConcurrentInArrivalOrder, tmp_path)
+    try:
+        with pytest.raises(ConformanceError, match=r"metric '[a-z/]+' out of order at position \d+"):
+            kit.test_batches_in_flight()
+    finally:
+        kit.teardown_kit()
+
+
+def test_a_backend_that_opts_in_and_orders_by_step_passes_the_in_flight_check(tmp_path: Path) -> None:
+    kit = _kit(ConcurrentOrderedByStep, tmp_path)
+    try:
+        kit.test_batches_in_flight()
+    finally:
+        kit.teardown_kit()
+
+
+def test_the_in_flight_check_is_skipped_for_a_backend_that_does_not_opt_in(tmp_path: Path) -> None:
+    kit = _kit(ResumesAfterFault, tmp_path)
+    try:
+        with pytest.raises(pytest.skip.Exception, match="does not declare concurrent_batches"):
+            kit.test_batches_in_flight()
     finally:
         kit.teardown_kit()

@@ -1,7 +1,14 @@
 """The MLflow backend: one instance per run, called only from that run's Tracelet worker thread.
 
 Every hook is synchronous (the worker thread is the asynchrony) and raises on a delivery failure so the core
-retries the batch with capped backoff. Data quirks — refused names, NaN, long or re-logged params — are handled
+retries the batch with capped backoff. Against a tracking server (HTTP) the plugin declares `concurrent_batches`:
+the core then has up to `max_in_flight` metric batches out at once, each `backend_log_metrics` on its own sender
+thread (params, tags and artifacts still come one at a time, in order); the requests share MLflow's pooled
+session, so connections are reused across batches. A local store (sqlite, files) stays one batch at a time:
+there a batch costs Python work under the GIL in the training process and writes that serialise on the file's
+lock, not a network wait. Measured (2026-12-05, 2-core machine shared and loaded, 20,000 points, medians of 3),
+4 hand-written senders into a local sqlite file gave 1.4x one sender (rounds 1.0x-1.6x), bought with more GIL
+held beside the training loop; the round trip that several in flight hide does not exist there. Data quirks — refused names, NaN, long or re-logged params — are handled
 here and never raise. Retries must not duplicate: a metric batch remembers how many of its points already went
 out, params already logged are skipped, and tags simply overwrite.
 """
@@ -13,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,6 +76,9 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 class MLflowBackend:
     """Tracelet backend that logs runs to MLflow (any tracking URI: sqlite, a server, Databricks, ...)."""
 
+    #: Several metric batches may be in flight at once (set once connected: True for HTTP tracking URIs).
+    concurrent_batches = False
+
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.options = Options()
@@ -81,8 +92,10 @@ class MLflowBackend:
         self._tag_names = NameMap("tag")
         self._params: dict[str, str] = {}  # mapped key -> full value logged as the param
         self._changed_warned: set[str] = set()
-        self._progress: tuple[tuple[Any, ...], int] | None = None  # (batch identity, points already sent)
         self._summary_time: tuple[Any, float] | None = None  # (summary call, its points' timestamp)
+        # Per sender thread (a retried batch is retried on the thread that sent it): (batch identity, points sent).
+        self._sent = threading.local()
+        self._names_lock = threading.Lock()  # a renamed name's tag is recorded before any point under it
         self._create_tried = False
         self._group: Group | None = None  # where this process sits in a multi-process job (tracelet_mlflow.groups)
         self._user_tags_sent = False
@@ -158,6 +171,7 @@ class MLflowBackend:
         uri = location.resolve_tracking_uri(self.config)
         location.check_store(uri, explicit or is_tracking_uri_set())
         self._http = uri.startswith(("http://", "https://", "databricks"))
+        self.concurrent_batches = self._http  # read by the core once the run has started
         if self._http:
             failfast.install()
         try:
@@ -284,20 +298,23 @@ class MLflowBackend:
 
         first, last = metrics[0], metrics[-1]
         identity = (len(metrics), first.name, first.step, first.timestamp, last.name, last.step, last.timestamp)
-        done = self._progress[1] if self._progress is not None and self._progress[0] == identity else 0
+        progress = getattr(self._sent, "progress", None)
+        done = progress[1] if progress is not None and progress[0] == identity else 0
         mapped = self._metric_names
-        for m in metrics[done:]:  # originals of renamed names are recorded before any point under the new name
-            mapped(m.name)
-        self._record_renames(mapped)
+        # Originals of renamed names are recorded before any point under the new name. Under the lock: with
+        # batches in flight, another thread may be recording a rename this batch depends on right now.
+        with self._names_lock:
+            names = {m.name: mapped(m.name) for m in metrics[done:]}
+            self._record_renames(mapped)
         with self._io():
             for chunk in _chunks(metrics[done:], MAX_METRICS_PER_BATCH):
                 # Entities per request, not for the whole batch: fewer long-lived objects, fewer full GC passes.
                 # NaN and ±inf go as they are: MLflow stores NaN as NaN and ±inf as ±1.7976931348623157e308.
-                entities = [MlflowMetric(mapped(m.name), m.value, int(m.timestamp * 1000), m.step) for m in chunk]
+                entities = [MlflowMetric(names[m.name], m.value, int(m.timestamp * 1000), m.step) for m in chunk]
                 self._log_batch(self.run_id, metrics=entities)
                 done += len(chunk)
-                self._progress = (identity, done)
-        self._progress = None
+                self._sent.progress = (identity, done)
+        self._sent.progress = None
 
     @hookimpl
     def backend_log_summary(self, summary: dict[str, float], step: int) -> None:

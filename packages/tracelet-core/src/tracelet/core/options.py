@@ -13,7 +13,7 @@ A plugin subclasses `BackendOptions` with `@attrs.define` fields that all have d
 - An unknown key is warned about once per plugin and key, with the closest valid name; it never fails the
   run (a config shared by several Tracelet versions keeps working). `aliases` maps other accepted names
   (upstream documentation's, say) to fields; `accepted` lists keys read elsewhere (the core's
-  `stop_timeout`) that need no field.
+  `stop_timeout` and `max_in_flight`) that need no field.
 
 Adding an option is adding a field (with its type and default) to the plugin's class.
 """
@@ -157,7 +157,7 @@ class BackendOptions:
 
     plugin: ClassVar[str] = "tracelet plugin"
     aliases: ClassVar[Mapping[str, str]] = {}
-    accepted: ClassVar[frozenset[str]] = frozenset({"stop_timeout"})
+    accepted: ClassVar[frozenset[str]] = frozenset({"stop_timeout", "max_in_flight"})  # read by the core
 
     @classmethod
     def from_config(cls: type[T], config: Mapping[str, Any] | None) -> T:

@@ -269,6 +269,9 @@ class Orchestrator:
         if self.artifact_handler is not None:
             self.artifact_handler(backend, payload)
 
+    def confirmed(self, cursor: int) -> None:
+        """Nothing to record here: progress checkpoints read each worker's cursor from the fsync thread."""
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every backend has taken everything logged so far (or `timeout` passes)."""
         self._drain()

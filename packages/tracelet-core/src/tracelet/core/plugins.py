@@ -158,7 +158,9 @@ class BackendPlugin:
 
         Called on the backend's worker thread with up to 10,000 points per call (whatever was logged since the
         last call, split where params, tags or artifacts were logged in between), in logging order. Values are
-        floats and may be NaN or ±inf; names are str.
+        floats and may be NaN or ±inf; names are str. A plugin whose `concurrent_batches` attribute is true
+        (docs/plugins.md) is called from up to `max_in_flight` sender threads at once instead, never beside
+        its params, tags or artifact hooks.
 
         :param metrics: the points, each a `Metric` (name, value, step, timestamp in seconds since the epoch,
             taken when `log_metric` was called).

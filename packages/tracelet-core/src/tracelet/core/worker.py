@@ -8,18 +8,23 @@ the refused events are counted (`refused`, reported at stop; they stay in the jo
 the deadline and it passes, no new batch is begun: the worker ends the run in the time the orchestrator
 reserved for it (`orchestrator.end_run_reserve`).
 
+A backend that declares `concurrent_batches` has up to `max_in_flight` metric batches out at once
+(`tracelet.core.inflight`, which states what that keeps); `cursor` always counts only the contiguous events
+confirmed delivered (or refused), while the worker reads ahead of it from `_read`.
+
 The worker reads events through `EventSource`, the narrow interface the orchestrator implements.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracelet.core import backoff
+from tracelet.core import backoff, inflight
 from tracelet.core.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric, RunStatus
 from tracelet.exceptions import ConfigurationError
 
@@ -87,11 +92,14 @@ class ErrorLog:
         self.backend = backend
         self.counts: Counter[str] = Counter()
         self.tracebacks: dict[str, str] = {}
+        self._lock = threading.Lock()  # a backend's sender threads record side by side
 
     def record(self, where: str, exc: BaseException, retrying: bool = True) -> None:
         key = f"{where}: {type(exc).__name__}"
-        self.counts[key] += 1
-        if self.counts[key] == 1:
+        with self._lock:
+            self.counts[key] += 1
+            first = self.counts[key] == 1
+        if first:
             import traceback
 
             from tracelet.core.redact import redact_text
@@ -117,6 +125,11 @@ class EventSource(Protocol):
         """Give one artifact event to `backend` (never raises)."""
         ...
 
+    def confirmed(self, cursor: int) -> None:
+        """Every event before `cursor` was delivered (or refused, or passed by): called on the worker's thread
+        each time its cursor moves, before it reads on (`tracelet sync` records it there)."""
+        ...
+
 
 class BackendWorker(threading.Thread):
     """Delivers the shared event stream to one backend from its own cursor."""
@@ -125,7 +138,11 @@ class BackendWorker(threading.Thread):
         super().__init__(name=f"tracelet-{backend.name}", daemon=True)
         self.backend = backend
         self.source = source
-        self.cursor = cursor
+        self.cursor = cursor  # events before it are confirmed delivered (or refused/passed by), contiguously
+        self._read = cursor  # the next event to read: past `cursor` by the batches in flight
+        self._told = cursor  # the cursor the source was last told of (`EventSource.confirmed`)
+        self._window: inflight.Window | None = None  # set after start when the backend takes batches in flight
+        self._gap = False  # a batch in flight was not delivered by the deadline: the cursor moves no further
         self.delivered = 0
         self.dropped = 0
         self.refused = 0  # events the backend refused for good (permanent failures), after isolating them
@@ -197,6 +214,7 @@ class BackendWorker(threading.Thread):
             backend.details = dict(details or {})
 
         try:
+            asked = inflight.requested(backend.run.config)
             backend.call("plugin_setup", config=backend.run.config)
             # Configuration mistakes and missing libraries will not heal by retrying: report them to start().
             start()
@@ -214,26 +232,69 @@ class BackendWorker(threading.Thread):
                 self.errors.record("start_run", exc, retrying=False)
                 return False
         self.journaled = backend.journal_record()
+        size = inflight.window_size(backend.name, backend.plugin, asked)
+        if size > 1:
+            self._window = inflight.Window(backend.name, size, lambda: self.deadline, self.finishing, self.wake)
         self.started.set()
         return True
 
     def _deliver_loop(self) -> None:
+        try:
+            self._read_loop()
+        finally:
+            window = self._window
+            if window is not None:  # batches still out finish (or give up at the deadline) before end_run
+                window.wait_all()
+                self._settle()
+                window.close()
+            self._tell()
+
+    def _tell(self) -> None:
+        if self.cursor != self._told:
+            self._told = self.cursor
+            confirmed = getattr(self.source, "confirmed", None)
+            if confirmed is not None:
+                confirmed(self.cursor)
+
+    def _settle(self) -> None:
+        """Move the cursor over the batches in flight that finished, in order, up to the first gap."""
+        assert self._window is not None
+        for slot in self._window.finished():
+            if self._gap:
+                continue  # past a batch that was not delivered: those after it are sent again by a later sync
+            self.cursor += slot.settled
+            self.delivered += slot.delivered
+            self.refused += slot.refused
+            self.dropped += slot.dropped
+            if slot.settled < slot.count:
+                self._gap = True
+
+    def _read_loop(self) -> None:
         source = self.source
         while True:
+            if self._window is not None:
+                self._settle()
+            self._tell()
             if self.draining and self._no_time_left():
                 # A batch that would not be done by the delivery deadline is not begun, however fast the
                 # tracker still takes them: what remains of the stop timeout is end_run's (so the tracker's
                 # run is ended), and the rest stays in the journal.
                 return
-            first, events = source.fetch(self.cursor, BATCH_LIMIT)
-            if first > self.cursor:
-                self.dropped += first - self.cursor  # no journal and past the memory bound: counted, reported
-                self.cursor = first
+            first, events = source.fetch(self._read, BATCH_LIMIT)
+            if first != self._read:
+                if first > self._read and self._window is not None and not self._window.empty:
+                    self._window.skipped(first - self._read)  # counted once the cursor gets there
+                elif first > self._read:
+                    self.dropped += first - self._read  # no journal and past the memory bound: counted, reported
+                    self.cursor = first
+                else:  # the source starts delivery over (sync into a new backend run), before anything was sent
+                    self.cursor = first
+                self._read = first
             if events:
                 if not self._deliver(events):
                     return
                 continue
-            if self.draining and self.cursor >= self.until:
+            if self.draining and self._read >= self.until:
                 return
             if self.draining and self._expired():
                 return
@@ -244,8 +305,8 @@ class BackendWorker(threading.Thread):
         """Deliver runs of same-kind events in order, advancing the cursor after each run."""
         i, n = 0, len(events)
         while i < n:
-            if self.draining and self._no_time_left():  # a batch of many runs of kinds: stop between them too
-                return False
+            if self._gap or (self.draining and self._no_time_left()):  # a batch of many runs of kinds: stop
+                return False  # between them too
             kind = events[i][0]
             j = i + 1
             while j < n and events[j][0] == kind:
@@ -257,6 +318,21 @@ class BackendWorker(threading.Thread):
                 top = max(e[3] for e in group)
                 if top > self.last_step:
                     self.last_step = top
+            window = self._window
+            if window is not None and kind == METRIC and self.hooks.get(kind):
+                # Sent on sender threads; the cursor moves over a piece once it and every one before it are done.
+                for piece in inflight.pieces(group, window.size):
+                    window.submit(len(piece), functools.partial(self._isolate, kind, piece))
+                    self._read += len(piece)
+                i = j
+                continue
+            if window is not None and not window.empty:
+                # Params, tags and artifacts go one at a time, after every batch before them: a later value of
+                # a param or tag must win, and an artifact's event order is the journal's.
+                window.wait_all()
+                self._settle()
+                if self._gap:
+                    return False
             if self.hooks.get(kind):
                 if not self._deliver_isolating(kind, group):
                     return False
@@ -266,28 +342,40 @@ class BackendWorker(threading.Thread):
             else:  # this backend takes no events of this kind: passed by, and reported as "no hook"
                 self.cursor += j - i
                 self.no_hook[_KIND_NAMES.get(kind, kind)] += j - i
+            self._read = self.cursor
             i = j
         return True
 
     def _deliver_isolating(self, kind: str, group: list[tuple]) -> bool:
+        """Deliver `group` on this thread and move the cursor over what was settled; False when the stop
+        deadline passed first (the cursor stays before the first event not delivered)."""
+        settled, delivered, refused = self._isolate(kind, group)
+        self.cursor += settled
+        self.delivered += delivered
+        self.refused += refused
+        return settled == len(group)
+
+    def _isolate(self, kind: str, group: list[tuple]) -> tuple[int, int, int]:
         """Deliver `group`; on a permanent failure split it until the refused events stand alone, deliver the
-        rest and count those. False when the stop deadline passed first (the cursor stays before `group`)."""
+        rest and count those. Returns (events settled from the group's start, delivered, refused): fewer
+        settled than `len(group)` when the stop deadline passed first. Touches no cursor (sender threads call
+        it too)."""
         where = _HOOKS.get(kind, "backend_log_artifact").removeprefix("backend_")
         try:
             if not self._retrying(where, lambda: self._send(kind, group)):
-                return False
+                return 0, 0, 0
         except Exception as exc:  # permanent: the tracker refuses something in this group
             if len(group) == 1:
-                self.cursor += 1
-                self.refused += 1
                 self.errors.record(f"{where} refused", exc, retrying=False)
-                return True
+                return 1, 0, 1
             half = len(group) // 2
             # Halves, not one call per event: k refused events in n cost about 2k*log2(n) calls.
-            return self._deliver_isolating(kind, group[:half]) and self._deliver_isolating(kind, group[half:])
-        self.cursor += len(group)
-        self.delivered += len(group)
-        return True
+            first = self._isolate(kind, group[:half])
+            if first[0] < half:
+                return first
+            second = self._isolate(kind, group[half:])
+            return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+        return len(group), len(group), 0
 
     def _send(self, kind: str, group: list[tuple]) -> None:
         began = time.monotonic()

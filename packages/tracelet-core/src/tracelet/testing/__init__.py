@@ -34,6 +34,9 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
 - stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data;
 - importing, when the plugin implements `backend_import_runs` and you override `import_source(run)`: the run
   read back out of your tracker has every point with its step and timestamp, and a second import writes nothing.
+- for a plugin that declares `concurrent_batches` (docs/plugins.md), metric batches from several threads at
+  once (the default ``max_in_flight``, 4), one failing once: every point once, read back in logging order; params and
+  tags keep their rule (skipped for a plugin that does not declare it).
 
 Knobs (class attributes): `plugin_name`, `timestamp_tolerance` (seconds; None when your tracker keeps no
 timestamps), `value_rel_tol`, `relogged_params` ("latest" or "first"), `stop_timeout`. The kit is also

@@ -13,6 +13,8 @@ import ast
 import json
 import math
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 
 from tracelet.core.discovery import register_plugin, unregister_plugin
 from tracelet.core.experiment import Experiment
+from tracelet.core.inflight import DEFAULT_IN_FLIGHT
 from tracelet.core.plugins import hookimpl
 from tracelet.core.records import Metric, RunStatus
 from tracelet.settings import TraceletSettings
@@ -176,15 +179,17 @@ class BackendConformance:
         raise_inside: BaseException | None = None,
         tags: list[str] | None = None,
         plugin: type | None = None,
+        config: dict[str, Any] | None = None,
     ) -> RunUnderTest:
         """Start a real Experiment with only the plugin under test, run `body(exp)`, stop it with `status`.
 
         With `raise_inside`, the exception is raised inside ``with exp:`` (how a failing script ends a run).
+        `config` overlays `backend_config` (keys the core reads, such as ``max_in_flight``).
         """
         self._runs += 1
         name = f"conformance-{self._runs}"
         project = "tracelet-conformance"
-        config = dict(self.backend_config(self.tmp_path))
+        config = {**self.backend_config(self.tmp_path), **(config or {})}
         unregister_plugin(self.plugin_name)
         register_plugin(plugin or self.plugin_class(), name=self.plugin_name)
         settings = TraceletSettings(
@@ -402,6 +407,67 @@ class BackendConformance:
         if not run.report.errors:
             raise ConformanceError("inject_fault made no delivery fail: the worker recorded no error")
         self.check_metrics(run, self.read(run))
+
+    def test_batches_in_flight(self) -> None:
+        """Only for a plugin that declares `concurrent_batches` (after its run started): with the default
+        ``max_in_flight`` (4; no config key is added, so a plugin that refuses unknown keys runs it as it is),
+        metric batches reach `backend_log_metrics` from several threads at once, and one of them fails once.
+        Every point must be stored exactly once and read back in logging order (a tracker that orders points by
+        arrival must not declare the capability), and params and tags keep their rule (they never overlap)."""
+        lock = threading.Lock()
+        seen = {"active": 0, "most": 0, "calls": 0, "declared": False}
+
+        @hookimpl(wrapper=True, specname="backend_log_metrics")
+        def _kit_in_flight(plugin: Any) -> Any:
+            with lock:
+                seen["calls"] += 1
+                call = seen["calls"]
+                seen["active"] += 1
+                seen["most"] = max(seen["most"], seen["active"])
+                seen["declared"] = bool(getattr(plugin, "concurrent_batches", False))
+            try:
+                time.sleep(0.2)  # longer than the gap between batches: those behind this one go out meanwhile
+                if call == 2:
+                    raise ConnectionError("tracelet.testing: the second metric batch fails once (injected)")
+                return (yield)
+            finally:
+                with lock:
+                    seen["active"] -= 1
+
+        cls = self.plugin_class()
+        plugin = type(f"{cls.__name__}InFlight", (cls,), {"_kit_in_flight": _kit_in_flight})
+
+        def body(exp: Experiment) -> None:
+            exp.log_params({"lr": 0.1})
+            exp.set_tags({"phase": "first"})
+            step = 0
+            for _ in range(8):
+                for _ in range(self.points_per_batch // 4):
+                    exp.log_metric("train/loss", 1.0 / (step + 1), step)
+                    if step % 3 == 0:
+                        exp.log_metric("accuracy", step / (step + 7.0), step)
+                    step += 1
+                time.sleep(0.05)  # published apart: read as a batch of its own
+            exp.log_params({"lr": 0.2})
+            exp.set_tags({"phase": "last"})
+
+        run = self.run_experiment(body, plugin=plugin)
+        if not seen["declared"]:
+            pytest.skip("the plugin does not declare concurrent_batches: its batches go one at a time")
+        if not 2 <= seen["most"] <= DEFAULT_IN_FLIGHT:
+            raise ConformanceError(
+                f"expected 2 to {DEFAULT_IN_FLIGHT} metric batches at once (the default max_in_flight), saw {seen['most']}"
+            )
+        if not any("ConnectionError" in where for where in run.report.errors):
+            raise ConformanceError(f"the injected failure was not seen by the worker: {run.report.errors}")
+        tracked = self.read(run)
+        self.check_metrics(run, tracked)
+        if _implements(self.backend, "backend_log_params"):  # type: ignore[arg-type]
+            want = 0.2 if self.relogged_params == "latest" else 0.1
+            if not _same(tracked.params.get("lr"), want):
+                raise ConformanceError(f"with batches in flight, param 'lr' is {tracked.params.get('lr')!r}, not {want}")
+        if _implements(self.backend, "backend_log_tags") and not _same(tracked.tags.get("phase"), "last"):  # type: ignore[arg-type]
+            raise ConformanceError(f"with batches in flight, tag 'phase' is {tracked.tags.get('phase')!r}, not 'last'")
 
     def test_stop_statuses(self) -> None:
         runs = {

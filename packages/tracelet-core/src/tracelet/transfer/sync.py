@@ -161,9 +161,9 @@ class JournalSource:
         self.resume_run = resume_run
         self.restarted = False  # the backend opened another run than `resume_run`: delivery began at event 0
         self.checked = False  # the first fetch happened: the start point above is settled
-        # The last cursor proven delivered (the worker asked for it before any cancel); after a cancel the
+        # The last cursor proven delivered (the worker confirmed it before any cancel); after a cancel the
         # worker's own cursor may count hook calls that reached no plugin (see `_cancel`), this one never does.
-        self.confirmed = start
+        self.confirmed_at = start
         self.worker: BackendWorker | None = None
         self.pending = list(pending)
         self.still_pending: list[str] = []  # pending artifacts that failed again: the next sync tries them
@@ -180,10 +180,6 @@ class JournalSource:
             if not self.restarted:  # a new backend run gets every artifact with the whole journal
                 self._send_pending()
             self.checked = True  # after any reset: sync's loop ends delivery only once this is settled
-        # The worker asks for `cursor` only once every event before it was delivered: record that first.
-        if cursor != self._recorded:
-            self.state.update(self.name, cursor=cursor)
-            self._recorded = self.confirmed = cursor
         if cursor >= self.end:
             return cursor, []
         if self._events is None or self._next != cursor:
@@ -210,6 +206,14 @@ class JournalSource:
         assert first is not None
         self._next = first + len(out)
         return first, out
+
+    def confirmed(self, cursor: int) -> None:
+        """The worker's cursor moved: every event before it was delivered (its batches in flight included), so
+        record it now; a sync stopped from here on resumes there."""
+        if self.cancelled or cursor == self._recorded:  # after a cancel, hook calls reached no plugin
+            return
+        self.state.update(self.name, cursor=cursor)
+        self._recorded = self.confirmed_at = cursor
 
     def _first_event(self, cursor: int) -> int:
         """Where delivery starts: `cursor` when the backend reopened the run that far along, else event 0.
@@ -577,7 +581,7 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
         if plan.source is not None and plan.source.restarted:
             res.cursor = 0  # a new backend run, delivered from event 0
         if plan.source is not None and plan.source.cancelled:
-            cursor = min(cursor, plan.source.confirmed)  # only what reached the plugin before the cancel
+            cursor = min(cursor, plan.source.confirmed_at)  # only what reached the plugin before the cancel
         res.delivered = max(cursor - res.cursor, 0)
         res.cursor = cursor
         res.errors = worker.errors.summary()
