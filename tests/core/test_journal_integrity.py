@@ -12,6 +12,8 @@ import json
 import os
 import pickle
 import struct
+import threading
+import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -188,6 +190,52 @@ def test_a_hostile_frame_with_a_valid_checksum_runs_nothing_and_is_skipped(tmp_p
     assert main(["show", run.id]) == 0
     captured = capsys.readouterr()
     assert "late" in captured.out and "frame refused" in captured.err and "posix.system" in captured.err
+
+
+def test_a_backend_catching_up_past_live_damage_gets_the_rest_and_the_stop_report_names_the_damage() -> None:
+    """Damage that appears under a live run (a disk, a sync tool) costs a laggard only the frame it hit: the
+    backend gets every other event from the journal, and the stop report and run.json say where and how many."""
+    gate, entered = threading.Event(), threading.Event()
+    steps: list[int] = []
+
+    class Gated:
+        @tracelet.hookimpl
+        def backend_log_metrics(self, metrics: list) -> None:
+            entered.set()
+            gate.wait(30)  # a tracker that is down while the run logs
+            steps.extend(m.step for m in metrics)
+
+    tracelet.register_plugin(Gated, name="gated")
+    exp = tracelet.start_logging("live-damage", project="integrity", backend=["local", "gated"],
+                                 config={"max_buffered": 2000})
+    total = 12_000
+    exp.log_metric("loss", 0.0, 0)
+    assert entered.wait(30)  # the backend holds its first batch (one point): the rest waits for it
+    for i in range(1, total):
+        exp.log_metric("loss", float(i), i)
+        if i % 1000 == 0:
+            time.sleep(0.05)  # several dispatcher passes, so older chunks leave memory (one chunk always stays)
+    orch = exp.orchestrator
+    deadline = time.monotonic() + 30
+    while orch.journaled < total and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert orch.journal is not None and orch.journaled >= total
+    path = Path(orch.journal.path)
+    layout = frames(path)
+    hit = next(f for f in layout if f[2] <= total // 2 < f[2] + len(f[3]))  # far behind the memory window
+    with open(path, "r+b") as f:
+        f.seek(hit[0] + hit[1] // 2)
+        f.write(bytes(64))
+    lost = {e[3] for e in hit[3]}
+    gate.set()
+    report = exp.stop()
+
+    assert sorted(steps) == [i for i in range(total) if i not in lost]
+    assert len(report.damage) == 1 and report.damage[0].startswith(f"byte {hit[0]:,} ")
+    assert f"{len(lost):,} events lost" in report.damage[0]
+    assert report.backends["gated"].dropped == len(lost) and not report.complete
+    meta = json.loads((path.parent / "run.json").read_text())
+    assert meta["journal_damage"] == report.damage
 
 
 # --- the CLI and the store on a damaged real run ---------------------------------------------------------------

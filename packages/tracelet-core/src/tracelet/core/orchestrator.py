@@ -76,6 +76,9 @@ class StopReport:
     status: RunStatus
     events: int
     backends: dict[str, BackendReport]
+    # what a backend catching up from the journal found damaged and skipped (`journal.Damage.describe()`: byte
+    # offset, size, reason, events lost); those events count in its `dropped`
+    damage: list[str] = attrs.field(factory=list)
 
     @property
     def complete(self) -> bool:
@@ -120,6 +123,7 @@ class Orchestrator:
         self._stop_lock = threading.Lock()
         self._publish_lock = threading.Lock()  # the dispatcher and stop() may both publish
         self._report: StopReport | None = None
+        self._damage: dict[int, journal_mod.Damage] = {}  # byte offset -> what a catch-up read found damaged there
         self._syncer: threading.Thread | None = None
         self._detached = False  # in a forked child: the parent owns the run (tracelet.core.lifecycle)
         self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
@@ -189,7 +193,7 @@ class Orchestrator:
                     self.journal.close()
                 except OSError as exc:
                     logger.error("tracelet: closing the journal %s failed: %s", self.journal.path, exc)
-            self._report = StopReport(status, self.end, reports)
+            self._report = StopReport(status, self.end, reports, [d.describe() for d in self._damage.values()])
             return self._report
 
     # -- for workers ---------------------------------------------------------------------------------------------
@@ -222,7 +226,8 @@ class Orchestrator:
         want = min(limit, oldest - cursor, self.journaled - cursor)
         out = []
         first = None
-        for seq, event in journal_mod.read_events(self.journal.path, cursor, self.journal.offset_for(cursor)):
+        reader = journal_mod.JournalReader(self.journal.path)
+        for seq, event in reader.events(cursor, self.journal.offset_for(cursor)):
             if first is None:
                 first = seq
             if seq >= oldest or seq != first + len(out):  # past damage (skipped, warned): the worker counts the gap
@@ -230,6 +235,8 @@ class Orchestrator:
             out.append(event)
             if len(out) >= want:
                 break
+        for damage in reader.damage:  # kept for the stop report; several workers may read the same stretch
+            self._damage.setdefault(damage.offset, damage)
         return (oldest, []) if first is None or not out else (first, out)
 
     def _lost(self, cursor: int) -> int:
@@ -448,7 +455,8 @@ class Orchestrator:
                 counts = ", ".join(f"{kind} x{n}" for kind, n in w.errors.counts.items())
                 logger.warning("tracelet: backend %r errors during the run: %s", w.backend.name, counts)
             if dropped:
-                logger.warning("tracelet: backend %r: %d events dropped past the memory bound", w.backend.name, dropped)
+                why = "lost to journal damage or past the memory bound" if self._damage else "past the memory bound"
+                logger.warning("tracelet: backend %r: %d events dropped %s", w.backend.name, dropped, why)
             if w.refused:
                 logger.warning(
                     "tracelet: backend %r refused %d events; everything else was delivered%s",

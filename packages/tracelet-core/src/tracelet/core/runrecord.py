@@ -100,6 +100,8 @@ class RunRecord:
                 }
                 for name, r in report.backends.items()
             }
+            if report.damage:  # journal damage a backend's catch-up skipped (its events are in `dropped`)
+                self._meta["journal_damage"] = list(report.damage)
             for name, tokens in (failed_artifacts or {}).items():
                 if tokens and name in self._meta["delivery"]:
                     self._meta["delivery"][name]["failed_artifacts"] = list(tokens)
