@@ -229,27 +229,43 @@ def test_predict_metrics_are_test_points(tmp_path: Path) -> None:
     assert points["test/loss"] == [(2, pytest.approx(output.metrics["test_loss"]))]
 
 
-def test_hyperparameter_search_trials_are_runs_of_their_own_grouped(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """Each trial as `Trainer.hyperparameter_search` runs it: `hp_name` set, the trial's values applied to the
-    arguments, then `train(trial=...)` (optuna and ray are not in the test environment, so the search loop
-    itself is not run; a dict trial is what its W&B sweep backend passes)."""
+@pytest.mark.parametrize("inside_a_run", [True, False], ids=["auto-capture-in-a-run", "callback-own-runs"])
+def test_an_optuna_search_makes_one_grouped_run_per_trial(tmp_path: Path, inside_a_run: bool) -> None:
+    """`Trainer.hyperparameter_search` with optuna: each trial is a run of its own with the trial's values (its
+    training and the evaluate the search takes the objective from), all in one group; inside a script's run
+    (auto-capture attaches the callback) that run stays the script's; trials are named by `hp_name` if set."""
+    from hf_helpers import Synthetic, tiny_bert, training_args
+    from transformers import Trainer
+
     from tracelet_torch.transformers import TraceletCallback
 
-    monkeypatch.setenv("TRACELET_TRACK_SYSTEM", "false")
-    tr = trainer(tmp_path / "search", callbacks=[TraceletCallback(backend="local")], max_steps=2,
-                 eval_strategy="no", save_strategy="no")  # fmt: skip
-    tr.hp_name = lambda trial: f"lr{trial['learning_rate']}"
-    for lr in (1e-3, 1e-2):
-        tr.args.learning_rate = lr
-        tr.train(trial={"learning_rate": lr})
-    runs = list_runs()
-    assert sorted(r.name for r in runs) == ["search-lr0.001", "search-lr0.01"]
-    assert all(r.status == "FINISHED" for r in runs)
-    groups = {r.tags()["hp_search"] for r in runs}
-    assert len(groups) == 1  # one search: one group
-    assert sorted(r.params()["trial/learning_rate"] for r in runs) == [1e-3, 1e-2]
-    assert sorted(r.params()["learning_rate"] for r in runs) == [1e-3, 1e-2]
+    exp = tracelet.start_logging("search", backend=["local"], config=config()) if inside_a_run else None
+    tr = Trainer(model_init=tiny_bert, args=training_args(tmp_path / "out", max_steps=2, eval_strategy="no",
+                                                          save_strategy="no", logging_steps=1),
+                 train_dataset=Synthetic(16), eval_dataset=Synthetic(8, seed=1),
+                 callbacks=None if inside_a_run else [TraceletCallback(backend="local", config=config())])  # fmt: skip
+    best = tr.hyperparameter_search(
+        direction="minimize", backend="optuna", n_trials=2,
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)},
+        hp_name=None if inside_a_run else (lambda trial: f"t{trial.number}"),
+        compute_objective=lambda metrics: metrics["eval_loss"],
+    )  # fmt: skip
+    if exp is not None:
+        exp.stop()
+    trials = [r for r in list_runs() if exp is None or r.id != exp.id]
+    assert len(trials) == 2 and all(r.status == "FINISHED" for r in trials)
+    names = ["out-trial-0", "out-trial-1"] if inside_a_run else ["out-t0", "out-t1"]
+    assert sorted(r.name for r in trials) == names
+    assert len({r.tags()["hp_search"] for r in trials}) == 1  # one search: one group
+    lrs = sorted(r.params()["trial/learning_rate"] for r in trials)
+    assert lrs == sorted(r.params()["learning_rate"] for r in trials) and len(set(lrs)) == 2
+    assert best.hyperparameters["learning_rate"] in lrs
+    for r in trials:  # the trial's training and the objective's evaluate: one run
+        metrics = open_run(r.id).metrics()
+        assert [m.step for m in metrics["train/loss"]] == [1, 2] and [m.step for m in metrics["eval/loss"]] == [2]
+        assert open_run(r.id).summary()["train_runtime"] > 0
+    if exp is not None:
+        assert open_run(exp.id).status == "FINISHED" and "hp_search" not in open_run(exp.id).tags()
 
 
 def test_nothing_imports_transformers_or_accelerate_until_the_script_does(python_env: dict[str, str]) -> None:

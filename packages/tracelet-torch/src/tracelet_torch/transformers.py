@@ -13,8 +13,10 @@ Guarantees:
   starts one at train begin (named `exp_name`, else `args.run_name` when set, else the output folder's name)
   and ends it at train end: FINISHED, or FAILED when `Trainer.train` raises (importing this module wraps
   `Trainer.train` so that a failure reaches the callback; transformers' own integrations leave such runs
-  RUNNING). Hyperparameter search: each trial is a run of its own (`<name>-<trial>`), tagged
-  `hp_search=<group>` and `trial=<trial name>`, with the trial's parameters as params.
+  RUNNING). Hyperparameter search: each trial is a run of its own (`<name>-<trial>`, the trial named by
+  `hp_name`, else `trial-<n>`), tagged `hp_search=<group>` and `trial=<trial name>`, with the trial's
+  parameters as params (`trial/<name>`); it stays open after its training for the evaluate the search takes
+  its objective from, and ends when the next trial begins or `hyperparameter_search` returns (wrapped too).
 - **Rank 0 only**: nothing is logged unless `state.is_world_process_zero` (the `rank0` policy's process).
 - **Params** at train begin: the model config and `TrainingArguments` merged into one dict with the keys the
   native MLflow and W&B callbacks use (`learning_rate`, `num_train_epochs`, ..., the model config's
@@ -153,7 +155,8 @@ class TraceletCallback(TrainerCallback):
         self._experiment: Any = None
         self._bound: Any = None  # the run the capture plugin attached this callback for
         self._owns = False
-        self._trial: str | None = None
+        self._trial: str | None = None  # which trial the current run is for (None: no search)
+        self._trials = 0  # trials begun, numbering those hp_name does not name
         self._group = uuid.uuid4().hex[:12]  # one hyperparameter search: the trials' shared tag
         self._epoch_step: tuple[int, float] | None = None
         self.warn = WarnOnce()
@@ -179,9 +182,12 @@ class TraceletCallback(TrainerCallback):
         return output or "transformers"
 
     def _begin(self, args: Any, state: Any) -> Any | None:
-        trial = state.trial_name or (str(state.trial_params) if state.trial_params else None)
+        params = dict(state.trial_params) if state.trial_params else None
+        trial = state.trial_name or (repr(sorted(params.items(), key=str)) if params else None)
         if self._experiment is not None and self._experiment.status == RunStatus.RUNNING and trial == self._trial:
             return self._experiment
+        if self._trial is not None:
+            self._end(RunStatus.FINISHED)  # the previous trial's run, kept open for the search's own evaluate
         self._trial = trial
         bound = self._bound if self._bound is not None and self._bound.status == RunStatus.RUNNING else None
         reuse = bound or tracelet.get_active_experiment()
@@ -191,11 +197,15 @@ class TraceletCallback(TrainerCallback):
         if trial is None and reuse is not None:
             self._experiment, self._owns = reuse, False
         else:
-            self._experiment, self._owns = self._start(self._run_name(args), reuse, trial), True
+            label = None
             if trial is not None:
-                self._experiment.set_tags({"hp_search": self._group, "trial": trial})
-                if state.trial_params:
-                    self._experiment.log_params({f"trial/{k}": v for k, v in dict(state.trial_params).items()})
+                label = state.trial_name or f"trial-{self._trials}"
+                self._trials += 1
+            self._experiment, self._owns = self._start(self._run_name(args), reuse, label), True
+            if label is not None:
+                self._experiment.set_tags({"hp_search": self._group, "trial": label})
+                if params:
+                    self._experiment.log_params({f"trial/{k}": v for k, v in params.items()})
         sink = tensorboard.sink_for(self._experiment)
         if sink is not None:
             sink.fed_by_logger = True
@@ -239,6 +249,17 @@ class TraceletCallback(TrainerCallback):
             exp.stop(status=status)
             if tracelet.get_active_experiment() is exp:
                 tracelet.stop_logging()  # forget it as the active one (already stopped: nothing more happens)
+
+    def search_done(self) -> None:
+        """Called by the `Trainer.hyperparameter_search` wrapper when the search returned: the last trial's run
+        ends FINISHED (a trial's run stays open after its training for the evaluate the search computes its
+        objective with)."""
+        try:
+            if self._trial is not None:
+                self._end(RunStatus.FINISHED)
+            self._trial = None
+        except Exception as exc:
+            self.warn("end of a search", exc)
 
     def train_failed(self, error: BaseException) -> None:
         """Called by the `Trainer.train` wrapper when training raised: an own run ends FAILED (KILLED on Ctrl-C)."""
@@ -387,7 +408,10 @@ class TraceletCallback(TrainerCallback):
                 self._log_final_model(model, kwargs.get("processing_class"), state)
             except Exception as exc:
                 self.warn("final model", exc)
-        self._end(RunStatus.FINISHED)
+        if self._trial is None:
+            self._end(RunStatus.FINISHED)
+        # A trial's run stays open: hyperparameter_search evaluates it next for the objective. The next trial
+        # or the end of the search ends it (the `hyperparameter_search` wrapper).
 
     def _log_final_model(self, model: Any, processing_class: Any, state: Any) -> None:
         exp = self._experiment
@@ -407,13 +431,31 @@ def _wrap_train(original: Any) -> Any:
         try:
             return original(self, *args, **kwargs)
         except BaseException as exc:
-            handler = getattr(self, "callback_handler", None)
-            for callback in list(getattr(handler, "callbacks", None) or []):
-                if isinstance(callback, TraceletCallback):
-                    callback.train_failed(exc)
+            for callback in _tracelet_callbacks(self):
+                callback.train_failed(exc)
             raise
 
     return train
+
+
+def _wrap_search(original: Any) -> Any:
+    def hyperparameter_search(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            for callback in _tracelet_callbacks(self):
+                callback.train_failed(exc)
+            raise
+        for callback in _tracelet_callbacks(self):
+            callback.search_done()
+        return result
+
+    return hyperparameter_search
+
+
+def _tracelet_callbacks(trainer: Any) -> list[TraceletCallback]:
+    handler = getattr(trainer, "callback_handler", None)
+    return [cb for cb in list(getattr(handler, "callbacks", None) or []) if isinstance(cb, TraceletCallback)]
 
 
 def _install() -> None:
@@ -421,6 +463,7 @@ def _install() -> None:
     from transformers import Trainer
 
     patch_attr(Trainer, "train", _wrap_train)  # marked: never stacked; kept for the process (it only re-raises)
+    patch_attr(Trainer, "hyperparameter_search", _wrap_search)  # ends the last trial's run (kept likewise)
     try:
         from transformers.integrations import integration_utils
 
@@ -431,8 +474,7 @@ def _install() -> None:
 
 def has_callback(trainer: Any) -> bool:
     """Whether `trainer` already has a TraceletCallback (or a subclass)."""
-    handler = getattr(trainer, "callback_handler", None)
-    return any(isinstance(cb, TraceletCallback) for cb in getattr(handler, "callbacks", None) or [])
+    return bool(_tracelet_callbacks(trainer))
 
 
 _install()
