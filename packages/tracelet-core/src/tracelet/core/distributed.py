@@ -450,6 +450,9 @@ _IDLE: dict[str, Callable[..., Any]] = {
     "capture_hyperparams": _empty_dict,
     "capture_model": _empty_dict,
     "capture_dataset": _empty_dict,
+    "log_summary": _nothing,
+    "skip_capture": _nothing,
+    "capture_skipped": _true,  # nothing is captured on this rank: every path is left alone
 }
 
 
