@@ -156,7 +156,7 @@ CHILD = textwrap.dedent(
         for k, name in enumerate(names):
             exp.log_metric(name, step + k / 10, step)
         if step % 200 == 199:
-            time.sleep(0.05)
+            time.sleep(0.5)  # the worker takes each 200 steps as batches of their own, however loaded the machine
     print("logged", flush=True)
     time.sleep(600)
     """
