@@ -129,7 +129,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from tracelet.exceptions import TraceletException
     from tracelet.transfer.importer import import_runs
-    from tracelet.transfer.sync import sync
 
     try:
         config = parse_config(args.config)
@@ -155,22 +154,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                     f"{r.events:,} events{', replacing the earlier import' if r.updated else ''}")
         print(f"{r.run_id}  {r.name}  ({note})  <- {r.source}")
     if args.to and not args.dry_run:
-        for r in runs:
-            if r.error:
-                continue
-            try:
-                report = sync(r.path, args.to, config=sync_config, progress=True, out=sys.stderr)
-            except (TraceletException, LookupError) as exc:
-                failed += 1
-                _fail(exc)
-                continue
-            failed += 0 if report.complete else 1
+        failed += _sync_each([r.path for r in runs if not r.error], args.to, sync_config)
     return 1 if failed else 0
 
 
 def cmd_import_tb(args: argparse.Namespace) -> int:
     from tracelet.exceptions import TraceletException
-    from tracelet.transfer.sync import sync
     from tracelet.transfer.tbimport import import_tb
 
     try:
@@ -182,14 +171,22 @@ def cmd_import_tb(args: argparse.Namespace) -> int:
     for r in runs:
         note = "already imported" if r.existing else f"{r.events:,} events"
         print(f"{r.run_id}  {r.name}  ({note})")
-    failed = 0
-    if args.to:
-        for r in runs:
-            try:
-                report = sync(r.path, args.to, config=config, progress=True, out=sys.stderr)
-            except (TraceletException, LookupError) as exc:
-                failed += 1
-                _fail(exc)
-                continue
-            failed += 0 if report.complete else 1
+    failed = _sync_each([r.path for r in runs], args.to, config) if args.to else 0
     return 1 if failed else 0
+
+
+def _sync_each(paths: list[Any], targets: list[str], config: dict[str, Any]) -> int:
+    """Sync each imported run on to `targets`; how many did not arrive whole (errors reported as they come)."""
+    from tracelet.exceptions import TraceletException
+    from tracelet.transfer.sync import sync
+
+    failed = 0
+    for path in paths:
+        try:
+            report = sync(path, targets, config=config, progress=True, out=sys.stderr)
+        except (TraceletException, LookupError) as exc:
+            failed += 1
+            _fail(exc)
+            continue
+        failed += 0 if report.complete else 1
+    return failed
