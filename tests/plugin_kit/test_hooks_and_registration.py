@@ -126,6 +126,45 @@ def test_register_plugin_checks_hooks_at_registration() -> None:
     assert "typo-inline" not in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
 
 
+def test_register_plugin_refuses_an_argument_the_hookspec_lacks_naming_hook_and_argument() -> None:
+    class BadArgument:
+        @hookimpl
+        def backend_log_metrics(self, metrics: list[Metric], step: int) -> None: ...
+
+    for plugin in (BadArgument, BadArgument()):  # a class (one instance per run) and an object, both refused
+        with pytest.raises(ConfigurationError) as err:
+            tracelet.register_plugin(plugin, name="bad-argument")
+        msg = str(err.value)
+        assert "plugin 'bad-argument'" in msg and "hook `backend_log_metrics` takes `step`" in msg
+        assert "its arguments are: `metrics`, `run`" in msg
+        assert "bad-argument" not in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
+
+
+def test_hooks_taking_a_subset_of_arguments_by_any_method_kind_are_accepted(unregister: list[str]) -> None:
+    class Subsets:
+        @hookimpl
+        def backend_log_metrics(self) -> None: ...
+
+        @staticmethod
+        @hookimpl
+        def backend_log_params(params: dict[str, Any], run: RunContext) -> None: ...
+
+        @classmethod
+        @hookimpl
+        def backend_end_run(cls, status: RunStatus) -> None: ...
+
+        @hookimpl(wrapper=True, specname="backend_log_tags")
+        def around_tags(plugin: Any) -> Any:  # noqa: N805 - the bound instance may have any name, as in pluggy
+            return (yield)
+
+    tracelet.register_plugin(Subsets, name="subsets")
+    unregister.append("subsets")
+    exp = tracelet.start_logging("subsets", backend="subsets")
+    exp.log_params({"a": 1})
+    exp.set_tags({"t": "x"})
+    assert exp.stop() is not None
+
+
 def test_register_plugin_with_an_unknown_type_names_the_valid_ones() -> None:
     class Fine:
         @hookimpl

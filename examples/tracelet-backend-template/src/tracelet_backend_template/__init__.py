@@ -25,7 +25,6 @@ from tracelet.plugin import (
     ConfigurationError,
     Metric,
     PluginMetadata,
-    PluginType,
     RunContext,
     RunStatus,
     hookimpl,
@@ -76,11 +75,7 @@ class JsonlBackend:
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
         return PluginMetadata(
-            name="template",
-            version=__version__,
             description="Template backend: runs as JSON-lines files",
-            type=PluginType.BACKEND,
-            distribution="tracelet-backend-template",
             capabilities=["metrics", "params", "tags", "status"],
         )
 

@@ -39,7 +39,6 @@ from tracelet.plugin import (
     ConfigurationError,
     Metric,
     PluginMetadata,
-    PluginType,
     RunContext,
     RunStatus,
     SourceRun,
@@ -47,7 +46,7 @@ from tracelet.plugin import (
     group_label,
     hookimpl,
 )
-from tracelet_clearml import __version__, session
+from tracelet_clearml import session
 from tracelet_clearml.artifacts import ArtifactStore
 from tracelet_clearml.names import title_series
 from tracelet_clearml.options import Options
@@ -91,12 +90,8 @@ class ClearMLBackend:
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
         return PluginMetadata(
-            name="clearml",
-            version=__version__,
             description="Logs runs to ClearML, online or as offline sessions: scalars, hyperparameters, tags, "
             "statuses, artifacts and output models.",
-            type=PluginType.BACKEND,
-            distribution="tracelet-clearml",
             capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "offline", "import"],
         )
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracelet.core import discovery
-from tracelet.core.plugins import PluginType, hook_names, hook_problems, new_plugin_manager, warn_undecorated
+from tracelet.core.backend import instantiate
+from tracelet.core.plugins import PluginType, implemented_hooks, new_plugin_manager, register_checked
 from tracelet.exceptions import ConfigurationError
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -73,31 +74,28 @@ def _plugin_rows() -> list[dict[str, Any]]:
 
 
 def _inspect_plugin(spec: discovery.PluginSpec, row: dict[str, Any]) -> None:
-    obj = spec.load()
-    plugin = obj() if isinstance(obj, type) else obj
-    row["problems"].extend(hook_problems(plugin))
-    row["warnings"].extend(
-        f"`{name}` has a hook's name but no @hookimpl: never called" for name in warn_undecorated(plugin, spec.name)
-    )
+    """Load, instantiate and check the plugin as a run does (the core's `instantiate` and `register_checked`:
+    a plugin is broken here exactly when selecting it fails), then read its metadata as the core completes it."""
+    plugin = instantiate(spec.load())
+    row["hooks"] = implemented_hooks(plugin)  # listed for a broken plugin too: what its author meant to implement
     pm = new_plugin_manager()
     try:
-        pm.register(plugin, name=spec.name)
-    except Exception as exc:  # pluggy's own refusal (an argument the hookspec lacks, ...)
-        row["problems"].append(f"{type(exc).__name__}: {exc}")
+        undecorated = register_checked(pm, plugin, spec.name)
+    except ConfigurationError as exc:
+        row["problems"].append(str(exc).removeprefix(f"plugin {spec.name!r}: "))  # the row names the plugin
         return
-    known = set(hook_names())  # a misspelled hook is listed as a problem, not among the hooks
-    row["hooks"] = sorted({h.name for h in pm.get_hookcallers(plugin) or []} & known)
-    if "plugin_metadata" in row["hooks"]:
-        try:
-            meta = pm.hook.plugin_metadata()
-        except Exception as exc:
-            row["warnings"].append(f"plugin_metadata raised {type(exc).__name__}: {exc}")
-            return
-        if meta is not None:
-            row["description"] = str(getattr(meta, "description", "") or "")
-            row["capabilities"] = [str(c) for c in getattr(meta, "capabilities", None) or []]
-            if getattr(meta, "homepage", None):
-                row["homepage"] = str(meta.homepage)
+    row["warnings"].extend(f"`{name}` has a hook's name but no @hookimpl: never called" for name in undecorated)
+    try:
+        stated = pm.hook.plugin_metadata()
+    except Exception as exc:
+        row["warnings"].append(f"plugin_metadata raised {type(exc).__name__}: {exc}")
+        stated = None
+    meta, wrong = spec.metadata(stated)
+    row["warnings"].extend(wrong)
+    row["description"] = meta.description or ""
+    row["capabilities"] = [str(c) for c in meta.capabilities or []]
+    if meta.homepage:
+        row["homepage"] = str(meta.homepage)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -32,7 +32,6 @@ from tracelet.plugin import (
     ConfigurationError,
     Metric,
     PluginMetadata,
-    PluginType,
     RunContext,
     RunStatus,
     SourceRun,
@@ -40,7 +39,7 @@ from tracelet.plugin import (
     hookimpl,
     retry,
 )
-from tracelet_mlflow import __version__, failfast, location, telemetry
+from tracelet_mlflow import failfast, location, telemetry
 from tracelet_mlflow.artifacts import ArtifactStore, save_torch_model
 from tracelet_mlflow.groups import DEFAULT_GROUP_WAIT, Group
 from tracelet_mlflow.names import NameMap, prefixed
@@ -108,11 +107,7 @@ class MLflowBackend:
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
         return PluginMetadata(
-            name="mlflow",
-            version=__version__,
             description="Logs runs to MLflow: metrics, params, tags, statuses and artifacts.",
-            type=PluginType.BACKEND,
-            distribution="tracelet-mlflow",
             capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "attach", "import"],
         )
 

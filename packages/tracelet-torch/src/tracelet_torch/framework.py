@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tracelet.plugin import ArtifactType, PluginMetadata, PluginType, captured_file_type, hookimpl
+from tracelet.plugin import ArtifactType, PluginMetadata, captured_file_type, hookimpl
 from tracelet_torch import describe
 from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
 
@@ -262,14 +262,8 @@ class PyTorchFramework:
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
-        from tracelet_torch import __version__
-
         return PluginMetadata(
-            name="pytorch",
-            version=__version__,
             description="PyTorch models, datasets, optimizers, LR schedulers and torch.save",
-            type=PluginType.FRAMEWORK,
-            distribution="tracelet-torch",
             capabilities=["describe_model", "describe_dataset", "optimizers", "lr_schedulers", "torch.save"],
         )
 

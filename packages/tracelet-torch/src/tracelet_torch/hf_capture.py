@@ -21,7 +21,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet.plugin import PluginMetadata, hookimpl
 from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
 
 
@@ -74,14 +74,8 @@ class TransformersFramework:
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
-        from tracelet_torch import __version__
-
         return PluginMetadata(
-            name="transformers",
-            version=__version__,
             description="A TraceletCallback on every Hugging Face Trainer; log_with='tracelet' for accelerate",
-            type=PluginType.FRAMEWORK,
-            distribution="tracelet-torch",
             capabilities=["trainer", "accelerate"],
         )
 

@@ -28,7 +28,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet.plugin import PluginMetadata, hookimpl
 from tracelet_torch import tensorboard
 from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
 from tracelet_torch.params import flatten_params
@@ -220,15 +220,9 @@ class LightningFramework:
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
-        from tracelet_torch import __version__
-
         return PluginMetadata(
-            name="lightning",
-            version=__version__,
             description="self.log points without a logger, hyperparameters and ModelCheckpoint files of a plain "
             "Lightning Trainer",
-            type=PluginType.FRAMEWORK,
-            distribution="tracelet-torch",
             capabilities=["metrics", "hparams", "checkpoints"],
         )
 

@@ -40,7 +40,7 @@ import time
 from types import FrameType, ModuleType
 from typing import Any
 
-from tracelet.plugin import PluginMetadata, PluginType, hookimpl
+from tracelet.plugin import PluginMetadata, hookimpl
 from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
 
 logger = logging.getLogger("tracelet")
@@ -396,14 +396,8 @@ class TensorBoardFramework:
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
-        from tracelet_torch import __version__
-
         return PluginMetadata(
-            name="tensorboard",
-            version=__version__,
             description="Captures torch.utils.tensorboard and tensorboardX SummaryWriter calls",
-            type=PluginType.FRAMEWORK,
-            distribution="tracelet-torch",
             capabilities=["scalars", "hparams", "histograms", "images", "text"],
         )
 

@@ -45,7 +45,6 @@ from tracelet.plugin import (
     ConfigurationError,
     Metric,
     PluginMetadata,
-    PluginType,
     RunContext,
     RunStatus,
     SourceRun,
@@ -53,7 +52,7 @@ from tracelet.plugin import (
     group_label,
     hookimpl,
 )
-from tracelet_wandb import __version__, preflight, txlog
+from tracelet_wandb import preflight, txlog
 from tracelet_wandb.artifacts import LocalCopy, alias_for, build, from_download, from_manifest_text, wandb_name
 from tracelet_wandb.calls import BoundedCaller
 from tracelet_wandb.options import INIT_KEYS, Options
@@ -147,11 +146,7 @@ class WandbBackend:
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
         return PluginMetadata(
-            name="wandb",
-            version=__version__,
             description="Logs runs to Weights & Biases: metrics, config, tags, statuses and artifacts.",
-            type=PluginType.BACKEND,
-            distribution="tracelet-wandb",
             capabilities=["metrics", "params", "tags", "summary", "artifacts", "status", "import"],
         )
 

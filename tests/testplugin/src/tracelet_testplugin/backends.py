@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracelet.plugin import ConfigurationError, Metric, RunContext, RunStatus, hookimpl
+from tracelet.plugin import ConfigurationError, Metric, PluginMetadata, PluginType, RunContext, RunStatus, hookimpl
 
 RECORDS: dict[str, dict[str, Any]] = {}
 _lock = threading.Lock()
@@ -172,3 +172,21 @@ class TypoCollector:
     @hookimpl
     def collector_samples(self) -> dict[str, float]:
         return {"never": 1.0}
+
+
+class StatedMetadataBackend(RecorderBackend):
+    """States in `plugin_metadata` the fields the core fills from its entry point, with stale values (a renamed
+    entry point, an old version): the entry point's values are used and `tracelet plugins` warns."""
+
+    label = "stated"
+
+    @hookimpl
+    def plugin_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            name="old-name",
+            version="0.0.1",
+            type=PluginType.FRAMEWORK,
+            distribution="tracelet-old",
+            description="States everything",
+            capabilities=["metrics"],
+        )

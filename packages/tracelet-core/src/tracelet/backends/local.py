@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
+from tracelet.core.plugins import PluginMetadata, hookimpl
 from tracelet.core.records import RunContext
 from tracelet.exceptions import ConfigurationError
 
@@ -31,14 +31,8 @@ class LocalBackend:
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
-        from tracelet import __version__
-
         return PluginMetadata(
-            name="local",
-            version=__version__,
             description="Embedded local store: a journal per run under TRACELET_DIR",
-            type=PluginType.BACKEND,
-            distribution="tracelet",
             capabilities=["metrics", "params", "tags", "artifacts"],
         )
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tracelet.core.plugins import ENTRY_POINT_GROUPS, PluginType
+from tracelet.core.plugins import ENTRY_POINT_GROUPS, PluginMetadata, PluginType
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -61,6 +61,41 @@ class PluginSpec:
                 f"{self.type.value} plugin {self.name!r} (distribution {self.distribution} {self.version}, "
                 f"entry point {self.value}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def metadata(self, stated: Any) -> tuple[PluginMetadata, list[str]]:
+        """The plugin's `PluginMetadata` completed from its entry point, and what the plugin stated wrongly.
+
+        `stated` is what its `plugin_metadata` hook returned (None: nothing). `name` is the entry point's name,
+        `type` its group, `distribution` and `version` those of the distribution that declares it: the plugin
+        need not state them, and a stated value that disagrees is overruled (one message each, for `tracelet
+        plugins` to show). A plugin added with `register_plugin` has no entry point: `name` and `type` are the
+        registration's (overruling likewise); `distribution` and `version` are what it states, else
+        "<in-process>" and "".
+        """
+        problems: list[str] = []
+        if stated is None:
+            stated = PluginMetadata()
+        elif not isinstance(stated, PluginMetadata):
+            problems.append(f"plugin_metadata returned {type(stated).__name__}, not a PluginMetadata; ignored")
+            stated = PluginMetadata()
+        known: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.entry_point is not None:
+            known.update(distribution=self.distribution, version=self.version)
+        source = "its entry point" if self.entry_point is not None else "register_plugin"
+        for field, value in known.items():
+            said = getattr(stated, field)
+            if said not in (None, "") and said != value:
+                shown = said.value if isinstance(said, PluginType) else said
+                right = value.value if isinstance(value, PluginType) else value
+                problems.append(
+                    f"plugin_metadata states {field}={shown!r}, but {source} says {right!r}, which is used; "
+                    f"leave {field} out of PluginMetadata (Tracelet fills it in)"
+                )
+        filled = attrs.evolve(stated, **known)
+        if self.entry_point is None:
+            filled.distribution = stated.distribution or IN_PROCESS
+            filled.version = stated.version or ""
+        return filled, problems
 
 
 def _split(value: str) -> set[str]:

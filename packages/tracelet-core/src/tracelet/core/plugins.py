@@ -63,12 +63,19 @@ ENTRY_POINT_GROUPS: dict[PluginType, str] = {
 
 @attrs.define
 class PluginMetadata:
-    """Describes a plugin to `tracelet plugins` and to the orchestrator."""
+    """Describes a plugin to `tracelet plugins` and to the orchestrator.
 
-    name: str
-    version: str
+    A plugin states only what its entry point does not say (`description`, `homepage`, `capabilities`): the
+    core fills `name` (the entry point's name), `type` (its group), `distribution` and `version` (the
+    distribution that declares it), and for a plugin added with `register_plugin`, `name` and `type` from the
+    registration (see `tracelet.core.discovery.PluginSpec.metadata`). A stated value that disagrees with the
+    entry point is overruled and `tracelet plugins` warns about it.
+    """
+
+    name: str = ""
+    version: str = ""
     description: str = ""
-    type: PluginType = PluginType.BACKEND
+    type: PluginType | None = None
     distribution: str | None = None
     homepage: str | None = None
     capabilities: list[str] = attrs.field(factory=list)
@@ -490,6 +497,17 @@ def _members(plugin: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def implemented_hooks(plugin: Any) -> list[str]:
+    """The hooks a plugin (a class, an object or a module) implements with `@hookimpl`, by hook name, in the
+    order the spec classes declare them; hook wrappers and unknown names are not counted."""
+    found = set()
+    for attr, value in _members(plugin):
+        opts = getattr(value, _IMPL_ATTR, None)
+        if isinstance(opts, dict) and not (opts.get("wrapper") or opts.get("hookwrapper")):
+            found.add(opts.get("specname") or attr)
+    return [name for name in hook_names() if name in found]
+
+
 def hook_problems(plugin: Any) -> list[str]:
     """What is wrong with a plugin's hooks: each unknown `@hookimpl` name, with the closest real hook.
 
@@ -540,19 +558,64 @@ def warn_undecorated(plugin: Any, name: str) -> list[str]:
     return found
 
 
-def check_plugin(plugin: Any, name: str) -> None:
-    """Refuse a plugin with unknown hooks (ConfigurationError naming plugin, hook and the closest real hook);
-    warn about hook-named methods that lack `@hookimpl`."""
-    problems = hook_problems(plugin)
+def signature_problems(plugin: Any) -> list[str]:
+    """What pluggy would refuse in a plugin's hook signatures: each argument a hook implementation takes that its
+    hookspec does not have, naming the hook, the argument and the arguments it may take."""
+    specs = {name: fn for spec in SPEC_CLASSES for name, fn in vars(spec).items() if name.startswith(_HOOK_PREFIXES)}
+    problems = []
+    for attr, value in _members(plugin):
+        opts = getattr(value, _IMPL_ATTR, None)
+        if not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        if hook not in specs:
+            continue  # an unknown hook name: hook_problems says so
+        allowed = [a for a in inspect.signature(specs[hook]).parameters if a != "self"]
+        try:
+            params = list(inspect.signature(value).parameters.values())
+        except (TypeError, ValueError):
+            continue
+        bound = not inspect.ismodule(plugin) and not isinstance(inspect.getattr_static(plugin, attr), staticmethod)
+        if params and bound:
+            params = params[1:]  # the instance (or class) a method is bound to: not a hook argument
+        extra = [
+            p.name for p in params if p.name not in allowed and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if extra:
+            names = ", ".join(f"`{a}`" for a in extra)
+            takes = ", ".join(f"`{a}`" for a in allowed) or "none"
+            method = f" (method `{attr}`)" if attr != hook else ""
+            problems.append(
+                f"hook `{hook}`{method} takes {names}, which the hookspec does not have; "
+                f"its arguments are: {takes} (take any subset of them, by these names)"
+            )
+    return problems
+
+
+def check_plugin(plugin: Any, name: str) -> list[str]:
+    """What `register_plugin` calls, so that a plugin is refused where it is registered, for the reason a run
+    would refuse it: `register_checked` into a scratch plugin manager. A class is not instantiated for it
+    (pluggy binds `self` only on an instance): its hook names and arguments are checked by the same rules."""
+    if isinstance(plugin, type):
+        _refuse(plugin, name)
+        return warn_undecorated(plugin, name)
+    return register_checked(new_plugin_manager(), plugin, name)
+
+
+def _refuse(plugin: Any, name: str) -> None:
+    problems = hook_problems(plugin) + signature_problems(plugin)
     if problems:
         raise ConfigurationError(f"plugin {name!r}: " + "; ".join(problems))
-    warn_undecorated(plugin, name)
 
 
-def register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
-    """Register `plugin` in `pm` after `check_plugin`; pluggy's own refusals become ConfigurationError."""
-    check_plugin(plugin, name)
+def register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> list[str]:
+    """Register `plugin` in `pm`, refusing a plugin whose hooks cannot be called with a ConfigurationError naming
+    the plugin: an unknown hook name (with the closest real hook), an argument its hookspec does not have
+    (naming hook and argument), or anything else pluggy refuses. Warns (once per class and method) about
+    hook-named methods without `@hookimpl` and returns their names."""
+    _refuse(plugin, name)
     try:
         pm.register(plugin, name=name)
-    except pluggy.PluginValidationError as exc:  # e.g. an argument the hookspec does not have
+    except pluggy.PluginValidationError as exc:  # pluggy's other rules (a wrapper that is not a generator, ...)
         raise ConfigurationError(f"plugin {name!r}: {exc}") from exc
+    return warn_undecorated(plugin, name)
