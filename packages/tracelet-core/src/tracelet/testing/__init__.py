@@ -27,8 +27,9 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
 
 - start, and the run's metrics: every point, per metric in logging order, with its step and timestamp, across
   several batches; NaN and ±inf (±inf may be stored clamped to ±1.797e308, as MLflow does);
-- params: plain, nested (stored as JSON or flattened with "/" or "."), and re-logged (`relogged_params`);
-- key/value tags (a later value wins); artifacts, when the plugin implements `backend_log_artifact`;
+- params: plain, nested (stored as JSON or flattened with "/" or "."), and re-logged (`relogged_params`), and
+  key/value tags (a later value wins), each when the plugin implements its hook (every hook is optional: the
+  check is skipped, with the reason, otherwise); artifacts, when the plugin implements `backend_log_artifact`;
 - a delivery hook that raises once and then succeeds: retried, nothing lost, nothing duplicated; and, when you
   override `inject_fault`, a failure of your own transport in the middle of a batch;
 - stop statuses FINISHED, FAILED and KILLED, and several runs in one process, each keeping its own data;
@@ -38,7 +39,8 @@ with a local store in ``tmp_path`` whose journal is the ground truth the tracker
   once (the default ``max_in_flight``, 4), one failing once: every point once, read back in logging order; params and
   tags keep their rule (skipped for a plugin that does not declare it).
 
-Knobs (class attributes): `plugin_name`, `timestamp_tolerance` (seconds; None when your tracker keeps no
+Knobs (class attributes): `plugin_name` (your own entry-point name works: the class under test stands in for
+the installed plugin during each test), `timestamp_tolerance` (seconds; None when your tracker keeps no
 timestamps), `value_rel_tol`, `relogged_params` ("latest" or "first"), `stop_timeout`. The kit is also
 published as a pytest plugin (entry point ``pytest11``: ``tracelet``) that provides the `tracelet_isolated`
 fixture: a clean ``TRACELET_*`` environment and local store in ``tmp_path``, for your other tests.
