@@ -1,5 +1,6 @@
 """The template plugin package passes the conformance kit: from source here, and (slow) built into a wheel and
-installed with the built `tracelet` wheel into a fresh virtual environment, where its own tests run.
+installed with the built `tracelet` wheel into a fresh virtual environment, where its own tests run; and (slow)
+installed into a fresh virtual environment by the plugin guide's own install lines, run as written.
 
 Installs pin our versions and use --find-links to the wheels just built (an unrelated `tracelet` exists on the
 public index); third-party dependencies (pluggy, attrs, cattrs, psutil, pytest) come from the registry.
@@ -18,6 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "examples" / "tracelet-backend-template"
+GUIDE = REPO / "docs" / "plugins.md"
+INSTALL_MARKER = "<!-- install-lines:"
 VERSION = "0.1.0"
 
 
@@ -42,11 +45,11 @@ def hatch_command() -> list[str]:
 def test_template_passes_the_conformance_kit_from_source(tmp_path: Path) -> None:
     env = {**clean_env(), "PYTHONPATH": os.pathsep.join([str(TEMPLATE / "src"), *(p for p in sys.path if p)])}
     out = run(
-        [sys.executable, "-m", "pytest", "tests/test_conformance.py", "-q", "-p", "no:cacheprovider",
-         "--basetemp", str(tmp_path / "t")],
+        [sys.executable, "-m", "pytest", "tests/test_conformance.py", "tests/test_config.py", "-q", "-p",
+         "no:cacheprovider", "--basetemp", str(tmp_path / "t")],
         cwd=TEMPLATE, env=env, timeout=600,
     )  # fmt: skip
-    assert re.search(r"\b9 passed\b", out.stdout), out.stdout  # artifacts: skipped, the template declares none
+    assert re.search(r"\b11 passed\b", out.stdout), out.stdout  # 9 + 2 config; artifacts: skipped (none declared)
     assert "failed" not in out.stdout
 
 
@@ -74,10 +77,64 @@ def test_template_wheel_installs_next_to_the_tracelet_wheel_and_passes_its_tests
         [str(python), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t")],
         cwd=work, env=clean_env(), timeout=600,
     )  # fmt: skip
-    assert re.search(r"\b11 passed\b", out.stdout), out.stdout  # 9 conformance + 2 entry point, 1 skipped
+    assert re.search(r"\b13 passed\b", out.stdout), out.stdout  # 9 conformance + 2 entry point + 2 config
     where = run(
         [str(python), "-c", "import tracelet, tracelet_backend_template as t; print(tracelet.__file__, t.__file__)"],
         cwd=work,
         env=clean_env(),
     ).stdout.split()
     assert all(p.startswith(str(venv)) for p in where), where
+
+
+def guide_install_lines() -> list[str]:
+    """The shell lines of the guide's install block (the fenced block after its `install-lines` marker)."""
+    text = GUIDE.read_text(encoding="utf-8")
+    assert INSTALL_MARKER in text, f"docs/plugins.md lost its {INSTALL_MARKER!r} marker above the install lines"
+    block = text[text.index(INSTALL_MARKER) :].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_template_readme_gives_the_guides_install_lines() -> None:
+    lines = guide_install_lines()
+    assert any("--find-links" in line and '-e ".[test]"' in line for line in lines), lines
+    readme = (TEMPLATE / "README.md").read_text(encoding="utf-8")
+    assert "```bash\n" + "\n".join(lines) + "\n```" in readme, "the template's README and the guide disagree"
+    # The lower bound that keeps pip off the unrelated `tracelet` 0.0.x of the public index.
+    assert 'dependencies = ["tracelet>=0.1.0,<0.2"]' in (TEMPLATE / "pyproject.toml").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_guides_install_lines_install_the_template_in_a_fresh_venv_and_pass_the_kit(tmp_path: Path) -> None:
+    """The guide's lines, run as written in a copy of the template; the only input is `WHEELS`, the folder of
+    Tracelet's wheels the guide tells the author to fetch or build (here: built from this checkout)."""
+    wheels = tmp_path / "wheels"
+    core = REPO / "packages" / "tracelet-core"
+    run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=core, env=clean_env(), timeout=300)
+    assert sorted(w.name for w in wheels.glob("*.whl")) == [f"tracelet-{VERSION}-py3-none-any.whl"]
+
+    work = tmp_path / "tracelet-backend-template"
+    shutil.copytree(TEMPLATE, work, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", "*.egg-info"))
+    # `python` is this interpreter (the author's own Python); pip reads the machine's usual configuration.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**clean_env(), "WHEELS": str(wheels), "PATH": path}
+
+    lines = guide_install_lines()
+    outputs = []
+    for i, line in enumerate(lines):
+        if i == 1:
+            # Without Tracelet's wheels the requirement finds nothing, rather than the unrelated `tracelet` 0.0.x.
+            bare = subprocess.run(
+                [str(work / ".venv" / "bin" / "python"), "-m", "pip", "install", "--dry-run", "-e", ".[test]"],
+                cwd=work, env=env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert bare.returncode != 0, bare.stdout
+            assert "No matching distribution found for tracelet" in bare.stderr, bare.stderr[-3000:]
+            assert "tracelet-0.0" not in bare.stdout + bare.stderr
+        outputs.append(run(["bash", "-c", line], cwd=work, env=env, timeout=900).stdout)
+    assert re.search(r"\b13 passed\b", outputs[-1]), outputs[-1]  # 9 conformance + 2 entry point + 2 config
+    assert "failed" not in outputs[-1]
+
+    python = work / ".venv" / "bin" / "python"
+    probe = "import importlib.metadata as m, tracelet; print(m.version('tracelet'), tracelet.__file__)"
+    version, where = run([str(python), "-c", probe], cwd=work, env=env).stdout.split()
+    assert version == VERSION and where.startswith(str(work / ".venv")), (version, where)
