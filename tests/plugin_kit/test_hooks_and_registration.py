@@ -153,6 +153,9 @@ def test_hooks_taking_a_subset_of_arguments_by_any_method_kind_are_accepted(unre
         @hookimpl
         def backend_end_run(cls, status: RunStatus) -> None: ...
 
+        @hookimpl
+        def backend_flush(self, run: RunContext, timeout: float = 1.0) -> None: ...  # a default: left alone
+
         @hookimpl(wrapper=True, specname="backend_log_tags")
         def around_tags(plugin: Any) -> Any:  # noqa: N805 - the bound instance may have any name, as in pluggy
             return (yield)

@@ -77,7 +77,7 @@ def _inspect_plugin(spec: discovery.PluginSpec, row: dict[str, Any]) -> None:
     """Load, instantiate and check the plugin as a run does (the core's `instantiate` and `register_checked`:
     a plugin is broken here exactly when selecting it fails), then read its metadata as the core completes it."""
     plugin = instantiate(spec.load())
-    row["hooks"] = implemented_hooks(plugin)  # listed for a broken plugin too: what its author meant to implement
+    row["hooks"] = sorted(implemented_hooks(plugin))  # listed for a broken plugin too: what its author meant to implement
     pm = new_plugin_manager()
     try:
         undecorated = register_checked(pm, plugin, spec.name)

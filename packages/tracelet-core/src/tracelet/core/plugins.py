@@ -11,10 +11,11 @@ through a plugin manager that holds only that backend, so one raising plugin nev
 
 Each hookspec says, pytest-style, what its arguments are (`:param:`), what its return value is used for, what
 raising does (retried, recorded, or fails `start()`) and whether it is optional. Raising `ConfigurationError`
-is how a hook says "permanent: retrying cannot help". Plugins are registered through `register_checked`: a
-`@hookimpl` whose name is not a hook is a ConfigurationError naming the closest real hook (pluggy alone would
-keep it, waiting for a spec, and never call it), and a hook-named method without `@hookimpl` is warned about
-once. The author guide, docs/plugins.md, lists every hook; a test keeps it in step with these specs.
+is how a hook says "permanent: retrying cannot help". Plugins are registered through `register_checked` (and
+checked by `check_plugin` in `register_plugin` and `tracelet plugins`, so all three agree): a `@hookimpl` whose
+name is not a hook is a ConfigurationError naming the closest real hook (pluggy alone would keep it, waiting
+for a spec, and never call it), so is an argument the hookspec does not have (naming hook and argument), and a
+hook-named method without `@hookimpl` is warned about once. The author guide, docs/plugins.md, lists every hook; a test keeps it in step with these specs.
 """
 
 from __future__ import annotations
@@ -578,9 +579,9 @@ def signature_problems(plugin: Any) -> list[str]:
         bound = not inspect.ismodule(plugin) and not isinstance(inspect.getattr_static(plugin, attr), staticmethod)
         if params and bound:
             params = params[1:]  # the instance (or class) a method is bound to: not a hook argument
-        extra = [
-            p.name for p in params if p.name not in allowed and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        # pluggy passes arguments by name and leaves those with a default alone, as it does here
+        extra = [p.name for p in params if p.name not in allowed and p.kind in positional and p.default is p.empty]
         if extra:
             names = ", ".join(f"`{a}`" for a in extra)
             takes = ", ".join(f"`{a}`" for a in allowed) or "none"
