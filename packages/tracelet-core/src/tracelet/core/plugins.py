@@ -89,8 +89,10 @@ class PluginInterface:
     def plugin_metadata(self) -> PluginMetadata | None:
         """Describe the plugin to `tracelet plugins` (its DESCRIPTION column and capabilities line).
 
-        :return: a `PluginMetadata`; `description` and `capabilities` (e.g. ``["metrics", "params", "tags",
-            "artifacts"]``) are shown to users. None: nothing to show.
+        :return: a `PluginMetadata` stating what the entry point does not: `description`, `homepage` and
+            `capabilities` (e.g. ``["metrics", "params", "tags", "artifacts"]``), shown to users. Tracelet fills
+            `name`, `type`, `distribution` and `version` from the entry point (a stated value that disagrees is
+            overruled, with a warning in `tracelet plugins`). None: nothing to show.
 
         Also read in distributed runs: the capability ``"attach"`` says the backend can join one tracker run
         from several processes (see `tracelet.core.distributed`).
@@ -167,8 +169,8 @@ class BackendPlugin:
         Called on the backend's worker thread with up to 10,000 points per call (whatever was logged since the
         last call, split where params, tags or artifacts were logged in between), in logging order. Values are
         floats and may be NaN or ±inf; names are str. A plugin whose `concurrent_batches` attribute is true
-        (docs/plugins.md) is called from up to `max_in_flight` sender threads at once instead, never beside
-        its params, tags or artifact hooks.
+        (see "Several batches in flight" in the plugin guide, docs/plugins.md) is called from up to
+        `max_in_flight` sender threads at once instead, never beside its params, tags or artifact hooks.
 
         :param metrics: the points, each a `Metric` (name, value, step, timestamp in seconds since the epoch,
             taken when `log_metric` was called).
