@@ -140,6 +140,26 @@ def test_register_plugin_refuses_an_argument_the_hookspec_lacks_naming_hook_and_
         assert "bad-argument" not in {s.name for s in discovery.installed(tracelet.plugin.PluginType.BACKEND)}
 
 
+def test_an_installed_plugin_with_a_bad_argument_is_broken_in_tracelet_plugins_and_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _distribution(tmp_path / "site", "badarg-dist", "1.0", {"badarg": "tracelet_testplugin.backends:BadArgumentBackend"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    discovery.refresh()
+    try:
+        assert main(["plugins", "--json", "--check"]) == 1
+        row = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["badarg"]
+        assert row["status"] == "broken" and row["hooks"] == ["backend_end_run", "backend_log_artifact",
+            "backend_log_metrics", "backend_log_params", "backend_log_tags", "backend_snapshot_artifact",
+            "backend_start_run", "plugin_setup"]  # fmt: skip
+        assert row["error"].startswith("hook `backend_log_metrics` takes `step`, which the hookspec does not have")
+        with pytest.raises(ConfigurationError, match="plugin 'badarg': hook `backend_log_metrics` takes `step`"):
+            tracelet.start_logging("bad-argument", backend="badarg")
+    finally:
+        monkeypatch.undo()
+        discovery.refresh()
+
+
 def test_hooks_taking_a_subset_of_arguments_by_any_method_kind_are_accepted(unregister: list[str]) -> None:
     class Subsets:
         @hookimpl

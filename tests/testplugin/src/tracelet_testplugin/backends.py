@@ -190,3 +190,13 @@ class StatedMetadataBackend(RecorderBackend):
             description="States everything",
             capabilities=["metrics"],
         )
+
+
+class BadArgumentBackend(RecorderBackend):
+    """A hook taking an argument its hookspec does not have (`step`): refused wherever it is loaded."""
+
+    label = "badargument"
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric], step: int) -> None:
+        self.rec["metrics"].extend(metrics)
