@@ -21,6 +21,7 @@ hook-named method without `@hookimpl` is warned about once. The author guide, do
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import logging
 import threading
@@ -511,7 +512,7 @@ def implemented_hooks(plugin: Any) -> list[str]:
     return [name for name in hook_names() if name in found]
 
 
-def hook_problems(plugin: Any) -> list[str]:
+def hook_problems(plugin: Any, members: list[tuple[str, Any]] | None = None) -> list[str]:
     """What is wrong with a plugin's hooks: each unknown `@hookimpl` name, with the closest real hook.
 
     A misspelled hook would otherwise be registered without a word and never called (pluggy keeps hooks it has
@@ -519,7 +520,7 @@ def hook_problems(plugin: Any) -> list[str]:
     """
     known = hook_names()
     problems = []
-    for attr, value in _members(plugin):
+    for attr, value in _members(plugin) if members is None else members:
         opts = getattr(value, _IMPL_ATTR, None)
         if not isinstance(opts, dict):
             continue
@@ -534,7 +535,7 @@ def hook_problems(plugin: Any) -> list[str]:
     return problems
 
 
-def warn_undecorated(plugin: Any, name: str) -> list[str]:
+def warn_undecorated(plugin: Any, name: str, members: list[tuple[str, Any]] | None = None) -> list[str]:
     """Warn (once per plugin class and method) about methods named like a hook but not marked `@hookimpl`.
 
     Returns the names of such methods. pluggy registers only marked methods, so these are never called.
@@ -543,7 +544,7 @@ def warn_undecorated(plugin: Any, name: str) -> list[str]:
     owner = plugin if isinstance(plugin, type) or inspect.ismodule(plugin) else type(plugin)
     owner_name = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
     found = []
-    for attr, value in _members(plugin):
+    for attr, value in _members(plugin) if members is None else members:
         if attr in known and not isinstance(getattr(value, _IMPL_ATTR, None), dict):
             found.append(attr)
             key = (f"{getattr(owner, '__module__', '')}.{owner_name}", attr)
@@ -561,19 +562,31 @@ def warn_undecorated(plugin: Any, name: str) -> list[str]:
     return found
 
 
-def signature_problems(plugin: Any) -> list[str]:
+@functools.cache
+def _spec_arguments() -> dict[str, list[str]]:
+    """Hook name -> the arguments its hookspec declares (read once: signatures cost tens of microseconds)."""
+    return {
+        name: [a for a in inspect.signature(fn).parameters if a != "self"]
+        for spec in SPEC_CLASSES
+        for name, fn in vars(spec).items()
+        if name.startswith(_HOOK_PREFIXES)
+    }
+
+
+def signature_problems(plugin: Any, members: list[tuple[str, Any]] | None = None) -> list[str]:
     """What pluggy would refuse in a plugin's hook signatures: each argument a hook implementation takes that its
-    hookspec does not have, naming the hook, the argument and the arguments it may take."""
-    specs = {name: fn for spec in SPEC_CLASSES for name, fn in vars(spec).items() if name.startswith(_HOOK_PREFIXES)}
+    hookspec does not have, naming the hook, the argument and the arguments it may take. `members`: the
+    plugin's `_members`, when the caller has them already."""
+    specs = _spec_arguments()
     problems = []
-    for attr, value in _members(plugin):
+    for attr, value in _members(plugin) if members is None else members:
         opts = getattr(value, _IMPL_ATTR, None)
         if not isinstance(opts, dict):
             continue
         hook = opts.get("specname") or attr
         if hook not in specs:
             continue  # an unknown hook name: hook_problems says so
-        allowed = [a for a in inspect.signature(specs[hook]).parameters if a != "self"]
+        allowed = specs[hook]
         try:
             params = list(inspect.signature(value).parameters.values())
         except (TypeError, ValueError):
@@ -600,15 +613,18 @@ def check_plugin(plugin: Any, name: str) -> list[str]:
     would refuse it: `register_checked` into a scratch plugin manager. A class is not instantiated for it
     (pluggy binds `self` only on an instance): its hook names and arguments are checked by the same rules."""
     if isinstance(plugin, type):
-        _refuse(plugin, name)
-        return warn_undecorated(plugin, name)
+        return warn_undecorated(plugin, name, _refuse(plugin, name))
     return register_checked(new_plugin_manager(), plugin, name)
 
 
-def _refuse(plugin: Any, name: str) -> None:
-    problems = hook_problems(plugin) + signature_problems(plugin)
+def _refuse(plugin: Any, name: str) -> list[tuple[str, Any]]:
+    """Raise the ConfigurationError of `register_checked`; return the plugin's members (one pass over its
+    attributes serves every check: a plugin class has hundreds of them)."""
+    members = _members(plugin)
+    problems = hook_problems(plugin, members) + signature_problems(plugin, members)
     if problems:
         raise ConfigurationError(f"plugin {name!r}: " + "; ".join(problems))
+    return members
 
 
 def register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> list[str]:
@@ -616,9 +632,9 @@ def register_checked(pm: pluggy.PluginManager, plugin: Any, name: str) -> list[s
     the plugin: an unknown hook name (with the closest real hook), an argument its hookspec does not have
     (naming hook and argument), or anything else pluggy refuses. Warns (once per class and method) about
     hook-named methods without `@hookimpl` and returns their names."""
-    _refuse(plugin, name)
+    members = _refuse(plugin, name)
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:  # pluggy's other rules (a wrapper that is not a generator, ...)
         raise ConfigurationError(f"plugin {name!r}: {exc}") from exc
-    return warn_undecorated(plugin, name)
+    return warn_undecorated(plugin, name, members)
