@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from tracelet.plugin import ArtifactResult, ArtifactType, TraceletArtifact, load, plan, read, version_number
+from tracelet.plugin import (
+    ArtifactResult,
+    ArtifactType,
+    TraceletArtifact,
+    VersionBook,
+    find_version,
+    link_or_copy,
+    load,
+    plan,
+    read,
+    write_version,
+)
 
 logger = logging.getLogger("tracelet.clearml")
 
@@ -39,64 +48,33 @@ _KEY = re.compile(r"^(?P<name>.+)/v(?P<number>[1-9][0-9]*)$")
 FRAMEWORKS = {"pytorch": "PyTorch", "sklearn": "ScikitLearn", "tensorflow": "TensorFlow", "keras": "Keras"}
 
 
-def _link_or_copy(src: str, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dest)  # the snapshot is run-owned and never rewritten: a hard link saves a copy
-    except OSError:
-        shutil.copyfile(src, dest)
-
-
-def _key(artifact: TraceletArtifact) -> tuple[str, str]:
-    return (artifact.name, artifact.created_at.isoformat())
-
-
 class ArtifactStore:
     """Reads and writes the Tracelet artifacts of one ClearML task."""
 
     def __init__(self, task: Any) -> None:
         self.task = task
-        self._next: dict[str, int] = {}
-        # (name, created_at) -> version of a store not finished yet, so a retry of a failed upload reuses its
-        # version; forgotten once stored, because logging the same artifact object again is a new version.
-        self._assigned: dict[tuple[str, str], str] = {}
+        self.book = VersionBook(self.versions)
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def version_for(self, artifact: TraceletArtifact) -> str:
-        key = _key(artifact)
-        if key in self._assigned:
-            return self._assigned[key]
-        if artifact.name not in self._next:
-            self._next[artifact.name] = max(self.versions(artifact.name), default=0) + 1
-        version = f"v{self._next[artifact.name]}"
-        self._next[artifact.name] += 1
-        self._assigned[key] = version
-        return version
-
     def store(self, artifact: TraceletArtifact) -> ArtifactResult:
-        version = self.version_for(artifact)
+        version = self.book.version_for(artifact)
         key = f"{artifact.name}/{version}"
         planned = plan(artifact, version)
         model = self._model(artifact, version, planned.transfers) if artifact.type in MODEL_TYPES else None
         if model is not None:
             planned.manifest["clearml_model"] = model
         with tempfile.TemporaryDirectory(prefix="tracelet-clearml-") as tmp:
-            folder = Path(tmp) / f"{artifact.name}-{version}"
-            folder.mkdir()
-            for src, rel in planned.transfers:
-                _link_or_copy(src, folder / rel)
-            manifest = planned.manifest_json()
-            (folder / "manifest.json").write_text(manifest, encoding="utf-8")
+            folder = write_version(planned, Path(tmp) / f"{artifact.name}-{version}")
             ok = self.task.upload_artifact(
                 key,
                 artifact_object=str(folder),
-                metadata={MANIFEST_KEY: manifest},
+                metadata={MANIFEST_KEY: planned.manifest_json()},
                 wait_on_upload=True,  # the staging folder goes away after this call
             )
         if not ok:
             raise RuntimeError(f"ClearML did not store artifact {key!r}")
         stored = self.task.artifacts.get(key)
-        self._assigned.pop(_key(artifact), None)  # stored: a later log of this object is the next version
+        self.book.stored(artifact)
         references = [r.uri for r in artifact.references]
         return ArtifactResult(
             backend="clearml",
@@ -111,7 +89,7 @@ class ArtifactStore:
             },
         )
 
-    def _model(self, artifact: TraceletArtifact, version: str, transfers: list[tuple[str, str]]) -> dict | None:
+    def _model(self, artifact: TraceletArtifact, version: str, transfers: list[tuple[str, str]]) -> dict[str, str] | None:
         """Register the weights as a ClearML output model; None when the artifact has no file to point at."""
         weights = _weights_file(artifact, transfers)
         if weights is None:
@@ -130,7 +108,7 @@ class ArtifactStore:
         with tempfile.TemporaryDirectory(prefix="tracelet-clearml-") as tmp:
             # ClearML keeps the file's own name: make it unique per version so versions do not overwrite.
             named = Path(tmp) / f"{artifact.name}-{version}-{Path(weights).name}"
-            _link_or_copy(weights, named)
+            link_or_copy(weights, named)
             url = _update_weights(model, str(named))
         return {"id": str(model.id), "url": str(url or getattr(model, "url", "") or "")}
 
@@ -148,14 +126,8 @@ class ArtifactStore:
 
     def get(self, name: str, version: str = "latest") -> TraceletArtifact | None:
         """Fetch `name` at `version` into ClearML's local cache and return it with paths there."""
-        versions = self.versions(name)
-        if not versions:
-            return None
-        if str(version).strip().lower() == "latest":
-            number: int | None = versions[-1]
-        else:
-            number = version_number(version)
-        if number not in versions:
+        number = find_version(name, version, self.versions)
+        if number is None:
             return None
         entry = self.task.artifacts[f"{name}/v{number}"]
         local = entry.get_local_copy(extract_archive=True, raise_on_error=True)
@@ -196,9 +168,11 @@ def _update_weights(model: Any, filename: str) -> str | None:
     the file in the session's `models/` folder; call that branch directly."""
     try:
         # Blocking: the staged file is removed right after this call.
-        return model.update_weights(weights_filename=filename, auto_delete_file=False, async_enable=False)
+        url: str | None = model.update_weights(weights_filename=filename, auto_delete_file=False, async_enable=False)
+        return url
     except AttributeError:
         offline = getattr(model, "_update_weights_offline", None)
         if offline is None or not getattr(model, "_task", None) or not model._task.is_offline():
             raise
-        return offline(weights_filename=filename)
+        url = offline(weights_filename=filename)
+        return url

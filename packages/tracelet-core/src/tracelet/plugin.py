@@ -1,97 +1,106 @@
 """Everything a plugin author needs, from one import: ``from tracelet.plugin import hookimpl, Metric, ...``.
 
 This module is the public, stable surface for backend, framework and collector plugins, the way llm's
-plugins import only ``llm``. Tracelet's own plugins (MLflow, W&B, ClearML, torch) import only from here, so
-what they use is what a third-party author can use. Names are resolved on first access, so importing this
-module stays as cheap as ``import tracelet``; the core's internal layout may change behind it.
+plugins import only ``llm``. Tracelet's own plugins (MLflow, W&B, ClearML, torch) and built-in collectors
+import only from here, so what they use is what a third-party author can use; the core's internal layout may
+change behind it.
+
+It is static, so type checkers (``mypy --strict`` included: the distribution ships ``py.typed``) and IDEs see
+exactly what is exported: each name below is imported from where it is defined and listed once in ``__all__``.
+Importing it loads the core's contract and artifact model, never a tracker library, torch or numpy (a test
+keeps it so); ``import tracelet`` does not import it at all.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from tracelet.collectors import takes_artifacts
+from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint
+from tracelet.core.artifacts.helpers import (
+    VersionBook,
+    find_version,
+    folder_versions,
+    link_or_copy,
+    load_version,
+    load_versions,
+    write_version,
+)
+from tracelet.core.artifacts.kinds import ArtifactType
+from tracelet.core.artifacts.manifest import (
+    MANIFEST,
+    PlannedVersion,
+    load,
+    plan,
+    read,
+    resolve_version,
+    version_number,
+)
+from tracelet.core.artifacts.model import (
+    ArtifactFile,
+    ArtifactObject,
+    ArtifactReference,
+    ArtifactResult,
+    ArtifactStatus,
+    TraceletArtifact,
+    load_object,
+)
+from tracelet.core.backoff import is_permanent, retry
+from tracelet.core.discovery import register_plugin, unregister_plugin
+from tracelet.core.distributed import group_label
+from tracelet.core.options import BackendOptions
+from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
+from tracelet.core.protocols import InstrumentedExperiment
+from tracelet.core.records import Metric, RunContext, RunStatus
+from tracelet.core.redact import redact, redact_argv, redact_mapping, redact_text
+from tracelet.core.sources import SourceRun
+from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
+from tracelet.settings import parse_bool
 
-if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve through _EXPORTS
-    from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint  # noqa: F401
-    from tracelet.core.artifacts.kinds import ArtifactType  # noqa: F401
-    from tracelet.core.artifacts.manifest import (  # noqa: F401
-        MANIFEST,
-        PlannedVersion,
-        load,
-        plan,
-        read,
-        resolve_version,
-        version_number,
-    )
-    from tracelet.core.artifacts.model import (  # noqa: F401
-        ArtifactFile,
-        ArtifactObject,
-        ArtifactReference,
-        ArtifactResult,
-        ArtifactStatus,
-        TraceletArtifact,
-        load_object,
-    )
-    from tracelet.core.backoff import is_permanent, retry  # noqa: F401
-    from tracelet.core.discovery import register_plugin, unregister_plugin  # noqa: F401
-    from tracelet.core.distributed import group_label  # noqa: F401
-    from tracelet.core.options import BackendOptions  # noqa: F401
-    from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
-    from tracelet.core.records import Metric, RunContext, RunStatus  # noqa: F401
-    from tracelet.core.sources import SourceRun  # noqa: F401
-    from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
-    from tracelet.settings import parse_bool  # noqa: F401
-
-# public name -> "module:attribute" where it is defined today.
-_EXPORTS: dict[str, str] = {
-    "hookimpl": "tracelet.core.plugins:hookimpl",
-    "register_plugin": "tracelet.core.discovery:register_plugin",
-    "unregister_plugin": "tracelet.core.discovery:unregister_plugin",
-    "PluginMetadata": "tracelet.core.plugins:PluginMetadata",
-    "PluginType": "tracelet.core.plugins:PluginType",
-    "Metric": "tracelet.core.records:Metric",
-    "RunContext": "tracelet.core.records:RunContext",
-    "RunStatus": "tracelet.core.records:RunStatus",
-    "SourceRun": "tracelet.core.sources:SourceRun",
-    "ArtifactType": "tracelet.core.artifacts.kinds:ArtifactType",
-    "TraceletArtifact": "tracelet.core.artifacts.model:TraceletArtifact",
-    "ArtifactResult": "tracelet.core.artifacts.model:ArtifactResult",
-    "ArtifactFile": "tracelet.core.artifacts.model:ArtifactFile",
-    "ArtifactObject": "tracelet.core.artifacts.model:ArtifactObject",
-    "ArtifactReference": "tracelet.core.artifacts.model:ArtifactReference",
-    "load_object": "tracelet.core.artifacts.model:load_object",
-    "ArtifactStatus": "tracelet.core.artifacts.model:ArtifactStatus",
-    "MANIFEST": "tracelet.core.artifacts.manifest:MANIFEST",
-    "PlannedVersion": "tracelet.core.artifacts.manifest:PlannedVersion",
-    "plan": "tracelet.core.artifacts.manifest:plan",
-    "read": "tracelet.core.artifacts.manifest:read",
-    "load": "tracelet.core.artifacts.manifest:load",
-    "version_number": "tracelet.core.artifacts.manifest:version_number",
-    "resolve_version": "tracelet.core.artifacts.manifest:resolve_version",
-    "retry": "tracelet.core.backoff:retry",
-    "is_permanent": "tracelet.core.backoff:is_permanent",
-    "parse_bool": "tracelet.settings:parse_bool",
-    "BackendOptions": "tracelet.core.options:BackendOptions",
-    "group_label": "tracelet.core.distributed:group_label",
-    "captured_file_type": "tracelet.collectors.checkpoints:captured_file_type",
-    "is_checkpoint": "tracelet.collectors.checkpoints:is_checkpoint",
-    "TraceletException": "tracelet.exceptions:TraceletException",
-    "ConfigurationError": "tracelet.exceptions:ConfigurationError",
-    "BackendError": "tracelet.exceptions:BackendError",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, _, attr = _EXPORTS[name].partition(":")
-    except KeyError:
-        raise AttributeError(f"module 'tracelet.plugin' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = [
+    "MANIFEST",
+    "ArtifactFile",
+    "ArtifactObject",
+    "ArtifactReference",
+    "ArtifactResult",
+    "ArtifactStatus",
+    "ArtifactType",
+    "BackendError",
+    "BackendOptions",
+    "ConfigurationError",
+    "InstrumentedExperiment",
+    "Metric",
+    "PlannedVersion",
+    "PluginMetadata",
+    "PluginType",
+    "RunContext",
+    "RunStatus",
+    "SourceRun",
+    "TraceletArtifact",
+    "TraceletException",
+    "VersionBook",
+    "captured_file_type",
+    "find_version",
+    "folder_versions",
+    "group_label",
+    "hookimpl",
+    "is_checkpoint",
+    "is_permanent",
+    "link_or_copy",
+    "load",
+    "load_object",
+    "load_version",
+    "load_versions",
+    "parse_bool",
+    "plan",
+    "read",
+    "redact",
+    "redact_argv",
+    "redact_mapping",
+    "redact_text",
+    "register_plugin",
+    "resolve_version",
+    "retry",
+    "takes_artifacts",
+    "unregister_plugin",
+    "version_number",
+    "write_version",
+]

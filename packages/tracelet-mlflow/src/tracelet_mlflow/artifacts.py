@@ -30,10 +30,11 @@ from tracelet.plugin import (
     ArtifactResult,
     ArtifactType,
     TraceletArtifact,
+    VersionBook,
+    find_version,
     load,
     plan,
     read,
-    resolve_version,
     version_number,
 )
 from tracelet_mlflow.names import map_name, prefixed
@@ -68,10 +69,6 @@ def save_torch_model(model: Any, folder: Path) -> bool:
     return True
 
 
-def _key(artifact: TraceletArtifact) -> tuple[str, str]:
-    return (artifact.name, artifact.created_at.isoformat())
-
-
 class ArtifactStore:
     """Reads and writes Tracelet artifacts of one MLflow run."""
 
@@ -79,22 +76,12 @@ class ArtifactStore:
         self.client = client
         self.run_id = run_id
         self.cache_dir = cache_dir
-        self._next: dict[str, int] = {}
-        # (name, created_at) -> version of a store not finished yet, so a retry of a failed upload reuses its
-        # version; forgotten once stored, because logging the same artifact object again is a new version.
-        self._assigned: dict[tuple[str, str], str] = {}
+        # Numbering continues after every version folder in the run, complete or not: none is overwritten.
+        self.book = VersionBook(lambda name: self.versions(name, complete_only=False))
 
     # -- writing ---------------------------------------------------------------------------------------------
     def version_for(self, artifact: TraceletArtifact) -> str:
-        key = _key(artifact)
-        if key in self._assigned:
-            return self._assigned[key]
-        if artifact.name not in self._next:
-            self._next[artifact.name] = max(self.versions(artifact.name, complete_only=False), default=0) + 1
-        version = f"v{self._next[artifact.name]}"
-        self._next[artifact.name] += 1
-        self._assigned[key] = version
-        return version
+        return self.book.version_for(artifact)
 
     def store(self, artifact: TraceletArtifact, model_dirs: dict[str, Path] | None = None) -> ArtifactResult:
         """Upload `artifact` (files are run-owned snapshots) as the next version of its name."""
@@ -121,7 +108,7 @@ class ArtifactStore:
             summary["name"] = artifact.name
         client.set_tag(run_id, prefixed(ARTIFACT_TAG_PREFIX, tag_name), fit_tag_value(json.dumps(summary)))
         uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{base}"
-        self._assigned.pop(_key(artifact), None)  # stored: a later log of this object is the next version
+        self.book.stored(artifact)
         return ArtifactResult(
             backend="mlflow",
             uri=uri,
@@ -166,9 +153,7 @@ class ArtifactStore:
 
     def get(self, name: str, version: str = "latest") -> TraceletArtifact | None:
         """Download `name` at `version` into the local cache (once) and return it with local paths."""
-        if not name or "/" in name or name.startswith("."):
-            return None
-        number = resolve_version(version, self.versions(name))  # the same rule as every store's
+        number = find_version(name, version, self.versions)  # the same rule as every store's
         if number is None:
             return None
         target = self.cache_dir / name / f"v{number}"

@@ -192,8 +192,10 @@ class MLflowBackend:
         found = client.get_experiment_by_name(name)
         if found is None:
             try:
-                return client.create_experiment(
-                    name, artifact_location=location.local_artifact_location(self.tracking_uri or "", name)
+                return str(
+                    client.create_experiment(
+                        name, artifact_location=location.local_artifact_location(self.tracking_uri or "", name)
+                    )
                 )
             except Exception:
                 found = client.get_experiment_by_name(name)  # created meanwhile by another process
@@ -204,7 +206,7 @@ class MLflowBackend:
                 f"tracelet-mlflow: MLflow experiment {name!r} (id {found.experiment_id}) is deleted; "
                 "restore it (`mlflow experiments restore`) or use another project name"
             )
-        return found.experiment_id
+        return str(found.experiment_id)
 
     def _resume_run(self, run_id: str) -> tuple[str, str]:
         """Config `run_id`: deliver into that existing MLflow run (how `tracelet sync` finishes a run in place).
@@ -238,7 +240,7 @@ class MLflowBackend:
                 [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run.run_id}'", max_results=1
             )
             if existing:
-                return existing[0].info.run_id
+                return str(existing[0].info.run_id)
         tags = {k: fit_tag_value(v) for k, v in native_tags(run).items()}
         if self._group is not None:  # rank tags; a per_rank member's parent (found or, on rank 0, created)
             tags.update(self._group.child_tags(client, self.experiment_id, run, tags))
@@ -249,7 +251,7 @@ class MLflowBackend:
             tags=tags,
             run_name=run.name,
         )
-        return created.info.run_id
+        return str(created.info.run_id)
 
     def _cache(self, run: RunContext) -> Path:
         """Where downloaded artifacts live: inside the run's folder, else a temporary folder."""

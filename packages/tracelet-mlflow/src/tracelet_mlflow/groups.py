@@ -121,7 +121,7 @@ def find(client: MlflowClient, experiment_id: str, group: str, role: str, wait: 
     while True:
         runs = client.search_runs([experiment_id], filter_string=query, max_results=1, order_by=["start_time DESC"])
         if runs:
-            return runs[0].info.run_id
+            return str(runs[0].info.run_id)
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.25)

@@ -21,7 +21,7 @@ def resolve_tracking_uri(config: dict[str, Any]) -> str:
         return str(uri)
     import mlflow
 
-    return mlflow.get_tracking_uri()
+    return str(mlflow.get_tracking_uri())
 
 
 def is_file_store(uri: str) -> bool:

@@ -61,7 +61,8 @@ class _Loader:
         self._on_loaded = on_loaded
 
     def create_module(self, spec: Any) -> ModuleType | None:
-        return self._loader.create_module(spec)
+        module: ModuleType | None = self._loader.create_module(spec)
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         # Put the real loader back first: code that inspects `module.__spec__.loader` (importlib.resources,

@@ -37,6 +37,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -75,6 +76,7 @@ class _Sink:
         self.warn = WarnOnce()
         self._lock = threading.Lock()
         log_at = getattr(experiment, "log_metric_at", None)
+        self.metric: Callable[[str, Any, Any, Any], None]  # (name, value, step, walltime)
         if log_at is None:  # an older core: walltime cannot be kept, the point is timed at the call
             log = experiment.log_metric
             self.metric = lambda name, value, step, walltime: log(name, value, step)
@@ -382,7 +384,8 @@ PATCHER = Patcher(
 
 def sink_for(experiment: Any) -> _Sink | None:
     """The capture target of `experiment` while it is instrumented (the Lightning logger marks it)."""
-    for sink in PATCHER.targets:
+    sinks: tuple[_Sink, ...] = PATCHER.targets
+    for sink in sinks:
         if sink.experiment is experiment:
             return sink
     return None

@@ -26,13 +26,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-from tracelet.plugin import MANIFEST, ArtifactType, TraceletArtifact, load, plan, read, version_number
+from tracelet.plugin import (
+    MANIFEST,
+    ArtifactType,
+    PlannedVersion,
+    TraceletArtifact,
+    VersionBook,
+    folder_versions,
+    load,
+    load_version,
+    load_versions,
+    plan,
+    read,
+    write_version,
+)
 
 logger = logging.getLogger("tracelet.wandb")
 
@@ -58,82 +69,33 @@ def alias_for(version: str) -> str:
     return f"{ALIAS_PREFIX}{version}"
 
 
-def _link_or_copy(src: str, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)  # the snapshot is owned by the run and never rewritten in place
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 class LocalCopy:
     """Tracelet-layout copies of what this backend logged: `<root>/<name>/v<N>/manifest.json, files/, ...`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # (name, created_at) -> version of a log not finished yet, so a retry of a failed log reuses its
-        # version; forgotten once logged, because logging the same artifact object again is a new version.
-        self._assigned: dict[tuple[str, str], str] = {}
-
-    @staticmethod
-    def _key(artifact: TraceletArtifact) -> tuple[str, str]:
-        return (artifact.name, artifact.created_at.isoformat())
+        self.book = VersionBook(self.versions)
 
     def versions(self, name: str) -> list[int]:
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        found = (version_number(p.name) for p in folder.iterdir() if p.name.startswith("v") and (p / MANIFEST).exists())
-        return sorted(n for n in found if n is not None)
+        return folder_versions(self.root / name)
 
     def version_for(self, artifact: TraceletArtifact) -> str:
-        key = self._key(artifact)
-        if key not in self._assigned:
-            taken = {int(v[1:]) for (n, _), v in self._assigned.items() if n == artifact.name}
-            taken.update(self.versions(artifact.name))
-            self._assigned[key] = f"v{max(taken, default=0) + 1}"
-        return self._assigned[key]
+        return self.book.version_for(artifact)
 
     def logged(self, artifact: TraceletArtifact) -> None:
         """`artifact` reached W&B: the next log of the same object gets the next version."""
-        self._assigned.pop(self._key(artifact), None)
+        self.book.stored(artifact)
 
-    def write(self, artifact: TraceletArtifact, version: str, **extra: Any) -> tuple[Path, Any]:
+    def write(self, artifact: TraceletArtifact, version: str, **extra: Any) -> tuple[Path, PlannedVersion]:
         """Lay out `artifact` as `version`; returns the version folder and the plan (manifest written last)."""
         planned = plan(artifact, version, **extra)
-        folder = self.root / artifact.name / version
-        partial = self.root / artifact.name / f".{version}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        for src, rel in planned.transfers:
-            _link_or_copy(src, partial / rel)
-        partial.mkdir(parents=True, exist_ok=True)
-        (partial / MANIFEST).write_text(planned.manifest_json(), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
-        return folder, planned
+        return write_version(planned, self.root / artifact.name / version), planned
 
     def get(self, name: str, version: str) -> TraceletArtifact | None:
-        if not name or "/" in name or name.startswith("."):
-            return None
-        versions = self.versions(name)
-        if str(version).strip().lower() == "latest":
-            number = versions[-1] if versions else None
-        else:
-            number = version_number(version)
-        if number is None or number not in versions:
-            return None
-        return load(self.root / name / f"v{number}")
+        return load_version(self.root, name, version)
 
     def list(self, type_filter: ArtifactType | None) -> list[TraceletArtifact]:
-        out: list[TraceletArtifact] = []
-        if not self.root.is_dir():
-            return out
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for number in self.versions(folder.name):
-                artifact = load(folder / f"v{number}")
-                if type_filter is None or artifact.type is type_filter:
-                    out.append(artifact)
-        return out
+        return load_versions(self.root, type_filter)
 
 
 def build(wandb: Any, artifact: TraceletArtifact, version: str, folder: Path) -> Any:

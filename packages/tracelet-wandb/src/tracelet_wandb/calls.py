@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class BoundedCaller:
             raise ServiceTimeout(f"W&B's service did not answer {what} within {timeout:g} s")
         if item.error is not None:
             raise item.error
-        return item.result
+        return cast(T, item.result)  # what `fn` returned
 
     def close(self) -> None:
         """Let the helper thread end once its current call (if any) returns."""

@@ -19,8 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from tracelet.core.redact import redact_argv
-from tracelet.plugin import hookimpl
+from tracelet.plugin import InstrumentedExperiment, hookimpl, redact_argv
 
 logger = logging.getLogger("tracelet")
 
@@ -34,7 +33,7 @@ class ArgsCollector:
     config_switch = "track_args"
 
     def __init__(self) -> None:
-        self._experiment: Any = None
+        self._experiment: InstrumentedExperiment | None = None
         self._original: Any = None
         self._wrapper: Any = None
 
@@ -45,7 +44,7 @@ class ArgsCollector:
         return {"source": masked[0] if masked and masked[0] else None, "argv": masked}
 
     @hookimpl
-    def collector_start(self, experiment: Any) -> None:
+    def collector_start(self, experiment: InstrumentedExperiment) -> None:
         self._experiment = experiment
         original = argparse.ArgumentParser.parse_known_args
         collector = self
@@ -71,8 +70,9 @@ class ArgsCollector:
         try:
             namespace = result[0] if isinstance(result, tuple) else result
             params = {f"{PREFIX}{k}": v for k, v in vars(namespace).items()}
-            if params:
-                self._experiment.log_params(params)
+            experiment = self._experiment  # read once: `collector_stop` may clear it on another thread
+            if params and experiment is not None:
+                experiment.log_params(params)
         except Exception as exc:  # the script's own parse must never fail because of us
             logger.debug("tracelet: could not record parsed arguments: %s", exc)
 

@@ -29,9 +29,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tracelet.collectors import takes_artifacts
-from tracelet.core.redact import redact_mapping
-from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
+from tracelet.plugin import (
+    ArtifactType,
+    InstrumentedExperiment,
+    TraceletArtifact,
+    hookimpl,
+    redact_mapping,
+    takes_artifacts,
+)
 
 DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "CUDA_*",
@@ -170,12 +175,12 @@ class EnvironmentCollector:
     config_switch = "track_environment"
 
     @hookimpl
-    def collector_metadata(self, experiment: Any) -> dict[str, Any]:
+    def collector_metadata(self, experiment: InstrumentedExperiment) -> dict[str, Any]:
         extra = getattr(experiment.settings, "env_allowlist", None) or ()
         return {"environment": environment_info(extra)}
 
     @hookimpl
-    def collector_begin(self, experiment: Any) -> None:
+    def collector_begin(self, experiment: InstrumentedExperiment) -> None:
         if not getattr(experiment.settings, "env_packages", True) or not takes_artifacts(experiment):
             return
         lines = installed_distributions()

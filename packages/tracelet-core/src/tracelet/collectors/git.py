@@ -23,9 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tracelet.collectors import takes_artifacts
-from tracelet.core.redact import redact_text
-from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
+from tracelet.plugin import (
+    ArtifactType,
+    InstrumentedExperiment,
+    TraceletArtifact,
+    hookimpl,
+    redact_text,
+    takes_artifacts,
+)
 
 logger = logging.getLogger("tracelet")
 
@@ -195,7 +200,7 @@ class GitCollector:
         return {"git": self.info} if self.info else {}
 
     @hookimpl
-    def collector_begin(self, experiment: Any) -> None:
+    def collector_begin(self, experiment: InstrumentedExperiment) -> None:
         if not self.info.get("dirty"):
             return
         if not takes_artifacts(experiment):

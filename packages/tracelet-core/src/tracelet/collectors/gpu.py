@@ -21,7 +21,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-from tracelet.plugin import hookimpl
+from tracelet.plugin import InstrumentedExperiment, hookimpl
 
 logger = logging.getLogger("tracelet")
 
@@ -122,7 +122,7 @@ class GpuCollector:
         return out
 
     @hookimpl
-    def collector_begin(self, experiment: Any) -> None:
+    def collector_begin(self, experiment: InstrumentedExperiment) -> None:
         if self._nvml is None:
             return
         params: dict[str, Any] = {"system/gpu_count": len(self._handles)}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from tracelet.core import discovery
 from tracelet.core.backend import instantiate
-from tracelet.core.plugins import PluginType, new_plugin_manager, register_checked
+from tracelet.core.plugins import CollectorPlugin, PluginType, new_plugin_manager, register_checked
 from tracelet.core.redact import redact
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracelet")
 
-DEFAULT_SWITCH = "track_system_metrics"
+DEFAULT_SWITCH = CollectorPlugin.config_switch  # "track_system_metrics"
 STOP_JOIN_TIMEOUT = 10.0  # seconds stop() waits for a sample or one-off still running on the collector thread
 MIN_INTERVAL = 0.05
 STOP_SAMPLE_GAP = 0.005  # seconds between the end of the last reading and the reading at stop, at least

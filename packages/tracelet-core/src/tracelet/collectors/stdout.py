@@ -36,9 +36,14 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from tracelet.collectors import takes_artifacts
-from tracelet.core.redact import redact_text
-from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
+from tracelet.plugin import (
+    ArtifactType,
+    InstrumentedExperiment,
+    TraceletArtifact,
+    hookimpl,
+    redact_text,
+    takes_artifacts,
+)
 
 logger = logging.getLogger("tracelet")
 
@@ -229,7 +234,7 @@ class StdoutCollector:
             )
 
     @hookimpl
-    def collector_start(self, experiment: Any) -> None:
+    def collector_start(self, experiment: InstrumentedExperiment) -> None:
         run_dir = getattr(experiment, "run_dir", None)
         if run_dir is not None:
             folder = Path(run_dir)
@@ -252,7 +257,7 @@ class StdoutCollector:
             self._log.flush()
 
     @hookimpl
-    def collector_stop(self, experiment: Any) -> None:
+    def collector_stop(self, experiment: InstrumentedExperiment) -> None:
         for name, tee in self._tees.items():
             tee.detach_log()
             if getattr(sys, name) is tee:

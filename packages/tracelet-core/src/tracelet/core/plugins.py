@@ -25,7 +25,7 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -145,6 +145,16 @@ class BackendPlugin:
     carries the error; `backend_get_artifact` / `backend_list_artifacts` answer the caller. Types the user
     routes explicitly (config `artifact_routing`) skip `backend_accepts_artifact`.
     """
+
+    # Attributes a backend may set (on its class, or on the instance by the end of `backend_start_run`: the
+    # core reads them once the run has started). Declared here, with their defaults, so they are typed.
+
+    #: The kinds of data ("metrics", "params", "tags", "summary") the backend records by reading the run's
+    #: journal itself (as the local store does): counted delivered without a hook, not reported `no_hook`.
+    journal_record: Collection[str] = ()
+    #: True: `backend_log_metrics` may be called for several batches at once (up to the `max_in_flight`
+    #: config key, default 4), each on its own thread; params, tags and artifacts still go one at a time.
+    concurrent_batches: bool = False
 
     @hookspec(firstresult=True)
     def backend_start_run(self, run: RunContext) -> dict[str, Any] | None:
@@ -416,6 +426,11 @@ class CollectorPlugin:
     A collector class may name the `ExperimentConfig` switch that enables it in `config_switch`
     (default `"track_system_metrics"`).
     """
+
+    #: The `ExperimentConfig` field (a bool; else the `TraceletSettings` field of that name) that enables the
+    #: collector, set on its class; a name neither has leaves it on. None: on in every run with an
+    #: `ExperimentConfig` (a metrics-only run starts only the collectors of the default switch).
+    config_switch: str | None = "track_system_metrics"
 
     @hookspec
     def collector_metadata(self, experiment: Experiment) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ The package, by concern (each module's docstring states its guarantees):
 - `detect`: recognising models by duck typing (no framework imports);
 - `model`: `TraceletArtifact` and its parts, `ArtifactResult`;
 - `manifest`: the version-folder layout every store uses, and the one rule resolving "latest"/"v2";
+- `helpers`: the bookkeeping every store repeats (versions with retries, link-or-copy, writing a version folder,
+  the name check and "latest"), exported to backends by `tracelet.plugin`;
 - `folder`: that layout on a local filesystem (the local store's artifacts);
 - `manager`: `log_artifact` and friends for one experiment (routing, snapshots, delivery);
 - `watch`: folder watching for automatic artifacts.

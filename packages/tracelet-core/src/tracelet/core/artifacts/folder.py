@@ -18,38 +18,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
+from tracelet.core.artifacts.helpers import load_version, load_versions, write_version
 from tracelet.core.artifacts.kinds import ArtifactType, to_artifact_type
-from tracelet.core.artifacts.manifest import MANIFEST, load, plan, resolve_version
+from tracelet.core.artifacts.manifest import plan
 from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
-from tracelet.core.artifacts.paths import ArtifactPathError, check_artifact_name
+from tracelet.core.artifacts.paths import check_artifact_name
 
 LATEST = "latest"
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
-
-
-def _versions(artifact_dir: Path) -> list[int]:
-    """Complete versions (folders with a manifest), ascending."""
-    try:
-        entries = list(os.scandir(artifact_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    found = []
-    for e in entries:
-        m = _VERSION_DIR.match(e.name)
-        if m and os.path.exists(os.path.join(e.path, MANIFEST)):
-            found.append(int(m.group(1)))
-    return sorted(found)
-
-
-def _link_or_copy(src: str, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem, or links not supported
-        shutil.copy2(src, dst)
 
 
 def store(root: Path, artifact: TraceletArtifact) -> ArtifactResult:
@@ -60,16 +38,9 @@ def store(root: Path, artifact: TraceletArtifact) -> ArtifactResult:
     existing = [int(m.group(1)) for e in os.listdir(adir) if (m := _VERSION_DIR.match(e))]
     number = max(existing, default=0) + 1
     version = f"v{number}"
-    tmp = adir / f".{version}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # left over from an attempt that failed midway
-    tmp.mkdir()
-    planned = plan(artifact, version)
-    for src, rel in planned.transfers:
-        _link_or_copy(src, tmp / rel)
-    (tmp / MANIFEST).write_text(planned.manifest_json(), encoding="utf-8")
-    os.rename(tmp, adir / version)
+    # Every version folder counts, complete or not, so a new version never replaces an existing folder.
+    vdir = write_version(plan(artifact, version), adir / version)
     _write_latest(adir, version)
-    vdir = adir / version
     return ArtifactResult(
         backend="local",
         uri=vdir.resolve().as_uri(),
@@ -93,25 +64,9 @@ def _write_latest(adir: Path, version: str) -> None:
 
 def get(root: Path, name: str, version: str = "latest") -> TraceletArtifact | None:
     """The artifact `name` at `version` ("latest", "v2", "2"), or None when absent."""
-    try:
-        adir = root / check_artifact_name(name)
-    except ArtifactPathError:
-        return None
-    number = resolve_version(version, _versions(adir))
-    return None if number is None else load(adir / f"v{number}")
+    return load_version(root, name, version)
 
 
 def list_all(root: Path, type_filter: ArtifactType | str | None = None) -> list[TraceletArtifact]:
     """Every stored version of every artifact (by name, then version), optionally of one type."""
-    wanted = to_artifact_type(type_filter) if type_filter is not None else None
-    out: list[TraceletArtifact] = []
-    try:
-        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return out
-    for name in names:
-        for number in _versions(root / name):
-            artifact = load(root / name / f"v{number}")
-            if wanted is None or artifact.type is wanted:
-                out.append(artifact)
-    return out
+    return load_versions(root, to_artifact_type(type_filter) if type_filter is not None else None)
