@@ -44,9 +44,19 @@ def test_values_are_converted_as_people_write_them() -> None:
     assert Demo.from_config({"experiment": "a", "experiment_name": "b"}).experiment_name == "b"
 
 
+def test_numbers_in_any_spelling_of_their_value() -> None:
+    opts = Demo.from_config({"retries": 4.0, "timeout": 3})
+    assert (opts.retries, opts.timeout) == (4, 3.0) and type(opts.retries) is int and type(opts.timeout) is float
+    assert (Demo.from_config({"retries": " 7 "}).retries, Demo.from_config({"timeout": " 1e-3 "}).timeout) == (7, 0.001)
+
+
 @pytest.mark.parametrize(("key", "raw", "expected"), [("retries", "many", "a whole number"),
+                                                      ("retries", True, "a whole number"),
+                                                      ("retries", 2.5, "a whole number"),
+                                                      ("retries", "2.0", "a whole number"),
                                                       ("enabled", "maybe", "a boolean"),
-                                                      ("timeout", [1], "a number")])
+                                                      ("timeout", [1], "a number"),
+                                                      ("timeout", True, "a number")])
 def test_a_value_of_the_wrong_type_is_a_configuration_error_naming_the_key(key: str, raw: object,
                                                                           expected: str) -> None:
     with pytest.raises(ConfigurationError) as err:

@@ -42,6 +42,7 @@ def _frame_types(data: bytes) -> set[int]:
 
 
 def test_reads_split_records_and_stops_quietly_at_a_torn_tail(tmp_path: Path) -> None:
+    """Whole-file and block-by-block reading (`payloads`, `stream`) decode the same messages, torn or not."""
     path = _big_run()
     data = path.read_bytes()
     assert data[:7] == b":W&B\xe1\xbe\x00" and len(data) > 3 * txlog.BLOCK_SIZE
@@ -54,6 +55,12 @@ def test_reads_split_records_and_stops_quietly_at_a_torn_tail(tmp_path: Path) ->
     torn.write_bytes(data[: len(data) - 100])  # a writer killed mid-record
     kinds = [r.WhichOneof("record_type") for r in txlog.records(torn)]
     assert 0 < len(kinds) < len(run.kinds) and "exit" not in kinds
+    # A cut inside a message split over blocks: the messages before it, then a quiet end.
+    split = tmp_path / "split.wandb"
+    split.write_bytes(data[: 2 * txlog.BLOCK_SIZE + 5])
+    for log in (path, torn, split):
+        whole = list(txlog.payloads(log))
+        assert whole and list(txlog.stream(log)) == whole, log
 
 
 def test_stop_returns_with_the_exit_record_written_and_has_exit_reads_the_tail(tmp_path: Path) -> None:
@@ -79,12 +86,16 @@ def test_corruption_and_foreign_files_are_errors(tmp_path: Path) -> None:
     data[40] ^= 0xFF  # inside the first record's payload
     bad = tmp_path / "bad.wandb"
     bad.write_bytes(bytes(data))
-    with pytest.raises(txlog.TransactionLogError, match="checksum"):
+    with pytest.raises(txlog.TransactionLogError, match="checksum mismatch in the record at byte 7$"):
         list(txlog.records(bad))
+    with pytest.raises(txlog.TransactionLogError, match="checksum mismatch in the record at byte 7$"):
+        list(txlog.stream(bad))
     other = tmp_path / "other.wandb"
     other.write_bytes(b"not a log at all")
     with pytest.raises(txlog.TransactionLogError, match="not a W&B transaction log"):
         list(txlog.payloads(other))
+    with pytest.raises(txlog.TransactionLogError, match="not a W&B transaction log"):
+        list(txlog.stream(other))
     with pytest.raises(txlog.TransactionLogError, match="no run-"):
         txlog.find_run_file(tmp_path)
 

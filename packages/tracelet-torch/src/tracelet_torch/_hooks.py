@@ -19,7 +19,9 @@ import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
+
+from tracelet.plugin import hookimpl
 
 logger = logging.getLogger("tracelet")
 
@@ -204,6 +206,73 @@ class Patcher:
                 fn()
             except Exception as exc:
                 logger.warning("tracelet: cannot remove a %s patch: %s", self.name, exc)
+
+
+class Sink:
+    """One run as a capture target of a `Patcher`'s wrappers: the experiment they feed and its failure log."""
+
+    def __init__(self, experiment: Any) -> None:
+        self.experiment = experiment
+        self.warn = WarnOnce()
+
+
+class PatchingFramework:
+    """A framework plugin whose capture is a set of `Patcher`s: one capture target (a "sink") per run, attached
+    when the run starts and detached when it stops (one plugin instance per run).
+
+    A subclass sets `patchers`, and `sink_type` when its wrappers keep more per run than a `Sink`; it overrides
+    `patchers_for` when a patcher depends on the run's switches, and `released` to report on the sink once it
+    is detached.
+    """
+
+    patchers: ClassVar[tuple[Patcher, ...]] = ()
+    sink_type: ClassVar[type[Sink]] = Sink
+
+    def __init__(self) -> None:
+        self._sink: Any = None
+        self._attached: tuple[Patcher, ...] = ()
+
+    def patchers_for(self, experiment: Any) -> tuple[Patcher, ...]:
+        """The patchers that capture into `experiment` (default: all of `patchers`)."""
+        return self.patchers
+
+    def released(self, sink: Any, experiment: Any) -> None:
+        """Called once `sink` no longer receives anything (default: nothing to do)."""
+
+    @hookimpl
+    def framework_instrument(self, experiment: Any) -> None:
+        """Start capturing into `experiment`; the first run to start installs the patches.
+
+        :param experiment: the run being started.
+        """
+        self._sink = self.sink_type(experiment)
+        self._attached = self.patchers_for(experiment)
+        for patcher in self._attached:
+            patcher.attach(self._sink)
+
+    @hookimpl
+    def framework_uninstrument(self, experiment: Any) -> None:
+        """Stop capturing into `experiment`; the last run to stop removes the patches.
+
+        :param experiment: the run being stopped.
+        """
+        sink, self._sink = self._sink, None
+        attached, self._attached = self._attached, ()
+        if sink is None:
+            return
+        for patcher in attached:
+            patcher.detach(sink)
+        self.released(sink, experiment)
+
+
+def feed(targets: tuple[Any, ...], kind: str, capture: Callable[..., None], *args: Any) -> None:
+    """`capture(sink, *args)` for every sink in `targets`; a failure is logged once per sink and kind (`sink.warn`)
+    and never reaches the patched call."""
+    for sink in targets:
+        try:
+            capture(sink, *args)
+        except Exception as exc:
+            sink.warn(kind, exc)
 
 
 class WarnOnce:

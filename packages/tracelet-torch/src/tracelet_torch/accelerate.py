@@ -40,9 +40,9 @@ from typing import Any
 
 from accelerate.tracking import LOGGER_TYPE_TO_CLASS, GeneralTracker, on_main_process, register_tracker_class
 
-import tracelet
 from tracelet.plugin import RunStatus
 from tracelet_torch._hooks import WarnOnce
+from tracelet_torch._run import active_or_start, end_own
 
 logger = logging.getLogger("tracelet")
 
@@ -90,14 +90,7 @@ class TraceletTracker(GeneralTracker):
 
     def _run(self) -> Any:
         if self._experiment is None or self._experiment.status != RunStatus.RUNNING:
-            active = tracelet.get_active_experiment()
-            if active is not None:
-                self._experiment, self._owns = active, False
-            else:
-                self._experiment = tracelet.start_logging(
-                    self.run_name, project=self._project, backend=self._backend, config=self._config
-                )
-                self._owns = True
+            self._experiment, self._owns = active_or_start(self.run_name, self._project, self._backend, self._config)
         return self._experiment
 
     @on_main_process
@@ -179,9 +172,7 @@ class TraceletTracker(GeneralTracker):
         """`accelerator.end_training()`: ends the run only when this tracker started it."""
         exp, self._experiment = self._experiment, None
         if exp is not None and self._owns and exp.status == RunStatus.RUNNING:
-            exp.stop(status=RunStatus.FINISHED)
-            if tracelet.get_active_experiment() is exp:
-                tracelet.stop_logging()
+            end_own(exp, RunStatus.FINISHED)
 
 
 def _png(image: Any) -> bytes:

@@ -32,7 +32,7 @@ from typing import Any
 
 from tracelet.plugin import ArtifactType, PluginMetadata, captured_file_type, hookimpl
 from tracelet_torch import describe
-from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
+from tracelet_torch._hooks import Patcher, PatchingFramework, Sink, Undo, feed, patch_attr
 
 logger = logging.getLogger("tracelet")
 
@@ -47,10 +47,9 @@ def _switch(experiment: Any, name: str) -> bool:
     return bool(getattr(getattr(experiment, "settings", None), name, False))
 
 
-class _Sink:
+class _Sink(Sink):
     def __init__(self, experiment: Any) -> None:
-        self.experiment = experiment
-        self.warn = WarnOnce()
+        super().__init__(experiment)
         self.optimizers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self.schedulers: weakref.WeakKeyDictionary[Any, tuple[str, list[float] | None]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -82,11 +81,7 @@ def log_optimizer(sink: _Sink, optimizer: Any) -> None:
 def _wrap_optimizer_init(original: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        for sink in OPTIM.targets:
-            try:
-                log_optimizer(sink, self)
-            except Exception as exc:
-                sink.warn("optimizer param groups", exc)
+        feed(OPTIM.targets, "optimizer param groups", log_optimizer, self)
 
     return __init__
 
@@ -115,11 +110,7 @@ def log_scheduler(sink: _Sink, scheduler: Any) -> None:
 def _wrap_scheduler_step(original: Any) -> Any:
     def step(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(self, *args, **kwargs)
-        for sink in OPTIM.targets:
-            try:
-                log_scheduler(sink, self)
-            except Exception as exc:
-                sink.warn("learning rate", exc)
+        feed(OPTIM.targets, "learning rate", log_scheduler, self)
         return result
 
     return step
@@ -220,11 +211,7 @@ def _wrap_save(original: Any) -> Any:
         if SAVE.targets and not getattr(_local, "saving", False) and not called_by_tracelet(sys._getframe(1)):
             _local.saving = True  # the artifact's own snapshot must not be captured again
             try:
-                for sink in SAVE.targets:
-                    try:
-                        capture_save(sink, obj, f)
-                    except Exception as exc:
-                        sink.warn("torch.save artifact", exc)
+                feed(SAVE.targets, "torch.save artifact", capture_save, obj, f)
             finally:
                 _local.saving = False
         return result
@@ -253,12 +240,10 @@ def is_torch(obj: Any, *names: str) -> bool:
     return False
 
 
-class PyTorchFramework:
+class PyTorchFramework(PatchingFramework):
     """The `pytorch` framework plugin (one instance per run)."""
 
-    def __init__(self) -> None:
-        self._sink: _Sink | None = None
-        self._patchers: list[Patcher] = []
+    sink_type = _Sink
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
@@ -267,30 +252,10 @@ class PyTorchFramework:
             capabilities=["describe_model", "describe_dataset", "optimizers", "lr_schedulers", "torch.save"],
         )
 
-    @hookimpl
-    def framework_instrument(self, experiment: Any) -> None:
-        """Hook optimizers and schedulers (automagic on) and torch.save (automagic_artifacts on) for `experiment`.
-
-        :param experiment: the run being started.
-        """
-        self._sink = _Sink(experiment)
-        if _switch(experiment, "enable_automagic"):
-            self._patchers.append(OPTIM)
-        if _switch(experiment, "automagic_artifacts"):
-            self._patchers.append(SAVE)
-        for patcher in self._patchers:
-            patcher.attach(self._sink)
-
-    @hookimpl
-    def framework_uninstrument(self, experiment: Any) -> None:
-        """Stop capturing into `experiment`; the last run to stop removes the patches.
-
-        :param experiment: the run being stopped.
-        """
-        for patcher in self._patchers:
-            patcher.detach(self._sink)
-        self._patchers.clear()
-        self._sink = None
+    def patchers_for(self, experiment: Any) -> tuple[Patcher, ...]:
+        """Optimizers and schedulers with automagic on, torch.save with automagic_artifacts on."""
+        switches = (("enable_automagic", OPTIM), ("automagic_artifacts", SAVE))
+        return tuple(patcher for name, patcher in switches if _switch(experiment, name))
 
     @hookimpl
     def framework_describe_model(self, model: Any) -> dict[str, Any] | None:

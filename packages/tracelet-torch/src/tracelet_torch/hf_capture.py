@@ -22,13 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from tracelet.plugin import PluginMetadata, hookimpl
-from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
-
-
-class _Sink:
-    def __init__(self, experiment: Any) -> None:
-        self.experiment = experiment
-        self.warn = WarnOnce()
+from tracelet_torch._hooks import Patcher, PatchingFramework, Undo, patch_attr
 
 
 def _wrap_trainer_init(original: Any) -> Any:
@@ -66,11 +60,10 @@ def _register_tracker(module: ModuleType) -> list[Undo]:
 PATCHER = Patcher("transformers", {"transformers.trainer": _patch_trainer, "accelerate.tracking": _register_tracker})
 
 
-class TransformersFramework:
+class TransformersFramework(PatchingFramework):
     """The `transformers` framework plugin (one instance per run)."""
 
-    def __init__(self) -> None:
-        self._sink: _Sink | None = None
+    patchers = (PATCHER,)
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
@@ -78,22 +71,3 @@ class TransformersFramework:
             description="A TraceletCallback on every Hugging Face Trainer; log_with='tracelet' for accelerate",
             capabilities=["trainer", "accelerate"],
         )
-
-    @hookimpl
-    def framework_instrument(self, experiment: Any) -> None:
-        """Attach a TraceletCallback to every Trainer created while `experiment` runs.
-
-        :param experiment: the run being started.
-        """
-        self._sink = _Sink(experiment)
-        PATCHER.attach(self._sink)
-
-    @hookimpl
-    def framework_uninstrument(self, experiment: Any) -> None:
-        """Stop attaching callbacks for `experiment`; the last run to stop removes the patches.
-
-        :param experiment: the run being stopped.
-        """
-        if self._sink is not None:
-            PATCHER.detach(self._sink)
-            self._sink = None

@@ -37,9 +37,9 @@ except ImportError:  # only the standalone package is installed
     from pytorch_lightning.loggers.logger import Logger  # type: ignore[assignment]
     from pytorch_lightning.utilities.rank_zero import rank_zero_only  # type: ignore[no-redef]
 
-import tracelet
 from tracelet.plugin import RunStatus
 from tracelet_torch import tensorboard
+from tracelet_torch._run import active_or_start, end_own
 from tracelet_torch.lightning_capture import log_checkpoint
 from tracelet_torch.params import flatten_params
 
@@ -83,14 +83,9 @@ class TraceletLogger(Logger):
     def experiment(self) -> Any:
         """The Tracelet experiment: the active one, else one this logger starts (and will end)."""
         if self._experiment is None or self._experiment.status != RunStatus.RUNNING:  # a finalized run: a new one
-            active = tracelet.get_active_experiment()
-            if active is not None:
-                self._experiment, self._owns = active, False
-            else:
-                self._experiment = tracelet.start_logging(
-                    self._exp_name or "lightning", project=self._project, backend=self._backend, config=self._config
-                )
-                self._owns = True
+            self._experiment, self._owns = active_or_start(
+                self._exp_name or "lightning", self._project, self._backend, self._config
+            )
             sink = tensorboard.sink_for(self._experiment)
             if sink is not None:
                 sink.fed_by_logger = True
@@ -154,6 +149,4 @@ class TraceletLogger(Logger):
         if self._experiment is None:
             return
         if self._owns:
-            self._experiment.stop(status=FINALIZE_STATUS.get(status, RunStatus.KILLED))
-            if tracelet.get_active_experiment() is self._experiment:
-                tracelet.stop_logging()  # forget it as the active one (already stopped: nothing more happens)
+            end_own(self._experiment, FINALIZE_STATUS.get(status, RunStatus.KILLED))

@@ -30,16 +30,10 @@ from typing import Any
 
 from tracelet.plugin import PluginMetadata, hookimpl
 from tracelet_torch import tensorboard
-from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
+from tracelet_torch._hooks import Patcher, PatchingFramework, Undo, patch_attr
 from tracelet_torch.params import flatten_params
 
 LOGGER_MODULE = "tracelet_torch.lightning"
-
-
-class _Sink:
-    def __init__(self, experiment: Any) -> None:
-        self.experiment = experiment
-        self.warn = WarnOnce()
 
 
 def has_tracelet_logger(trainer: Any) -> bool:
@@ -212,11 +206,10 @@ PATCHER = Patcher(
 )
 
 
-class LightningFramework:
+class LightningFramework(PatchingFramework):
     """The `lightning` framework plugin (one instance per run)."""
 
-    def __init__(self) -> None:
-        self._sink: _Sink | None = None
+    patchers = (PATCHER,)
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
@@ -225,22 +218,3 @@ class LightningFramework:
             "Lightning Trainer",
             capabilities=["metrics", "hparams", "checkpoints"],
         )
-
-    @hookimpl
-    def framework_instrument(self, experiment: Any) -> None:
-        """Capture a plain Trainer's hyperparameters and checkpoints into `experiment`.
-
-        :param experiment: the run being started.
-        """
-        self._sink = _Sink(experiment)
-        PATCHER.attach(self._sink)
-
-    @hookimpl
-    def framework_uninstrument(self, experiment: Any) -> None:
-        """Stop capturing into `experiment`; the last run to stop removes the patches.
-
-        :param experiment: the run being stopped.
-        """
-        if self._sink is not None:
-            PATCHER.detach(self._sink)
-            self._sink = None

@@ -42,7 +42,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from tracelet.plugin import PluginMetadata, hookimpl
-from tracelet_torch._hooks import Patcher, Undo, WarnOnce, patch_attr
+from tracelet_torch._hooks import Patcher, PatchingFramework, Sink, Undo, patch_attr
 
 logger = logging.getLogger("tracelet")
 
@@ -59,11 +59,11 @@ _local = _Local()
 _fed: set[Any] = set()  # sinks a TraceletLogger/TraceletCallback feeds: the frameworks' own writers are skipped
 
 
-class _Sink:
+class _Sink(Sink):
     """One run as a capture target, with its own rate limits."""
 
     def __init__(self, experiment: Any) -> None:
-        self.experiment = experiment
+        super().__init__(experiment)
         options = dict(getattr(experiment, "options", None) or {})
         block = options.get("tensorboard")
         if not isinstance(block, dict):
@@ -73,7 +73,6 @@ class _Sink:
         self.images = 0
         self.last_image: dict[str, float] = {}
         self.skipped_images = 0
-        self.warn = WarnOnce()
         self._lock = threading.Lock()
         log_at = getattr(experiment, "log_metric_at", None)
         self.metric: Callable[[str, Any, Any, Any], None]  # (name, value, step, walltime)
@@ -391,11 +390,11 @@ def sink_for(experiment: Any) -> _Sink | None:
     return None
 
 
-class TensorBoardFramework:
-    """The `tensorboard` framework plugin (one instance per run)."""
+class TensorBoardFramework(PatchingFramework):
+    """The `tensorboard` framework plugin (one instance per run): every SummaryWriter's writes into the run."""
 
-    def __init__(self) -> None:
-        self._sink: _Sink | None = None
+    patchers = (PATCHER,)
+    sink_type = _Sink
 
     @hookimpl
     def plugin_metadata(self) -> PluginMetadata:
@@ -404,27 +403,10 @@ class TensorBoardFramework:
             capabilities=["scalars", "hparams", "histograms", "images", "text"],
         )
 
-    @hookimpl
-    def framework_instrument(self, experiment: Any) -> None:
-        """Start capturing every SummaryWriter's writes into `experiment`.
-
-        :param experiment: the run being started.
-        """
-        self._sink = _Sink(experiment)
-        PATCHER.attach(self._sink)
-
-    @hookimpl
-    def framework_uninstrument(self, experiment: Any) -> None:
-        """Stop capturing into `experiment`; the last run to stop removes the patches.
-
-        :param experiment: the run being stopped.
-        """
-        if self._sink is not None:
-            PATCHER.detach(self._sink)
-            self._sink.fed_by_logger = False
-            if self._sink.skipped_images:
-                logger.info(
-                    "tracelet: %d TensorBoard images/texts of run %s were over the rate limit and not logged as "
-                    "artifacts (they are in the event files)", self._sink.skipped_images, experiment.id,
-                )  # fmt: skip
-            self._sink = None
+    def released(self, sink: _Sink, experiment: Any) -> None:
+        sink.fed_by_logger = False
+        if sink.skipped_images:
+            logger.info(
+                "tracelet: %d TensorBoard images/texts of run %s were over the rate limit and not logged as "
+                "artifacts (they are in the event files)", sink.skipped_images, experiment.id,
+            )  # fmt: skip

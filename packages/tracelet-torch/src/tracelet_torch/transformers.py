@@ -60,6 +60,7 @@ import tracelet
 from tracelet.plugin import RunStatus
 from tracelet_torch import tensorboard
 from tracelet_torch._hooks import WarnOnce, patch_attr
+from tracelet_torch._run import end_own
 
 logger = logging.getLogger("tracelet")
 
@@ -246,9 +247,7 @@ class TraceletCallback(TrainerCallback):
         if sink is not None and not self._owns:
             sink.fed_by_logger = False  # the script's run goes on: its writers are captured again
         if self._owns and exp.status == RunStatus.RUNNING:
-            exp.stop(status=status)
-            if tracelet.get_active_experiment() is exp:
-                tracelet.stop_logging()  # forget it as the active one (already stopped: nothing more happens)
+            end_own(exp, status)
 
     def search_done(self) -> None:
         """Called by the `Trainer.hyperparameter_search` wrapper when the search returned: the last trial's run

@@ -44,45 +44,60 @@ def payloads(path: str | os.PathLike[str]) -> Iterator[bytes]:
     data = Path(path).read_bytes()
     if data[: len(HEADER)] != HEADER:
         raise TransactionLogError(f"{path}: not a W&B transaction log (header {data[:7]!r})")
-    yield from _scan(data, len(HEADER), 0, path)
+    yield from _Framing(path).scan(data, len(HEADER), 0)
 
 
-def _scan(data: bytes, pos: int, base: int, path: Any, resync: bool = False) -> Iterator[bytes]:
-    """Messages of `data`, which starts at file offset `base` (block alignment counts from the file's start).
-    `resync`: `data` starts on a block boundary inside the file, so fragments of a message begun before it are
-    skipped instead of being an error."""
-    pending: bytearray | None = None
-    while True:
-        left = BLOCK_SIZE - (base + pos) % BLOCK_SIZE
-        if left < RECORD_HEADER:  # the block's zero-padded tail
-            pos += left
-            continue
-        if pos + RECORD_HEADER > len(data):
-            return
-        crc, length, kind = struct.unpack_from("<IHB", data, pos)
-        if kind == 0 and length == 0:  # zeroed space: padding to the block end, or not yet written
-            pos += left
-            if pos >= len(data):
+class _Framing:
+    """Joins the records of one log into messages, checking each record's checksum and type.
+
+    Fed the log's bytes in order, in one chunk (the whole file) or several (a block at a time): a message split
+    over FIRST, MIDDLE..., LAST records may span chunks. `resync`: the first chunk starts on a block boundary
+    inside the file, so fragments of a message begun before it are skipped instead of being an error.
+    """
+
+    def __init__(self, path: Any, resync: bool = False) -> None:
+        self.path = path
+        self.resync = resync
+        self.pending: bytearray | None = None  # the message a FIRST record began
+        self.torn = False  # a record runs past the bytes given: the writer is still writing, or was killed
+
+    def scan(self, data: bytes, pos: int, base: int) -> Iterator[bytes]:
+        """The messages completed in `data` from `pos`; `data` starts at file offset `base` (block alignment
+        counts from the file's start)."""
+        while True:
+            left = BLOCK_SIZE - (base + pos) % BLOCK_SIZE
+            if left < RECORD_HEADER:  # the block's zero-padded tail
+                pos += left
+                continue
+            if pos + RECORD_HEADER > len(data):
                 return
-            continue
-        start = pos + RECORD_HEADER
-        if start + length > len(data) or length > left - RECORD_HEADER:
-            return  # torn tail
-        payload = data[start : start + length]
-        if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {base + pos}")
-        pos = start + length
-        if kind == FULL:
-            yield payload
-        elif kind == FIRST:
-            pending = bytearray(payload)
-        elif kind in (MIDDLE, LAST) and pending is not None:
-            pending += payload
-            if kind == LAST:
-                yield bytes(pending)
-                pending = None
-        elif not (resync and kind in (MIDDLE, LAST)):
-            raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {base + pos - length - 7}")
+            crc, length, kind = struct.unpack_from("<IHB", data, pos)
+            if kind == 0 and length == 0:  # zeroed space: padding to the block end, or not yet written
+                pos += left
+                if pos >= len(data):
+                    return
+                continue
+            start = pos + RECORD_HEADER
+            if start + length > len(data) or length > left - RECORD_HEADER:
+                self.torn = True
+                return
+            payload = data[start : start + length]
+            if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
+                raise TransactionLogError(f"{self.path}: checksum mismatch in the record at byte {base + pos}")
+            pos = start + length
+            if kind == FULL:
+                yield payload
+            elif kind == FIRST:
+                self.pending = bytearray(payload)
+            elif kind in (MIDDLE, LAST) and self.pending is not None:
+                self.pending += payload
+                if kind == LAST:
+                    yield bytes(self.pending)
+                    self.pending = None
+            elif not (self.resync and kind in (MIDDLE, LAST)):
+                raise TransactionLogError(
+                    f"{self.path}: unexpected record type {kind} at byte {base + pos - length - RECORD_HEADER}"
+                )
 
 
 def stream(path: str | os.PathLike[str]) -> Iterator[bytes]:
@@ -93,62 +108,19 @@ def stream(path: str | os.PathLike[str]) -> Iterator[bytes]:
         head = f.read(len(HEADER))
         if head != HEADER:
             raise TransactionLogError(f"{path}: not a W&B transaction log (header {head!r})")
+        framing = _Framing(path)
         offset = len(HEADER)
-        pending: bytearray | None = None
         while True:
             want = BLOCK_SIZE - offset % BLOCK_SIZE
             block = f.read(want)
-            pos = 0
-            while len(block) - pos >= RECORD_HEADER:
-                crc, length, kind = struct.unpack_from("<IHB", block, pos)
-                if kind == 0 and length == 0:  # zero padding to the block's end, or not yet written
-                    break
-                start = pos + RECORD_HEADER
-                if start + length > len(block):
-                    return  # torn tail
-                payload = block[start : start + length]
-                if zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-                    raise TransactionLogError(f"{path}: checksum mismatch in the record at byte {offset + pos}")
-                pos = start + length
-                if kind == FULL:
-                    yield payload
-                elif kind == FIRST:
-                    pending = bytearray(payload)
-                elif kind in (MIDDLE, LAST) and pending is not None:
-                    pending += payload
-                    if kind == LAST:
-                        yield bytes(pending)
-                        pending = None
-                else:
-                    raise TransactionLogError(f"{path}: unexpected record type {kind} at byte {offset + pos - length - 7}")
-            if len(block) < want:
-                return  # the end of the file
+            yield from framing.scan(block, 0, offset)
+            if framing.torn or len(block) < want:
+                return  # a torn tail, or the end of the file
             offset += len(block)
 
 
-def exit_record(path: str | os.PathLike[str]) -> Any:
-    """The run's `exit` record (`RunExitRecord`: exit_code, runtime), looked for in the last two blocks like
-    `has_exit`; None when the run has not finished (still running, or killed)."""
-    from wandb.proto import wandb_internal_pb2
-
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        base = max(0, (size // BLOCK_SIZE - 1) * BLOCK_SIZE)
-        f.seek(base)
-        data = f.read()
-    pos = len(HEADER) if base == 0 else 0
-    record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see has_exit
-    found = None
-    for payload in _scan(data, pos, base, path, resync=True):
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "exit":
-            found = record.exit
-    return found
-
-
-def has_exit(path: str | os.PathLike[str]) -> bool:
-    """Whether the run's `exit` record is written, looked for in the log's last two blocks only. W&B writes
-    the exit record last, so when it is there every record before it is too."""
+def _tail_records(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The `Record` messages of the log's last two blocks (one parsed object, refilled for each)."""
     from wandb.proto import wandb_internal_pb2
 
     with open(path, "rb") as f:
@@ -159,11 +131,25 @@ def has_exit(path: str | os.PathLike[str]) -> bool:
     pos = len(HEADER) if base == 0 else 0
     # wandb_internal_pb2 star-imports the module of the installed protobuf's version: mypy cannot follow it.
     record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
-    for payload in _scan(data, pos, base, path, resync=True):
+    for payload in _Framing(path, resync=True).scan(data, pos, base):
         record.ParseFromString(payload)
+        yield record
+
+
+def exit_record(path: str | os.PathLike[str]) -> Any:
+    """The run's `exit` record (`RunExitRecord`: exit_code, runtime), looked for in the last two blocks like
+    `has_exit`; None when the run has not finished (still running, or killed)."""
+    found = None
+    for record in _tail_records(path):
         if record.WhichOneof("record_type") == "exit":
-            return True
-    return False
+            found = record.exit
+    return found
+
+
+def has_exit(path: str | os.PathLike[str]) -> bool:
+    """Whether the run's `exit` record is written, looked for in the log's last two blocks only. W&B writes
+    the exit record last, so when it is there every record before it is too."""
+    return any(record.WhichOneof("record_type") == "exit" for record in _tail_records(path))
 
 
 def records(path: str | os.PathLike[str], streamed: bool = False) -> Iterator[Any]:
@@ -173,7 +159,7 @@ def records(path: str | os.PathLike[str], streamed: bool = False) -> Iterator[An
     from wandb.proto import wandb_internal_pb2
 
     for payload in (stream(path) if streamed else payloads(path)):
-        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see has_exit
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see _tail_records
         record.ParseFromString(payload)
         yield record
 

@@ -25,7 +25,7 @@ import logging
 import threading
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -36,6 +36,7 @@ from tracelet.exceptions import ConfigurationError
 logger = logging.getLogger("tracelet")
 
 T = TypeVar("T", bound="BackendOptions")
+_V = TypeVar("_V")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
@@ -55,30 +56,28 @@ def _bool(value: Any, _: Any = None) -> bool:
     raise _Mismatch("a boolean (true/false, 1/0, yes/no)")
 
 
+def _parsed(value: Any, parse: Callable[[str], _V], what: str) -> _V:
+    """`value` as a string `parse` accepts (surrounding spaces ignored); anything else does not match `what`."""
+    if isinstance(value, str):
+        try:
+            return parse(value.strip())
+        except ValueError:
+            pass
+    raise _Mismatch(what)
+
+
 def _int(value: Any, _: Any = None) -> int:
-    if isinstance(value, bool):
-        raise _Mismatch("a whole number")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise _Mismatch("a whole number")
+    return _parsed(value, int, "a whole number")
 
 
 def _float(value: Any, _: Any = None) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise _Mismatch("a number")
+    return _parsed(value, float, "a number")
 
 
 def _str(value: Any, _: Any = None) -> str:
