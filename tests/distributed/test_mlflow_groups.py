@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 import tracelet
-from tracelet.core import distributed
+from tracelet.core.run import distributed
 from tracelet.plugin import RunContext
 from tracelet_mlflow.backend import MLflowBackend
 from tracelet_mlflow.groups import PARENT_TAG, ROLE_TAG, Group

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import tracelet
-from tracelet.core import distributed
-from tracelet.core.distributed import RankInfo, detect
+from tracelet.core.run import distributed
+from tracelet.core.run.distributed import RankInfo, detect
 from tracelet.exceptions import ConfigurationError
 
 
@@ -144,7 +144,7 @@ def test_rank0_policy_rank0_records_where_it_runs(monkeypatch: pytest.MonkeyPatc
 
 
 def test_distributed_local_store_keeps_a_nonzero_ranks_own_points(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     _as_rank(monkeypatch, 1)
     monkeypatch.setenv("TRACELET_DISTRIBUTED_LOCAL_STORE", "true")

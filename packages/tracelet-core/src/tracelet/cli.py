@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 from tracelet.core.plugins import PluginType, hook_names, hook_problems, new_plugin_manager, warn_undecorated
 from tracelet.exceptions import ConfigurationError
 
@@ -164,7 +164,7 @@ def _events(run: Any) -> str:
 
 
 def _status(run: Any) -> str:
-    """The run's status; a run whose process died says so (`tracelet.core.owner`)."""
+    """The run's status; a run whose process died says so (`tracelet.core.engine.owner`)."""
     status = run.status or ""
     return f"{status} (process died)" if run.dead else status
 

@@ -32,27 +32,27 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve 
         TraceletArtifact,
         load_object,
     )
-    from tracelet.core.backoff import is_permanent, retry  # noqa: F401
-    from tracelet.core.discovery import register_plugin, unregister_plugin  # noqa: F401
-    from tracelet.core.distributed import group_label  # noqa: F401
-    from tracelet.core.options import BackendOptions  # noqa: F401
+    from tracelet.core.contract.discovery import register_plugin, unregister_plugin  # noqa: F401
+    from tracelet.core.contract.options import BackendOptions  # noqa: F401
+    from tracelet.core.contract.records import Metric, RunContext, RunStatus  # noqa: F401
+    from tracelet.core.contract.sources import SourceRun  # noqa: F401
+    from tracelet.core.engine.backoff import is_permanent, retry  # noqa: F401
     from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
-    from tracelet.core.records import Metric, RunContext, RunStatus  # noqa: F401
-    from tracelet.core.sources import SourceRun  # noqa: F401
+    from tracelet.core.run.distributed import group_label  # noqa: F401
     from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
     from tracelet.settings import parse_bool  # noqa: F401
 
 # public name -> "module:attribute" where it is defined today.
 _EXPORTS: dict[str, str] = {
     "hookimpl": "tracelet.core.plugins:hookimpl",
-    "register_plugin": "tracelet.core.discovery:register_plugin",
-    "unregister_plugin": "tracelet.core.discovery:unregister_plugin",
+    "register_plugin": "tracelet.core.contract.discovery:register_plugin",
+    "unregister_plugin": "tracelet.core.contract.discovery:unregister_plugin",
     "PluginMetadata": "tracelet.core.plugins:PluginMetadata",
     "PluginType": "tracelet.core.plugins:PluginType",
-    "Metric": "tracelet.core.records:Metric",
-    "RunContext": "tracelet.core.records:RunContext",
-    "RunStatus": "tracelet.core.records:RunStatus",
-    "SourceRun": "tracelet.core.sources:SourceRun",
+    "Metric": "tracelet.core.contract.records:Metric",
+    "RunContext": "tracelet.core.contract.records:RunContext",
+    "RunStatus": "tracelet.core.contract.records:RunStatus",
+    "SourceRun": "tracelet.core.contract.sources:SourceRun",
     "ArtifactType": "tracelet.core.artifacts.kinds:ArtifactType",
     "TraceletArtifact": "tracelet.core.artifacts.model:TraceletArtifact",
     "ArtifactResult": "tracelet.core.artifacts.model:ArtifactResult",
@@ -68,11 +68,11 @@ _EXPORTS: dict[str, str] = {
     "load": "tracelet.core.artifacts.manifest:load",
     "version_number": "tracelet.core.artifacts.manifest:version_number",
     "resolve_version": "tracelet.core.artifacts.manifest:resolve_version",
-    "retry": "tracelet.core.backoff:retry",
-    "is_permanent": "tracelet.core.backoff:is_permanent",
+    "retry": "tracelet.core.engine.backoff:retry",
+    "is_permanent": "tracelet.core.engine.backoff:is_permanent",
     "parse_bool": "tracelet.settings:parse_bool",
-    "BackendOptions": "tracelet.core.options:BackendOptions",
-    "group_label": "tracelet.core.distributed:group_label",
+    "BackendOptions": "tracelet.core.contract.options:BackendOptions",
+    "group_label": "tracelet.core.run.distributed:group_label",
     "captured_file_type": "tracelet.collectors.checkpoints:captured_file_type",
     "is_checkpoint": "tracelet.collectors.checkpoints:is_checkpoint",
     "TraceletException": "tracelet.exceptions:TraceletException",

@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from tracelet.core.redact import redact_argv
+from tracelet.core.contract.redact import redact_argv
 from tracelet.plugin import hookimpl
 
 logger = logging.getLogger("tracelet")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet.collectors import takes_artifacts
-from tracelet.core.redact import redact_mapping
+from tracelet.core.contract.redact import redact_mapping
 from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 
 DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (

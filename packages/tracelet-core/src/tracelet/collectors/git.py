@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet.collectors import takes_artifacts
-from tracelet.core.redact import redact_text
+from tracelet.core.contract.redact import redact_text
 from tracelet.plugin import ArtifactType, TraceletArtifact, hookimpl
 
 logger = logging.getLogger("tracelet")

@@ -28,11 +28,12 @@ from typing import Any
 
 import attrs
 
-from tracelet.core import journal as journal_mod
-from tracelet.core import lifecycle, values
-from tracelet.core.backend import Backend
-from tracelet.core.records import METRIC, Metric, RunStatus
-from tracelet.core.worker import BackendWorker
+from tracelet.core.contract import values
+from tracelet.core.contract.records import METRIC, Metric, RunStatus
+from tracelet.core.engine import journal as journal_mod
+from tracelet.core.engine import lifecycle
+from tracelet.core.engine.backend import Backend
+from tracelet.core.engine.worker import BackendWorker
 
 logger = logging.getLogger("tracelet")
 
@@ -125,7 +126,7 @@ class Orchestrator:
         self._report: StopReport | None = None
         self._damage: dict[int, journal_mod.Damage] = {}  # byte offset -> what a catch-up read found damaged there
         self._syncer: threading.Thread | None = None
-        self._detached = False  # in a forked child: the parent owns the run (tracelet.core.lifecycle)
+        self._detached = False  # in a forked child: the parent owns the run (tracelet.core.engine.lifecycle)
         self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
         self._bind: Callable[[Callable[[tuple], None]], None] | None = None
         lifecycle.detach_in_child(self)

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from tracelet.core import backoff, journal
 from tracelet.core.artifacts.kinds import ArtifactType, guess_type, to_artifact_type
 from tracelet.core.artifacts.model import (
     FAILED,
@@ -47,18 +46,19 @@ from tracelet.core.artifacts.model import (
     TraceletArtifact,
 )
 from tracelet.core.artifacts.paths import check_artifact_path, copy_hashing, sha256_file
-from tracelet.core.records import ARTIFACT
-from tracelet.core.values import plain
+from tracelet.core.contract.records import ARTIFACT
+from tracelet.core.contract.values import plain
+from tracelet.core.engine import backoff, journal
 from tracelet.exceptions import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.backend import Backend
-    from tracelet.core.config import ExperimentConfig
+    from tracelet.core.engine.backend import Backend
+    from tracelet.core.run.config import ExperimentConfig
 
 logger = logging.getLogger("tracelet")
 
 DELIVERY_ATTEMPTS = 3  # a lasting failure becomes a result with its error, not a backend blocked forever
-DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; doubled for each further one (tracelet.core.backoff)
+DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; doubled for each further one (tracelet.core.engine.backoff)
 READ_WAIT = 10.0  # get/list wait at most this long for the backend to store what was logged before
 
 
@@ -257,7 +257,7 @@ class ArtifactManager:
         result = ArtifactResult(backend=backend, version=f"v{number}")
         early = {"version"}
         if backend == "local" and self._run_dir is not None:
-            from tracelet.core.journal import artifacts_root
+            from tracelet.core.engine.journal import artifacts_root
 
             vdir = artifacts_root(self._run_dir) / snapshot.name / result.version
             result.uri = vdir.resolve().as_uri()

@@ -68,7 +68,7 @@ from tracelet.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from tracelet.core.records import RunStatus
+    from tracelet.core.contract.records import RunStatus
     from tracelet.settings import TraceletSettings
 
 logger = logging.getLogger("tracelet")
@@ -466,14 +466,14 @@ def make_idle(experiment: DistributedRun, p: Plan) -> None:
         setattr(experiment, attr, fn)
     node: NodeMetrics | None = None
     if p.role == "attach":
-        from tracelet.core import lifecycle
+        from tracelet.core.engine import lifecycle
 
         node = NodeMetrics(experiment, p)
         node.start()
         lifecycle.register(experiment)  # its system metrics are delivered at exit too
 
     def stop(*args: Any, **kwargs: Any) -> None:
-        from tracelet.core import lifecycle
+        from tracelet.core.engine import lifecycle
 
         lifecycle.deactivate(experiment)  # as on rank 0: a stopped run is nobody's active experiment
         if node is not None:
@@ -531,13 +531,13 @@ class NodeMetrics(threading.Thread):
             self._ready.set()
 
     def _run(self) -> None:
-        from tracelet.collectors.runner import CollectorRunner
-        from tracelet.core import discovery
-        from tracelet.core.backend import Backend, instantiate
-        from tracelet.core.backend_config import backend_config
+        from tracelet.core.contract import discovery
+        from tracelet.core.contract.records import RunContext
+        from tracelet.core.engine.backend import Backend, instantiate
+        from tracelet.core.engine.collectors import CollectorRunner
         from tracelet.core.orchestrator import Orchestrator
         from tracelet.core.plugins import PluginType
-        from tracelet.core.records import RunContext
+        from tracelet.core.run.backend_config import backend_config
 
         exp = self.experiment
         settings = exp.settings
@@ -609,7 +609,7 @@ class _Appender:
         self._steps: Counter[str] = Counter()
 
     def log_metric(self, name: str, value: Any, iteration: int | None = None) -> None:
-        from tracelet.core.values import to_float
+        from tracelet.core.contract.values import to_float
 
         label = self._plan.system_name(name)
         step = self._steps[label] if iteration is None else iteration

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tracelet.core.config import ExperimentConfig
+    from tracelet.core.run.config import ExperimentConfig
     from tracelet.settings import TraceletSettings
 
 
