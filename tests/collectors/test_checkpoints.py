@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from collectors_helpers import stored
 
-from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint
+from tracelet.core.artifacts.checkpoints import captured_file_type, is_checkpoint
 from tracelet.core.artifacts.kinds import ArtifactType
 from tracelet.core.run.config import ExperimentConfig
 

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve through _EXPORTS
-    from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint  # noqa: F401
+    from tracelet.core.artifacts.checkpoints import captured_file_type, is_checkpoint  # noqa: F401
     from tracelet.core.artifacts.kinds import ArtifactType  # noqa: F401
     from tracelet.core.artifacts.manifest import (  # noqa: F401
         MANIFEST,
@@ -33,12 +33,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names resolve 
         load_object,
     )
     from tracelet.core.contract.discovery import register_plugin, unregister_plugin  # noqa: F401
+    from tracelet.core.contract.grouping import group_label  # noqa: F401
     from tracelet.core.contract.options import BackendOptions  # noqa: F401
     from tracelet.core.contract.records import Metric, RunContext, RunStatus  # noqa: F401
     from tracelet.core.contract.sources import SourceRun  # noqa: F401
     from tracelet.core.engine.backoff import is_permanent, retry  # noqa: F401
     from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl  # noqa: F401
-    from tracelet.core.run.distributed import group_label  # noqa: F401
     from tracelet.exceptions import BackendError, ConfigurationError, TraceletException  # noqa: F401
     from tracelet.settings import parse_bool  # noqa: F401
 
@@ -72,9 +72,9 @@ _EXPORTS: dict[str, str] = {
     "is_permanent": "tracelet.core.engine.backoff:is_permanent",
     "parse_bool": "tracelet.settings:parse_bool",
     "BackendOptions": "tracelet.core.contract.options:BackendOptions",
-    "group_label": "tracelet.core.run.distributed:group_label",
-    "captured_file_type": "tracelet.collectors.checkpoints:captured_file_type",
-    "is_checkpoint": "tracelet.collectors.checkpoints:is_checkpoint",
+    "group_label": "tracelet.core.contract.grouping:group_label",
+    "captured_file_type": "tracelet.core.artifacts.checkpoints:captured_file_type",
+    "is_checkpoint": "tracelet.core.artifacts.checkpoints:is_checkpoint",
     "TraceletException": "tracelet.exceptions:TraceletException",
     "ConfigurationError": "tracelet.exceptions:ConfigurationError",
     "BackendError": "tracelet.exceptions:BackendError",

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelet.core.contract import discovery
-from tracelet.core.contract.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus
+from tracelet.core.contract.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus, StopReport
 from tracelet.core.contract.redact import redact_mapping
 from tracelet.core.contract.values import normalize_params, plain, summary_values, to_float, to_step
 from tracelet.core.engine import lifecycle
 from tracelet.core.engine.backend import Backend, instantiate
 from tracelet.core.engine.runrecord import RunRecord
-from tracelet.core.orchestrator import Orchestrator, StopReport
+from tracelet.core.orchestrator import Orchestrator
 from tracelet.core.plugins import PluginType
 from tracelet.core.run import automagic as magic  # not `automagic`: the spec's parameter of that name
 from tracelet.core.run.backend_config import backend_config, run_context
@@ -173,12 +173,12 @@ class Experiment:
 
     def _start(self, caller: Any) -> None:
         settings = self.settings
-        from tracelet.core.run import distributed  # the launcher's environment: read when a run starts
+        from tracelet.core.run import distributed, idle  # the launcher's environment: read when a run starts
 
         plan = self._distributed = distributed.plan(self)
         if not plan.active:
             if not (plan.local_only and settings.local_store):
-                distributed.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
+                idle.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
                 return
             self.backend_names = []  # distributed_local_store: this rank's points in its local store only
         self._name = plan.run_name

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from tracelet.core.artifacts.checkpoints import captured_file_type  # the `track_checkpoints` rule
 from tracelet.core.artifacts.kinds import ArtifactType, guess_type, to_artifact_type
 from tracelet.core.artifacts.model import (
     FAILED,
@@ -52,8 +53,8 @@ from tracelet.core.engine import backoff, journal
 from tracelet.exceptions import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
+    from tracelet.core.contract.protocols import RunConfig
     from tracelet.core.engine.backend import Backend
-    from tracelet.core.run.config import ExperimentConfig
 
 logger = logging.getLogger("tracelet")
 
@@ -77,7 +78,7 @@ class ArtifactManager:
         backends: Callable[[], list[Backend]],
         record_error: Callable[[str, str, BaseException], None],
         backend_names: list[str],
-        config: ExperimentConfig,
+        config: RunConfig,
         options: dict[str, Any],
         store_dir: str,
         run_dir: Path | None,
@@ -297,8 +298,6 @@ class ArtifactManager:
         return self.log(artifact, wait=wait)
 
     def _log_watched(self, path: Path) -> None:
-        from tracelet.collectors.checkpoints import captured_file_type  # the `track_checkpoints` rule
-
         kind = captured_file_type(self._config, path, guess_type(path))
         if kind is not None:
             self.log(TraceletArtifact(path.name, kind).add_file(str(path)))

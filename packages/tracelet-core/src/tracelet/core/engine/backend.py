@@ -7,7 +7,7 @@
   `BackendError.backend` and the keys of a stop report are backend names;
 - `Backend` (here): a backend plugin bound to one run; `Experiment.backends` lists them;
 - `BackendWorker` (`tracelet.core.engine.worker`): the thread that delivers to one `Backend`;
-- `BackendReport` (`tracelet.core.orchestrator`): what one backend received by the end of the run.
+- `BackendReport` (`tracelet.core.contract.records`): what one backend received by the end of the run.
 
 Framework plugins are bound the same way, as a `BoundPlugin` (not a `Backend`). How a watched folder notices
 changes (watchdog or polling) is the watcher's `mechanism`.

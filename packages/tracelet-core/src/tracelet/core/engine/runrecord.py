@@ -19,7 +19,7 @@ from tracelet.core.contract.values import plain
 from tracelet.core.engine import journal
 
 if TYPE_CHECKING:
-    from tracelet.core.orchestrator import StopReport
+    from tracelet.core.contract.records import StopReport
 
 logger = logging.getLogger("tracelet")
 
