@@ -101,7 +101,7 @@ def one_round(mode: str, server: MlflowPgServer, processes: int, points: int, ro
 def hot_path_costs(calls: int = 1000, batches: int = 300) -> tuple[float, float]:
     """(rank 1 no-op, rank 0) per-call seconds of log_metric, medians over `batches` batches."""
     import tracelet
-    from tracelet.core import distributed
+    from tracelet.core.run import distributed
 
     os.environ.update(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", TRACELET_TRACK_SYSTEM="false")
     os.environ.update(TRACELET_LOCAL_STORE="false", TRACELET_TRACK_ENV="false", TRACELET_TRACK_GIT="false")

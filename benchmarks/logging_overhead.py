@@ -73,7 +73,7 @@ def throughput(points: int, root: str) -> tuple[float, int]:
 
 
 def journal_rate(points: int, root: str, encode: object, tag: str) -> float:
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     events = [("m", "loss", 0.5 + i, i, 1.7e9 + i) for i in range(points)]
     chunks = [events[i : i + 20_000] for i in range(0, points, 20_000)]
@@ -90,7 +90,7 @@ def journal_rate(points: int, root: str, encode: object, tag: str) -> float:
 
 def end_to_end(points: int, root: str, crc: bool) -> float:
     """`throughput` with the journal in format 2 (crc32 per frame) or, with `crc=False`, in format-1 framing."""
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     real = journal.encode_frame
     if not crc:
@@ -106,7 +106,7 @@ def end_to_end(points: int, root: str, crc: bool) -> float:
 def checksum_cost(points: int, rounds: int, root: str) -> dict[str, tuple[float, float, float]]:
     """Per measure ("end to end", "writer CPU"): median points/s with the crc and without, and the median of
     per-round ratios. Rounds alternate which goes first, so warm-up and drift favour neither."""
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     measures = {
         "end to end": (lambda r: end_to_end(points, root, True), lambda r: end_to_end(points, root, False)),

@@ -33,7 +33,7 @@ from mlflow.entities import Metric  # noqa: E402
 
 import tracelet  # noqa: E402
 from tracelet import store  # noqa: E402
-from tracelet.core import journal  # noqa: E402
+from tracelet.core.engine import journal  # noqa: E402
 
 NAME = "loss"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.ui.series import CACHE_DIR
 
 SIZES = (10_000, 1_000_000, 10_000_000)

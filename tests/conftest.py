@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import tracelet
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 
 TESTS = Path(__file__).parent
 

@@ -15,7 +15,7 @@ from clearml_helpers import OfflineSession
 
 import tracelet
 from tracelet import store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 ITERATIONS = 100
 SERIES = [("train", "loss"), ("train", "acc"), ("lr", "lr"), ("val", "acc/top1")]  # several titles and series

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet import Experiment
-from tracelet.core.config import ExperimentConfig
+from tracelet.core.run.config import ExperimentConfig
 from tracelet.settings import TraceletSettings
 from tracelet.store import LocalRun
 

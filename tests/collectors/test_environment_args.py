@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from collectors_helpers import run_json, stored
 
-from tracelet.core.redact import MASK
+from tracelet.core.contract.redact import MASK
 
 
 def test_only_allowlisted_variables_reach_backends_and_the_store(

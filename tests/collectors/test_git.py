@@ -10,7 +10,7 @@ import pytest
 from collectors_helpers import run_json, stored
 
 from tracelet.collectors.git import DIFF_MAX_BYTES, git_info, read_git_dir
-from tracelet.core.redact import MASK
+from tracelet.core.contract.redact import MASK
 
 TOKEN = "ghp_" + "Z" * 36
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracelet.core.redact import MASK, is_secret_name, redact_argv, redact_mapping, redact_text
+from tracelet.core.contract.redact import MASK, is_secret_name, redact_argv, redact_mapping, redact_text
 
 # (name, value, masked?) -- the value is what a config / params / environment mapping holds under the name.
 MAPPING_CASES = [

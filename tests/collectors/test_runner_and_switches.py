@@ -169,7 +169,7 @@ def test_track_metrics_off_makes_log_metric_a_no_op(experiment_factory) -> None:
 
 def test_a_metrics_only_runner_samples_system_collectors_alone() -> None:
     """The form a distributed job's node-metrics thread uses: a bare log_metric, no run to hook into."""
-    from tracelet.collectors.runner import CollectorRunner
+    from tracelet.core.engine.collectors import CollectorRunner
 
     readings: list[tuple[str, float]] = []
     original_out = sys.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from collectors_helpers import stored
 
-from tracelet.core.redact import MASK
+from tracelet.core.contract.redact import MASK
 
 CHILD = r"""
 import json, os, sys, time

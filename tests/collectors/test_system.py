@@ -112,7 +112,7 @@ print("GPU-METRICS", [n for n in __import__("tracelet.store", fromlist=["x"]).Lo
 def test_a_run_stopped_at_once_gets_its_start_and_stop_readings_a_few_ms_apart(experiment_factory) -> None:
     # Two readings in one millisecond would be one point to MLflow (it keeps time in ms and drops a repeated
     # key/step/timestamp/value): the reading at stop waits until a few ms after the one before ended.
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     exp = experiment_factory(track_system_metrics=True, settings={"metrics_interval": 30})
     exp.start()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import tracelet
+from tracelet.core.contract.records import RunStatus
 from tracelet.core.experiment import Experiment
-from tracelet.core.records import RunStatus
 from tracelet.store import open_run
 
 # The spec's API checker is not part of this repository: `.ci/run` points TRACELET_API_CHECKER at it when the

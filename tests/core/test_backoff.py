@@ -1,4 +1,4 @@
-"""The one retry policy (`tracelet.core.backoff`, `tracelet.plugin.retry`): transient errors are retried with
+"""The one retry policy (`tracelet.core.engine.backoff`, `tracelet.plugin.retry`): transient errors are retried with
 growing waits, a ConfigurationError is raised at once, and no retry outlives the stop deadline its thread has
 bound, whatever the caller asked for (the worker binds it; a plugin's own retries inside a hook inherit it)."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tracelet.core import backoff
+from tracelet.core.engine import backoff
 from tracelet.exceptions import ConfigurationError
 from tracelet.plugin import is_permanent, retry
 

@@ -9,7 +9,7 @@ import pytest
 
 import tracelet
 from tracelet import ConfigurationError
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 from tracelet.core.plugins import PluginType
 
 
@@ -99,7 +99,7 @@ def test_import_tracelet_imports_no_backend_library_and_no_plugin(python_env: di
 
 
 def test_a_backend_that_cannot_start_fails_start_and_ends_the_others() -> None:
-    from tracelet.core.records import RunStatus
+    from tracelet.core.contract.records import RunStatus
     from tracelet.store import list_runs
     from tracelet_testplugin.backends import RECORDS
 

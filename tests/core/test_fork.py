@@ -1,4 +1,4 @@
-"""A forked or spawned child never touches its parent's run (the rule lives in `tracelet.core.lifecycle`).
+"""A forked or spawned child never touches its parent's run (the rule lives in `tracelet.core.engine.lifecycle`).
 
 In a child made by os.fork or multiprocessing "fork": 100,000 log_metric calls are dropped without growing
 memory, stop_logging() and the child's normal exit neither rewrite run.json nor uninstrument the parent's

@@ -17,7 +17,7 @@ import pytest
 
 import tracelet
 from tracelet import store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet_testplugin.backends import RECORDS
 
 

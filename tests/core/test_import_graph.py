@@ -1,4 +1,5 @@
-"""The `tracelet` package has no import cycle, counting every import the AST holds.
+"""The `tracelet` package has no import cycle, and `tracelet.core`'s imports point down its layers, counting every
+import the AST holds.
 
 Every kind counts: module-level, inside functions (lazy imports), under `if TYPE_CHECKING:`, `import a.b`,
 `from a import b` (an edge to `a.b` when that is a module, else to `a`) and relative imports. A cycle of
@@ -145,3 +146,79 @@ def test_plugins_import_tracelet_only_through_its_public_modules() -> None:
                           if (n == "tracelet" or n.startswith("tracelet.")) and n not in allowed]
     assert list(packages.glob("tracelet-mlflow/src/*/*.py")), "the plugin packages were found"
     assert not offenders, "plugins reach into tracelet's internals:\n" + "\n".join(offenders)
+
+
+# The layers of `tracelet.core` (docs: each layer package's docstring). The spec's import paths stay faces of
+# their layers where the spec put them: the orchestrator is the engine's, the hookspecs the contract's, the
+# experiment the run layer's. The artifact model (what plugins are handed) sits with the contract; the manager
+# and the folder watcher deliver, as the engine does.
+LAYERS: dict[str, str] = {
+    "tracelet.core.contract": "contract",
+    "tracelet.core.plugins": "contract",
+    "tracelet.core.artifacts": "contract",
+    "tracelet.core.artifacts.manager": "engine",
+    "tracelet.core.artifacts.watch": "engine",
+    "tracelet.core.engine": "engine",
+    "tracelet.core.orchestrator": "engine",
+    "tracelet.core.run": "run",
+    "tracelet.core.experiment": "run",
+}
+# layer -> the layers it must not import (every import points down: contract < engine < run).
+FORBIDDEN = {"contract": {"engine", "run"}, "engine": {"run"}}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a `tracelet.core` module: its longest prefix in LAYERS (None outside the core)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        found = LAYERS.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    return None
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that points up a layer, and every import of the built-in collectors from the core."""
+    out = []
+    for module, targets in sorted(graph.items()):
+        layer = layer_of(module)
+        if not module.startswith("tracelet.core"):
+            continue
+        for target in sorted(targets):
+            if target == "tracelet.collectors" or target.startswith("tracelet.collectors."):
+                out.append(f"{module} imports {target} (the core never imports the built-in collectors)")
+            elif layer is not None and layer_of(target) in FORBIDDEN.get(layer, ()):
+                out.append(f"{module} ({layer}) imports {target} ({layer_of(target)})")
+    return out
+
+
+def test_every_core_module_is_in_a_layer() -> None:
+    graph = import_graph()
+    core = [m for m in graph if m.startswith("tracelet.core.")]
+    assert len(core) > 30
+    assert [m for m in core if layer_of(m) is None] == []
+
+
+def test_the_layer_rule_sees_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: a contract module importing the engine, an engine module importing the run layer,
+    and a core module importing a collector are each reported; downward imports are not."""
+    graph = {
+        "tracelet.core.contract.records": {"tracelet.core.engine.worker"},
+        "tracelet.core.engine.worker": {"tracelet.core.run.config", "tracelet.core.contract.records"},
+        "tracelet.core.run.config": {"tracelet.core.engine.worker", "tracelet.core.contract.records"},
+        "tracelet.core.artifacts.model": {"tracelet.collectors.checkpoints"},
+        "tracelet.core.artifacts.manager": {"tracelet.core.engine.backoff", "tracelet.core.artifacts.model"},
+    }
+    assert layer_violations(graph) == [
+        "tracelet.core.artifacts.model imports tracelet.collectors.checkpoints (the core never imports the "
+        "built-in collectors)",
+        "tracelet.core.contract.records (contract) imports tracelet.core.engine.worker (engine)",
+        "tracelet.core.engine.worker (engine) imports tracelet.core.run.config (run)",
+    ]
+
+
+def test_core_imports_point_down_its_layers() -> None:
+    """engine ↛ run, contract ↛ engine or run, and the core ↛ `tracelet.collectors`: counting lazy and
+    type-only imports, as the cycle check does."""
+    problems = layer_violations(import_graph())
+    assert not problems, "imports against the layers of tracelet.core:\n" + "\n".join(problems)

@@ -1,4 +1,4 @@
-"""Several metric batches in flight per backend (`tracelet.core.inflight`), with fakes registered as plugins.
+"""Several metric batches in flight per backend (`tracelet.core.engine.inflight`), with fakes registered as plugins.
 
 What the window must keep: batches really overlap (up to `max_in_flight`, never more); params and tags are
 never out beside anything (a later value wins); a failing batch is retried alone; a refused point is isolated
@@ -20,8 +20,8 @@ import pytest
 
 import tracelet
 from tracelet import ConfigurationError, hookimpl, register_plugin, unregister_plugin
-from tracelet.core import inflight
-from tracelet.core.records import Metric
+from tracelet.core.contract.records import Metric
+from tracelet.core.engine import inflight
 
 SEEN: dict[str, Any] = {}
 

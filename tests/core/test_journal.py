@@ -10,7 +10,7 @@ import time
 import pytest
 
 import tracelet
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.store import open_run
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tracelet import store, verify
 from tracelet.cli import main
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -23,7 +23,7 @@ import pytest
 import tracelet
 from tracelet import store
 from tracelet.cli import main
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 
 def frames(path: Path) -> list[tuple[int, int, int, list[tuple]]]:

@@ -16,7 +16,7 @@ import pytest
 
 import tracelet
 from tracelet import cli, hookimpl, register_plugin, unregister_plugin
-from tracelet.core.records import Metric
+from tracelet.core.contract.records import Metric
 from tracelet.store import open_run
 
 GOT: dict[str, list[Any]] = {}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import tracelet
-from tracelet.core.records import RunStatus
+from tracelet.core.contract.records import RunStatus
 from tracelet.store import open_run
 from tracelet_testplugin.backends import record_for
 
@@ -172,9 +172,9 @@ def test_local_backend_needs_the_local_store() -> None:
 
 
 def test_orchestrator_add_and_remove_backend_and_route_metric() -> None:
-    from tracelet.core.backend import Backend
+    from tracelet.core.contract.records import Metric, RunContext
+    from tracelet.core.engine.backend import Backend
     from tracelet.core.orchestrator import Orchestrator
-    from tracelet.core.records import Metric, RunContext
     from tracelet_testplugin.backends import RecorderBackend
 
     def backend(name: str) -> Backend:

@@ -53,7 +53,7 @@ def test_sigkill_loses_at_most_the_last_100ms(tmp_path: Path, python_env: dict[s
     proc.wait(timeout=10)
     (run,) = list_runs(tmp_path / "tracelet-runs")
     assert run.meta["status"] == "RUNNING"  # nobody could close it...
-    assert run.status == "KILLED" and run.dead  # ...and readers see its owner is gone (tracelet.core.owner)
+    assert run.status == "KILLED" and run.dead  # ...and readers see its owner is gone (tracelet.core.engine.owner)
     assert len(run.metrics()["x"]) == 20_000
 
 

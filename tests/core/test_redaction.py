@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import tracelet
-from tracelet.core.redact import MASK, redact_argv, redact_text
+from tracelet.core.contract.redact import MASK, redact_argv, redact_text
 from tracelet_testplugin.backends import record_for
 
 

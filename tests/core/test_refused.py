@@ -16,7 +16,7 @@ import pytest
 
 import tracelet
 from tracelet import ConfigurationError, hookimpl, register_plugin, unregister_plugin
-from tracelet.core.records import Metric, RunStatus
+from tracelet.core.contract.records import Metric, RunStatus
 from tracelet.store import open_run
 
 RECEIVED: dict[str, Any] = {}

@@ -4,7 +4,7 @@ The walk covers every field of `TraceletSettings` (through `start_logging(config
 examples set them), of `ExperimentConfig` (through `Experiment(config=...)`) and of `AutomagicConfig`. For
 each one a probe runs a real experiment with the field at its default and at another value and observes
 something a user could see (the run folder, run.json, metrics, params, artifacts, the stop report, a log line).
-The two observations must differ, unless the knob is listed in `tracelet.core.config.NOT_SUPPORTED_YET`, in
+The two observations must differ, unless the knob is listed in `tracelet.core.run.config.NOT_SUPPORTED_YET`, in
 which case setting it must log "not supported yet". A new field without a probe fails
 `test_every_knob_has_a_probe`, so a knob cannot be added without showing what it does.
 """
@@ -23,7 +23,7 @@ import pytest
 
 import tracelet
 from tracelet import AutomagicConfig, Experiment, ExperimentConfig, TraceletSettings, hookimpl
-from tracelet.core import config as config_mod
+from tracelet.core.run import config as config_mod
 from tracelet.store import LocalRun, open_run
 
 WATCH = {"artifact_watch_interval": 0.05, "artifact_watch_settle": 0.05, "artifact_watcher": "polling"}

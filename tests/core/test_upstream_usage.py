@@ -9,7 +9,7 @@ import pytest
 
 import tracelet
 from tracelet import ConfigurationError
-from tracelet.core.config import AutomagicConfig, ExperimentConfig
+from tracelet.core.run.config import AutomagicConfig, ExperimentConfig
 from tracelet.store import open_run
 
 
@@ -49,7 +49,7 @@ def test_automagic_leaves_tracelets_own_config_objects_out() -> None:
 def test_an_artifact_is_kept_once_per_run_folder_and_syncs_from_the_stored_copy(tmp_path: Path) -> None:
     """With the local store among the targets, the staging snapshot goes once every target took the artifact:
     the stored version is the run's one copy, and a later sync reads it. Without it, the snapshot stays."""
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
     from tracelet.transfer.sync import sync
     from tracelet_testplugin.backends import RECORDS
 

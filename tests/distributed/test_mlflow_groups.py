@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 import tracelet
-from tracelet.core import distributed
+from tracelet.core.run import groups
 from tracelet.plugin import RunContext
 from tracelet_mlflow.backend import MLflowBackend
 from tracelet_mlflow.groups import PARENT_TAG, ROLE_TAG, Group
@@ -20,7 +20,7 @@ def _as_rank0_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
                        "TRACELET_RUN_GROUP": "launch-1", "TRACELET_DISTRIBUTED": "per_rank"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
-    distributed._sequence.clear()  # a fresh process in a real job
+    groups._sequence.clear()  # a fresh process in a real job
 
 
 def test_per_rank_parent_is_not_found_as_rank0s_own_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

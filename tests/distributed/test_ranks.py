@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 import tracelet
-from tracelet.core import distributed
-from tracelet.core.distributed import RankInfo, detect
+from tracelet.core.contract import grouping
+from tracelet.core.run import distributed, groups
+from tracelet.core.run.ranks import RankInfo, detect
 from tracelet.exceptions import ConfigurationError
 
 
@@ -144,7 +145,7 @@ def test_rank0_policy_rank0_records_where_it_runs(monkeypatch: pytest.MonkeyPatc
 
 
 def test_distributed_local_store_keeps_a_nonzero_ranks_own_points(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     _as_rank(monkeypatch, 1)
     monkeypatch.setenv("TRACELET_DISTRIBUTED_LOCAL_STORE", "true")
@@ -161,7 +162,7 @@ def test_per_rank_names_each_rank_and_shares_one_group(monkeypatch: pytest.Monke
     metas = []
     for rank in (0, 1):
         _as_rank(monkeypatch, rank)
-        distributed._sequence.clear()  # each rank is its own process in a real job
+        groups._sequence.clear()  # each rank is its own process in a real job
         exp = tracelet.start_logging("train", backend="local")
         exp.stop()
         assert exp.name == f"train/rank{rank}"
@@ -184,19 +185,19 @@ def test_off_policy_every_process_independent(monkeypatch: pytest.MonkeyPatch) -
 def test_group_id_from_launcher_job_ids_is_shared_and_distinct_per_run() -> None:
     info = RankInfo(1, 1, 2, 0, 2, "slurm", "n")
     env = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0"}
-    distributed._sequence.clear()
-    first = distributed.resolve_group(info, "a", "p", "id1", 1.0, env)
-    second = distributed.resolve_group(info, "a", "p", "id2", 1.0, env)  # the same name started again
-    distributed._sequence.clear()
-    assert distributed.resolve_group(info, "a", "p", "other-rank-id", 1.0, env) == first  # another rank agrees
+    groups._sequence.clear()
+    first = groups.resolve_group(info, "a", "p", "id1", 1.0, env)
+    second = groups.resolve_group(info, "a", "p", "id2", 1.0, env)  # the same name started again
+    groups._sequence.clear()
+    assert groups.resolve_group(info, "a", "p", "other-rank-id", 1.0, env) == first  # another rank agrees
     assert second != first
-    other_job = distributed.resolve_group(info, "a", "p", "x", 1.0, {"SLURM_JOB_ID": "78"})
+    other_job = groups.resolve_group(info, "a", "p", "x", 1.0, {"SLURM_JOB_ID": "78"})
     assert other_job != first
 
 
 def test_group_label_names_one_launch_and_keeps_ids_apart() -> None:
     def label(group: str, name: str = "train", role: str = "member") -> str | None:
-        return distributed.group_label({"distributed": {"group": group, "group_name": name, "role": role}})
+        return grouping.group_label({"distributed": {"group": group, "group_name": name, "role": role}})
 
     # Rank 0's run ids (shared through the launcher's store) start with the date: two launches minutes apart
     # must not share a label.
@@ -204,9 +205,9 @@ def test_group_label_names_one_launch_and_keeps_ids_apart() -> None:
     assert label("20261128-141742-527123") != label("20261128-141901-0af3b1")
     long_ids = ["exp-" + "x" * 40 + "-1", "exp-" + "x" * 40 + "-2"]  # TRACELET_RUN_GROUP can be anything
     assert label(long_ids[0]) != label(long_ids[1]) and len(label(long_ids[0]) or "") <= 40
-    assert len(label("g", name="n" * 300) or "") == distributed.GROUP_LABEL_MAX
+    assert len(label("g", name="n" * 300) or "") == grouping.GROUP_LABEL_MAX
     assert (label("g", name="n" * 300) or "").endswith("-g")
-    assert label("g", role="main") is None and distributed.group_label({}) is None
+    assert label("g", role="main") is None and grouping.group_label({}) is None
 
 
 def test_system_metrics_are_labelled_by_node() -> None:

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from dist_helpers import free_port
 
 import tracelet
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet_torch.distributed import log_reduced, log_reduced_dict
 
 

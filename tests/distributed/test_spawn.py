@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dist_helpers import free_port
 
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 JOB = Path(__file__).parent / "spawn_job.py"
 

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 
 def journal_metrics(run_dir: str | os.PathLike[str]) -> list[tuple[Any, ...]]:

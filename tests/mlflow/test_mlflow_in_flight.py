@@ -23,8 +23,8 @@ from mlflow_helpers import MlflowServer, mlflow_run_id
 
 import tracelet
 from tracelet import ConfigurationError, hookimpl, register_plugin, store, unregister_plugin
-from tracelet.core import inflight, journal
-from tracelet.core.records import Metric
+from tracelet.core.contract.records import Metric
+from tracelet.core.engine import inflight, journal
 from tracelet_mlflow.backend import MLflowBackend
 from tracelet_mlflow.params import CHANGED_TAG_PREFIX
 

@@ -51,7 +51,7 @@ def test_pip_install_tracelet_torch_extra_from_built_wheels(tmp_path: Path) -> N
         import json, sys
         import tracelet, tracelet_torch
         from tracelet import Experiment
-        from tracelet.core import discovery
+        from tracelet.core.contract import discovery
         from tracelet.plugin import PluginType
         frameworks = sorted(s.name for s in discovery.installed(PluginType.FRAMEWORK))
         exp = Experiment("wheel-torch", backend=["local"], automagic=True)

@@ -17,7 +17,7 @@ import tracelet
 import tracelet.plugin
 from tracelet import ConfigurationError
 from tracelet.cli import main
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 from tracelet.plugin import Metric, RunContext, RunStatus, hookimpl
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 from tracelet.plugin import Metric, PluginType, RunContext, RunStatus, hookimpl
 from tracelet.testing import BackendConformance, RunUnderTest, TrackedRun
 from tracelet_testplugin.backends import RECORDS, RecorderBackend

@@ -17,8 +17,8 @@ import pytest
 
 import tracelet
 from tracelet.cli import main
-from tracelet.core import discovery
-from tracelet.core.backend import instantiate
+from tracelet.core.contract import discovery
+from tracelet.core.engine.backend import instantiate
 from tracelet.plugin import PluginMetadata, PluginType, hookimpl
 
 

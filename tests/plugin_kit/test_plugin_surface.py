@@ -50,8 +50,8 @@ def test_every_export_is_the_object_its_defining_module_holds() -> None:
 
 
 def test_the_experiment_protocol_and_the_redaction_helpers_are_exported() -> None:
-    from tracelet.core.protocols import InstrumentedExperiment
-    from tracelet.core.redact import redact_text
+    from tracelet.core.contract.protocols import InstrumentedExperiment
+    from tracelet.core.contract.redact import redact_text
 
     assert tracelet.plugin.InstrumentedExperiment is InstrumentedExperiment
     assert tracelet.plugin.redact_text("https://user:hunter2@example.invalid/x") == "https://***@example.invalid/x"

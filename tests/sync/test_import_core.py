@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import tracelet
 from tracelet import cli, store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.plugin import ConfigurationError, SourceRun, TraceletArtifact, hookimpl
 from tracelet.transfer.importer import CHUNK, local_run_id
 

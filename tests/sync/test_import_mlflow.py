@@ -16,7 +16,7 @@ from mlflow.entities import Metric
 
 import tracelet
 from tracelet import cli, store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "wandb"))
 

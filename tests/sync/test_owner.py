@@ -1,4 +1,4 @@
-"""Telling a dead run from a live one (`tracelet.core.owner`): the lock, the pid and its start time."""
+"""Telling a dead run from a live one (`tracelet.core.engine.owner`): the lock, the pid and its start time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from tracelet.core import owner
+from tracelet.core.engine import owner
 
 
 def test_the_lock_decides_for_an_owner_on_another_host(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sync_helpers import history, local_run, mlflow_runs
 
 from tracelet import cli
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.transfer.sync import sync
 
 

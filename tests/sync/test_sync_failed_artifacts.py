@@ -17,7 +17,7 @@ from sync_helpers import expected, history, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.exceptions import ConfigurationError
 from tracelet.plugin import hookimpl
 from tracelet_testplugin.backends import RecorderBackend, record_for

@@ -13,7 +13,7 @@ import pytest
 
 import tracelet
 from tracelet import store
-from tracelet.core import discovery
+from tracelet.core.contract import discovery
 from tracelet.core.plugins import PluginType
 from tracelet.exceptions import ConfigurationError
 

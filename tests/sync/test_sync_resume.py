@@ -15,7 +15,7 @@ from sync_helpers import expected, history, local_run, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 

@@ -16,7 +16,7 @@ from torch_helpers import config, store_points
 
 import tracelet
 from tracelet import Experiment
-from tracelet.core import hyperparams
+from tracelet.core.run import hyperparams
 from tracelet.store import open_run
 from tracelet_torch import framework
 

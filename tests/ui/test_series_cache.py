@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet.ui.series import CACHE_DIR, INDEX, SeriesCache
 
 

@@ -11,7 +11,7 @@ import pytest
 from wandb_helpers import run_of
 
 import tracelet
-from tracelet.core import journal
+from tracelet.core.engine import journal
 
 if TYPE_CHECKING:
     from mlflow_helpers import MlflowServer  # tests/mlflow, put on sys.path by the mlflow_server fixture

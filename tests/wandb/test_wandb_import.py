@@ -15,7 +15,7 @@ from wandb_helpers import read_run
 
 import tracelet
 from tracelet import cli, store
-from tracelet.core import journal
+from tracelet.core.engine import journal
 from tracelet_wandb import txlog
 
 ROWS = 400  # enough rows for a log of several 32 KiB blocks

@@ -61,7 +61,7 @@ def test_every_point_kept_with_its_step_out_of_order_and_two_scales() -> None:
 
 
 def _journal_points(exp: tracelet.Experiment) -> list[tuple]:
-    from tracelet.core import journal
+    from tracelet.core.engine import journal
 
     return [e for _, e in journal.read_events(Path(exp.run_dir) / journal.EVENTS_FILE) if e[0] == "m"]
 

@@ -2,10 +2,10 @@
 
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core.config import AutomagicConfig, ExperimentConfig
-from tracelet.core.discovery import register_plugin, unregister_plugin
+from tracelet.core.contract.discovery import register_plugin, unregister_plugin
 from tracelet.core.experiment import Experiment
 from tracelet.core.plugins import hookimpl
+from tracelet.core.run.config import AutomagicConfig, ExperimentConfig
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
 from tracelet.interface import get_active_experiment, start_logging, stop_logging
 from tracelet.settings import TraceletSettings

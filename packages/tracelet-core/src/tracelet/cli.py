@@ -11,8 +11,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from tracelet.core import discovery
-from tracelet.core.backend import instantiate
+from tracelet.core.contract import discovery
+from tracelet.core.engine.backend import instantiate
 from tracelet.core.plugins import PluginType, implemented_hooks, new_plugin_manager, register_checked
 from tracelet.exceptions import ConfigurationError
 
@@ -162,7 +162,7 @@ def _events(run: Any) -> str:
 
 
 def _status(run: Any) -> str:
-    """The run's status; a run whose process died says so (`tracelet.core.owner`)."""
+    """The run's status; a run whose process died says so (`tracelet.core.engine.owner`)."""
     status = run.status or ""
     return f"{status} (process died)" if run.dead else status
 

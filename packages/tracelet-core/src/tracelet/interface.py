@@ -1,13 +1,13 @@
-"""The module-level API: one active experiment per process (the slot itself lives in `tracelet.core.lifecycle`)."""
+"""The module-level API: one active experiment per process (the slot itself lives in `tracelet.core.engine.lifecycle`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, cast
 
-from tracelet.core import lifecycle
-from tracelet.core.config import ExperimentConfig
+from tracelet.core.engine import lifecycle
 from tracelet.core.experiment import Experiment
+from tracelet.core.run.config import ExperimentConfig
 from tracelet.settings import TraceletSettings, parse_list
 
 logger = logging.getLogger("tracelet")

@@ -14,7 +14,7 @@ keeps it so); ``import tracelet`` does not import it at all.
 from __future__ import annotations
 
 from tracelet.collectors import takes_artifacts
-from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint
+from tracelet.core.artifacts.checkpoints import captured_file_type, is_checkpoint
 from tracelet.core.artifacts.helpers import (
     VersionBook,
     find_version,
@@ -43,15 +43,15 @@ from tracelet.core.artifacts.model import (
     TraceletArtifact,
     load_object,
 )
-from tracelet.core.backoff import is_permanent, retry
-from tracelet.core.discovery import register_plugin, unregister_plugin
-from tracelet.core.distributed import group_label
-from tracelet.core.options import BackendOptions
+from tracelet.core.contract.discovery import register_plugin, unregister_plugin
+from tracelet.core.contract.grouping import group_label
+from tracelet.core.contract.options import BackendOptions
+from tracelet.core.contract.protocols import InstrumentedExperiment
+from tracelet.core.contract.records import Metric, RunContext, RunStatus
+from tracelet.core.contract.redact import redact, redact_argv, redact_mapping, redact_text
+from tracelet.core.contract.sources import SourceRun
+from tracelet.core.engine.backoff import is_permanent, retry
 from tracelet.core.plugins import PluginMetadata, PluginType, hookimpl
-from tracelet.core.protocols import InstrumentedExperiment
-from tracelet.core.records import Metric, RunContext, RunStatus
-from tracelet.core.redact import redact, redact_argv, redact_mapping, redact_text
-from tracelet.core.sources import SourceRun
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
 from tracelet.settings import parse_bool
 

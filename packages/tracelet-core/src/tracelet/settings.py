@@ -111,7 +111,7 @@ class TraceletSettings:
     env_allowlist: list[str] = _field("env_allowlist", list, list[str])
     # With track_env: the installed distributions as the `environment` config artifact (requirements.txt form).
     env_packages: bool = _field("env_packages", True, bool)
-    # Multi-process jobs (tracelet.core.distributed): rank0 / per_rank / off, and whether ranks that do not
+    # Multi-process jobs (tracelet.core.run.distributed): rank0 / per_rank / off, and whether ranks that do not
     # report under rank0 keep a local store of their own.
     distributed: str = _field("distributed", "rank0", str)
     distributed_local_store: bool = _field("distributed_local_store", False, bool)

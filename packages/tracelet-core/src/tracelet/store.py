@@ -1,4 +1,4 @@
-"""Reading runs back from the local store (format: `tracelet.core.journal`).
+"""Reading runs back from the local store (format: `tracelet.core.engine.journal`).
 
 Nothing a run folder holds makes these raise: damaged or refused journal frames are skipped (a warning each,
 and `LocalRun.damage()` lists them), and a run whose run.json is missing or damaged is still listed, with
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracelet.core import journal
-from tracelet.core.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric
+from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric
+from tracelet.core.engine import journal
 
 
 def default_root() -> Path:
@@ -47,16 +47,16 @@ class LocalRun:
 
     @property
     def status(self) -> str | None:
-        """The recorded status, except that a RUNNING run whose process died reads KILLED (`tracelet.core.owner`),
+        """The recorded status, except that a RUNNING run whose process died reads KILLED (`tracelet.core.engine.owner`),
         and a run whose run.json cannot be read reads DAMAGED."""
-        from tracelet.core import owner
+        from tracelet.core.engine import owner
 
         if self.meta_error is not None:
             return DAMAGED
         return _text(owner.effective_status(self.path, self.meta))
 
     def damage(self) -> list[journal.Damage]:
-        """What reading the whole journal skipped (`tracelet.core.journal.Damage`); empty for a sound one."""
+        """What reading the whole journal skipped (`tracelet.core.engine.journal.Damage`); empty for a sound one."""
         reader = journal.JournalReader(self.path / journal.EVENTS_FILE)
         for _ in reader.events():
             pass
@@ -66,7 +66,7 @@ class LocalRun:
     @property
     def dead(self) -> bool:
         """True when run.json says RUNNING but the process that owned the run is gone."""
-        from tracelet.core import owner
+        from tracelet.core.engine import owner
 
         return owner.is_dead(self.path, self.meta)
 

@@ -3,7 +3,7 @@
 Guarantees:
 
 - Checking only reads. A run is damaged when its journal has damaged, refused or duplicated frames
-  (`tracelet.core.journal.Damage`), a last frame cut short (unless the run is still live: then its writer is
+  (`tracelet.core.engine.journal.Damage`), a last frame cut short (unless the run is still live: then its writer is
   writing it), fewer events than run.json counted at stop, or a run.json that cannot be read.
 - Repairing never destroys data: the damaged file is renamed `<name>.damaged-<UTC time>` beside the clean copy,
   which takes its name, so the run reads, lists and syncs as before. The clean journal holds every good frame
@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tracelet.core import journal
-from tracelet.core.records import RunStatus
+from tracelet.core.contract.records import RunStatus
+from tracelet.core.engine import journal
 
 REPAIRED_KEY = "repaired"
 
@@ -47,7 +47,7 @@ class Verdict:
 
 def check(run: Any) -> Verdict:
     """Check one run (`tracelet.store.LocalRun`)."""
-    from tracelet.core import owner
+    from tracelet.core.engine import owner
 
     path = Path(run.path)
     verdict = Verdict(path, run.id)

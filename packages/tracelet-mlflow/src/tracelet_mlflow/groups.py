@@ -1,7 +1,7 @@
 """Runs of a multi-process job in MLflow: grouped the way MLflow's UI nests them.
 
 Tracelet's core tells the backend where the process sits through ``RunContext.metadata["distributed"]``
-(``tracelet.core.distributed``): rank, world size, node, and for grouped runs a ``group`` id shared by every
+(``tracelet.core.run.distributed``): rank, world size, node, and for grouped runs a ``group`` id shared by every
 rank of the launch and a ``role``:
 
 - ``member`` (policy ``per_rank``): each rank's run ``<name>/rank<N>`` is a child of one parent run ``<name>``

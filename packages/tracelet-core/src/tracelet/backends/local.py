@@ -2,7 +2,7 @@
 
 Metrics, params, tags and summary values need no delivery here: the orchestrator's dispatcher writes every event to the
 run's journal before any backend sees it. This plugin opens and closes the run's folder and keeps artifacts
-(versioned per run; the run folder's layout is documented in `tracelet.core.journal`).
+(versioned per run; the run folder's layout is documented in `tracelet.core.engine.journal`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracelet.core.contract.records import RunContext
 from tracelet.core.plugins import PluginMetadata, hookimpl
-from tracelet.core.records import RunContext
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _root(run: RunContext) -> Path:
     if run.run_dir is None:
         raise ConfigurationError("the local backend keeps artifacts in the run folder, but the local store is off")
-    from tracelet.core.journal import artifacts_root
+    from tracelet.core.engine.journal import artifacts_root
 
     return artifacts_root(run.run_dir)
 

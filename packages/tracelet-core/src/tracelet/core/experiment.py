@@ -25,25 +25,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core import automagic as magic  # not `automagic`: the spec's parameter of that name
-from tracelet.core import discovery, lifecycle
-from tracelet.core.backend import Backend, instantiate
-from tracelet.core.backend_config import backend_config, run_context
-from tracelet.core.config import AutomagicConfig, ExperimentConfig, warn_unsupported
-from tracelet.core.orchestrator import Orchestrator, StopReport
+from tracelet.core.contract import discovery
+from tracelet.core.contract.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus, StopReport
+from tracelet.core.contract.redact import redact_mapping
+from tracelet.core.contract.values import normalize_params, plain, summary_values, to_float, to_step
+from tracelet.core.engine import lifecycle
+from tracelet.core.engine.backend import Backend, instantiate
+from tracelet.core.engine.runrecord import RunRecord
+from tracelet.core.orchestrator import Orchestrator
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus
-from tracelet.core.redact import redact_mapping
-from tracelet.core.runrecord import RunRecord
-from tracelet.core.values import normalize_params, plain, summary_values, to_float, to_step
+from tracelet.core.run import automagic as magic  # not `automagic`: the spec's parameter of that name
+from tracelet.core.run.backend_config import backend_config, run_context
+from tracelet.core.run.config import AutomagicConfig, ExperimentConfig, warn_unsupported
 from tracelet.exceptions import BackendError, ConfigurationError, TraceletException
 from tracelet.settings import TraceletSettings, parse_list
 
 if TYPE_CHECKING:
-    from tracelet.collectors.runner import CollectorRunner
     from tracelet.core.artifacts.kinds import ArtifactType
     from tracelet.core.artifacts.manager import ArtifactManager
     from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
+    from tracelet.core.engine.collectors import CollectorRunner
 
 logger = logging.getLogger("tracelet")
 
@@ -117,8 +118,8 @@ class Experiment:
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
-        self._detached = False  # in a forked child (tracelet.core.lifecycle): the parent owns this run
-        self._distributed: Any = None  # tracelet.core.distributed.Plan: what this rank of a job does
+        self._detached = False  # in a forked child (tracelet.core.engine.lifecycle): the parent owns this run
+        self._distributed: Any = None  # tracelet.core.run.distributed.Plan: what this rank of a job does
 
     # -- properties --------------------------------------------------------------------------------------------
     @property
@@ -172,12 +173,12 @@ class Experiment:
 
     def _start(self, caller: Any) -> None:
         settings = self.settings
-        from tracelet.core import distributed  # the launcher's environment: read when a run starts
+        from tracelet.core.run import distributed, idle  # the launcher's environment: read when a run starts
 
         plan = self._distributed = distributed.plan(self)
         if not plan.active:
             if not (plan.local_only and settings.local_store):
-                distributed.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
+                idle.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
                 return
             self.backend_names = []  # distributed_local_store: this rank's points in its local store only
         self._name = plan.run_name
@@ -189,7 +190,7 @@ class Experiment:
         specs = list({spec.name: spec for spec in specs}.values())
         if not self.config.track_metrics:  # dry run: log_metric is a no-op (documented on the method)
             self.log_metric = self.log_metric_at = _no_metric  # type: ignore[method-assign]
-        from tracelet.collectors.runner import CollectorRunner  # git, environment, argv: only when a run starts
+        from tracelet.core.engine.collectors import CollectorRunner  # git, environment, argv: only when a run starts
 
         log_metric = self._distributed.wrap_system(self.log_metric) if self._distributed else self.log_metric
         self._collectors = CollectorRunner(self, log_metric=log_metric)
@@ -339,7 +340,7 @@ class Experiment:
             self._record.end(RunStatus.FAILED, self.report)
 
     def detach_after_fork(self) -> None:
-        """In a forked child (called by `tracelet.core.lifecycle`): what the child logs is dropped, without
+        """In a forked child (called by `tracelet.core.engine.lifecycle`): what the child logs is dropped, without
         growing memory, and stop() does nothing, so the parent's run.json and frameworks are left alone."""
         self._detached = True
         dropped: deque[tuple] = deque(maxlen=0)
@@ -498,7 +499,7 @@ class Experiment:
         """Whether automatic capture must leave `path` alone (it is under a folder given to `skip_capture`)."""
         return self._artifacts is not None and self._artifacts.capture_skipped(path)
 
-    # -- automagic (tracelet.core.automagic) -------------------------------------------------------------------------
+    # -- automagic (tracelet.core.run.automagic) -------------------------------------------------------------------------
     def capture_hyperparams(self) -> dict[str, Any]:
         """Capture the caller's simple local variables (numbers, strings, booleans) as parameters."""
         found = magic.simple_locals(sys._getframe(1), self.automagic_config, self._frameworks.detect)

@@ -26,13 +26,12 @@ from collections.abc import Callable
 from itertools import repeat, starmap
 from typing import Any
 
-import attrs
-
-from tracelet.core import journal as journal_mod
-from tracelet.core import lifecycle, values
-from tracelet.core.backend import Backend
-from tracelet.core.records import METRIC, Metric, RunStatus
-from tracelet.core.worker import BackendWorker
+from tracelet.core.contract import values
+from tracelet.core.contract.records import METRIC, BackendReport, Metric, RunStatus, StopReport
+from tracelet.core.engine import journal as journal_mod
+from tracelet.core.engine import lifecycle
+from tracelet.core.engine.backend import Backend
+from tracelet.core.engine.worker import BackendWorker
 
 logger = logging.getLogger("tracelet")
 
@@ -50,39 +49,6 @@ END_RUN_MAX = 5.0  # ... but no more than this many seconds (delivery gets the r
 def end_run_reserve(timeout: float) -> float:
     """Seconds of a stop timeout reserved for ending the backend's run once delivery has stopped."""
     return min(timeout * END_RUN_SHARE, END_RUN_MAX)
-
-
-@attrs.define
-class BackendReport:
-    """What one backend received by the end of the run."""
-
-    name: str
-    delivered: int
-    undelivered: int
-    dropped: int
-    errors: dict[str, int]
-    finished: bool
-    details: dict[str, Any]
-    refused: int = 0  # events the backend refused for good (kept in the journal, not in `delivered`)
-    # kind of event the backend implements no hook for ("metrics", "params", ...) -> events it was not given
-    no_hook: dict[str, int] = attrs.field(factory=dict)
-    tracebacks: dict[str, str] = attrs.field(factory=dict)  # error kind -> the traceback of its first occurrence
-
-
-@attrs.define
-class StopReport:
-    """How a run ended and what each backend received: `complete` only when every event reached every backend."""
-
-    status: RunStatus
-    events: int
-    backends: dict[str, BackendReport]
-    # what a backend catching up from the journal found damaged and skipped (`journal.Damage.describe()`: byte
-    # offset, size, reason, events lost); those events count in its `dropped`
-    damage: list[str] = attrs.field(factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return all(b.undelivered == 0 and b.dropped == 0 and b.refused == 0 for b in self.backends.values())
 
 
 class Orchestrator:
@@ -125,7 +91,7 @@ class Orchestrator:
         self._report: StopReport | None = None
         self._damage: dict[int, journal_mod.Damage] = {}  # byte offset -> what a catch-up read found damaged there
         self._syncer: threading.Thread | None = None
-        self._detached = False  # in a forked child: the parent owns the run (tracelet.core.lifecycle)
+        self._detached = False  # in a forked child: the parent owns the run (tracelet.core.engine.lifecycle)
         self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
         self._bind: Callable[[Callable[[tuple], None]], None] | None = None
         lifecycle.detach_in_child(self)

@@ -36,9 +36,9 @@ from tracelet.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from tracelet.core.artifacts.kinds import ArtifactType
     from tracelet.core.artifacts.model import ArtifactResult, TraceletArtifact
-    from tracelet.core.protocols import InstrumentedExperiment as Experiment
-    from tracelet.core.records import Metric, RunContext, RunStatus
-    from tracelet.core.sources import SourceRun
+    from tracelet.core.contract.protocols import InstrumentedExperiment as Experiment
+    from tracelet.core.contract.records import Metric, RunContext, RunStatus
+    from tracelet.core.contract.sources import SourceRun
 
 logger = logging.getLogger("tracelet")
 
@@ -70,7 +70,7 @@ class PluginMetadata:
     A plugin states only what its entry point does not say (`description`, `homepage`, `capabilities`): the
     core fills `name` (the entry point's name), `type` (its group), `distribution` and `version` (the
     distribution that declares it), and for a plugin added with `register_plugin`, `name` and `type` from the
-    registration (see `tracelet.core.discovery.PluginSpec.metadata`). A stated value that disagrees with the
+    registration (see `tracelet.core.contract.discovery.PluginSpec.metadata`). A stated value that disagrees with the
     entry point is overruled and `tracelet plugins` warns about it.
     """
 
@@ -96,7 +96,7 @@ class PluginInterface:
             overruled, with a warning in `tracelet plugins`). None: nothing to show.
 
         Also read in distributed runs: the capability ``"attach"`` says the backend can join one tracker run
-        from several processes (see `tracelet.core.distributed`).
+        from several processes (see `tracelet.core.run.distributed`).
 
         Raising: `tracelet plugins` shows the error as a warning; a distributed run treats the plugin as
         having no capabilities. Optional.
@@ -406,7 +406,7 @@ class FrameworkPlugin:
     def framework_detect_hyperparams(self, value: Any) -> dict[str, Any] | None:
         """Return the hyperparameters an object of this framework holds (an optimizer's lr, momentum, ...), keyed
         relative to the variable that holds it; None when it is not this framework's. Called by
-        `capture_hyperparams()` (`tracelet.core.hyperparams`) for objects the core's own rules do not take.
+        `capture_hyperparams()` (`tracelet.core.run.hyperparams`) for objects the core's own rules do not take.
 
         :param value: an object found among the caller's variables.
         :return: name -> plain value, or None when the object is not this framework's.

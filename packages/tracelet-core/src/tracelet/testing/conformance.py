@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 import attrs
 import pytest
 
-from tracelet.core.discovery import register_plugin, unregister_plugin
+from tracelet.core.contract.discovery import register_plugin, unregister_plugin
+from tracelet.core.contract.records import Metric, RunStatus
+from tracelet.core.engine.inflight import DEFAULT_IN_FLIGHT
 from tracelet.core.experiment import Experiment
-from tracelet.core.inflight import DEFAULT_IN_FLIGHT
 from tracelet.core.plugins import hookimpl, implemented_hooks
-from tracelet.core.records import Metric, RunStatus
 from tracelet.settings import TraceletSettings
 
 _DELIVERY_HOOKS = ("backend_log_metrics", "backend_log_params", "backend_log_tags")

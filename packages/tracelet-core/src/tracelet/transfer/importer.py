@@ -2,13 +2,13 @@
 
 The journal is the hub: a run imported from MLflow, W&B or ClearML is a local run like any other, and
 `tracelet sync --to X` delivers it to any tracker. Reading a tracker is a backend plugin's job (the optional
-hook `backend_import_runs`, handing over `tracelet.core.sources.SourceRun`s); TensorBoard is read by the core
+hook `backend_import_runs`, handing over `tracelet.core.contract.sources.SourceRun`s); TensorBoard is read by the core
 (`tracelet.transfer.tbimport`).
 
 Guarantees:
 
 - **Original steps and timestamps.** Events are written as the source gives them, through the journal writer
-  the live run uses (`tracelet.core.journal.JournalWriter`), a batch (`journal.FRAME_EVENTS` events) at a
+  the live run uses (`tracelet.core.engine.journal.JournalWriter`), a batch (`journal.FRAME_EVENTS` events) at a
   time: memory is bounded by one batch plus what the plugin reads per page, not by the run's size.
 - **Source identity.** The local run id is derived from (tracker, uri, tracker's run id); run.json's `import`
   entry records all three (and the parent's local run id for a nested run, so groups stay groups).
@@ -35,9 +35,9 @@ from typing import Any, TextIO
 
 import attrs
 
-from tracelet.core import journal
-from tracelet.core.records import ARTIFACT, METRIC
-from tracelet.core.sources import STATUSES, SourceRun
+from tracelet.core.contract.records import ARTIFACT, METRIC
+from tracelet.core.contract.sources import STATUSES, SourceRun
+from tracelet.core.engine import journal
 from tracelet.exceptions import ConfigurationError
 from tracelet.transfer.progress import Progress
 from tracelet.transfer.state import SYNC_KEY
@@ -118,8 +118,8 @@ def import_runs(
 
 def _importer(name: str) -> Any:
     """The named backend plugin, registered checked, answering `backend_import_runs`."""
-    from tracelet.core import discovery
-    from tracelet.core.backend import instantiate
+    from tracelet.core.contract import discovery
+    from tracelet.core.engine.backend import instantiate
     from tracelet.core.plugins import PluginType, new_plugin_manager, register_checked
 
     spec = discovery.find(PluginType.BACKEND, name)

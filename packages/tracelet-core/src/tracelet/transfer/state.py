@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracelet.core import journal
-from tracelet.core.records import RunStatus
+from tracelet.core.contract.records import RunStatus
+from tracelet.core.engine import journal
 
 SYNC_KEY = "sync"
 SOURCE_BACKEND = "local"  # the journal itself: never a sync target
@@ -92,7 +92,7 @@ def _starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, An
 
 def _stored_config(meta: dict[str, Any], name: str) -> dict[str, Any]:
     """The live run's config for `name`, without the values redaction masked (those must come from the user)."""
-    from tracelet.core.redact import MASK
+    from tracelet.core.contract.redact import MASK
 
     config = (meta.get("backend_config") or {}).get(name) or {}
     return {k: v for k, v in config.items() if v != MASK}

@@ -5,7 +5,7 @@ Guarantees:
 - **The live path.** Each target backend gets a `BackendWorker` (the live run's worker class) reading the
   run's journal through `JournalSource`, so it receives the same hook calls as a live run: metrics with their
   original steps and timestamps, params, tags, artifacts (from the run's stored snapshots), then
-  `backend_end_run` with the run's final status (KILLED for a run whose process died; `tracelet.core.owner`).
+  `backend_end_run` with the run's final status (KILLED for a run whose process died; `tracelet.core.engine.owner`).
 - **Idempotent and resumable.** Every batch the worker asks for proves the ones before it were delivered; the
   cursor is written to run.json (`sync.<backend>.cursor`, see `tracelet.transfer.state`) right then, with the
   backend's run id as soon as its run exists. A second sync delivers nothing; a sync stopped by Ctrl-C, a
@@ -46,11 +46,12 @@ from typing import Any, TextIO
 
 import attrs
 
-from tracelet.core import backoff, discovery, journal
-from tracelet.core.backend import Backend, instantiate
+from tracelet.core.contract import discovery
+from tracelet.core.contract.records import ARTIFACT, RunContext, RunStatus
+from tracelet.core.engine import backoff, journal
+from tracelet.core.engine.backend import Backend, instantiate
+from tracelet.core.engine.worker import BackendWorker
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import ARTIFACT, RunContext, RunStatus
-from tracelet.core.worker import BackendWorker
 from tracelet.exceptions import ConfigurationError, TraceletException
 from tracelet.transfer import state as state_mod
 from tracelet.transfer.progress import Progress
@@ -89,7 +90,7 @@ class BackendSync:
 @attrs.define
 class SyncReport:
     """One run's sync: per target backend, what was delivered; `damage`: what of the journal was skipped
-    (`tracelet.core.journal.Damage.describe()`, with the byte offset and the events lost)."""
+    (`tracelet.core.engine.journal.Damage.describe()`, with the byte offset and the events lost)."""
 
     run_id: str
     path: str
@@ -372,7 +373,7 @@ def final_status(run: Any) -> str:
     recorded = meta.get("status")
     if recorded != RunStatus.RUNNING.value:
         return str(recorded)
-    from tracelet.core import owner
+    from tracelet.core.engine import owner
 
     alive = owner.liveness(run.path, meta)
     if alive == "dead":
@@ -603,7 +604,7 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    from tracelet.core.values import plain
+    from tracelet.core.contract.values import plain
 
     out = plain(dict(value or {}))
     return out if isinstance(out, dict) else {}
@@ -611,7 +612,7 @@ def _plain(value: Any) -> dict[str, Any]:
 
 def _non_secret(config: dict[str, Any]) -> dict[str, Any]:
     """Config recorded in run.json: what redaction would mask is left out."""
-    from tracelet.core.redact import MASK, redact_mapping
+    from tracelet.core.contract.redact import MASK, redact_mapping
 
     return {k: v for k, v in _plain(redact_mapping(config)).items() if v != MASK}
 

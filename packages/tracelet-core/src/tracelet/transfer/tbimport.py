@@ -23,7 +23,7 @@ Guarantees:
   in place; backend runs it was synced to are kept, and the next sync replays it into them from the first
   event (MLflow keeps one copy of a repeated point).
 - The run is written like a finished live run (status FINISHED, tags `["tensorboard"]`, `created_at` and
-  `ended_at` from the first and last wall times), directly in the journal format (`tracelet.core.journal`),
+  `ended_at` from the first and last wall times), directly in the journal format (`tracelet.core.engine.journal`),
   since a live run would stamp every point with the import's time.
 """
 
@@ -41,8 +41,8 @@ from typing import Any, TextIO
 
 import attrs
 
-from tracelet.core import journal
-from tracelet.core.records import ARTIFACT, METRIC, PARAMS, TAGS
+from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, TAGS
+from tracelet.core.engine import journal
 from tracelet.exceptions import ConfigurationError
 from tracelet.transfer.progress import Progress
 from tracelet.transfer.state import SYNC_KEY

@@ -161,7 +161,7 @@ class Store:
         local = candidates.get(path)
         if local is None:
             raise RefusedPath(f"artifact {name!r} {version!r} has no file {path!r}")
-        from tracelet.core import journal
+        from tracelet.core.engine import journal
 
         root = os.path.realpath(journal.artifacts_root(run.path))
         real = os.path.realpath(local)

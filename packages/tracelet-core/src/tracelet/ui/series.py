@@ -2,7 +2,7 @@
 
 Guarantees:
 
-- Built only through the journal's reading API (`tracelet.core.journal.read_frames`): the cache remembers the
+- Built only through the journal's reading API (`tracelet.core.engine.journal.read_frames`): the cache remembers the
   byte offset after the last complete frame it read, and each refresh reads only the frames appended since
   (a live run costs what it logged since the last poll, never a re-read of the whole journal).
 - Rebuilt from scratch when stale: the journal is shorter than the offset, its first bytes or its inode
@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracelet.core import journal
-from tracelet.core.records import METRIC, PARAMS, TAGS
+from tracelet.core.contract.records import METRIC, PARAMS, TAGS
+from tracelet.core.engine import journal
 
 CACHE_VERSION = 1
 CACHE_DIR = ".ui-cache"

@@ -1,5 +1,5 @@
 """Versioned artifacts in a local folder: the local store keeps a run's artifacts this way in
-`<run_dir>/artifacts/` (the run folder's layout is documented with the journal, `tracelet.core.journal`).
+`<run_dir>/artifacts/` (the run folder's layout is documented with the journal, `tracelet.core.engine.journal`).
 
 Layout: version folders as `tracelet.core.artifacts.manifest` describes them, plus
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from tracelet.core import backoff, journal
+from tracelet.core.artifacts.checkpoints import captured_file_type  # the `track_checkpoints` rule
 from tracelet.core.artifacts.kinds import ArtifactType, guess_type, to_artifact_type
 from tracelet.core.artifacts.model import (
     FAILED,
@@ -47,18 +47,19 @@ from tracelet.core.artifacts.model import (
     TraceletArtifact,
 )
 from tracelet.core.artifacts.paths import check_artifact_path, copy_hashing, sha256_file
-from tracelet.core.records import ARTIFACT
-from tracelet.core.values import plain
+from tracelet.core.contract.records import ARTIFACT
+from tracelet.core.contract.values import plain
+from tracelet.core.engine import backoff, journal
 from tracelet.exceptions import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.backend import Backend
-    from tracelet.core.config import ExperimentConfig
+    from tracelet.core.contract.protocols import RunConfig
+    from tracelet.core.engine.backend import Backend
 
 logger = logging.getLogger("tracelet")
 
 DELIVERY_ATTEMPTS = 3  # a lasting failure becomes a result with its error, not a backend blocked forever
-DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; doubled for each further one (tracelet.core.backoff)
+DELIVERY_BACKOFF = 0.1  # seconds before the 2nd attempt; doubled for each further one (tracelet.core.engine.backoff)
 READ_WAIT = 10.0  # get/list wait at most this long for the backend to store what was logged before
 
 
@@ -77,7 +78,7 @@ class ArtifactManager:
         backends: Callable[[], list[Backend]],
         record_error: Callable[[str, str, BaseException], None],
         backend_names: list[str],
-        config: ExperimentConfig,
+        config: RunConfig,
         options: dict[str, Any],
         store_dir: str,
         run_dir: Path | None,
@@ -257,7 +258,7 @@ class ArtifactManager:
         result = ArtifactResult(backend=backend, version=f"v{number}")
         early = {"version"}
         if backend == "local" and self._run_dir is not None:
-            from tracelet.core.journal import artifacts_root
+            from tracelet.core.engine.journal import artifacts_root
 
             vdir = artifacts_root(self._run_dir) / snapshot.name / result.version
             result.uri = vdir.resolve().as_uri()
@@ -297,8 +298,6 @@ class ArtifactManager:
         return self.log(artifact, wait=wait)
 
     def _log_watched(self, path: Path) -> None:
-        from tracelet.collectors.checkpoints import captured_file_type  # the `track_checkpoints` rule
-
         kind = captured_file_type(self._config, path, guess_type(path))
         if kind is not None:
             self.log(TraceletArtifact(path.name, kind).add_file(str(path)))

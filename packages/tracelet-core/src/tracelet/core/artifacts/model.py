@@ -30,7 +30,7 @@ from tracelet.core.artifacts.paths import (
     check_artifact_path,
     sha256_file,
 )
-from tracelet.core.values import plain
+from tracelet.core.contract.values import plain
 
 logger = logging.getLogger("tracelet")
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tracelet.core.redact import redact_mapping
+from tracelet.core.contract.redact import redact_mapping
 
 lazy_seen = False
 

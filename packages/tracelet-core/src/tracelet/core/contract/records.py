@@ -1,4 +1,4 @@
-"""The records that travel from the calling thread to the backends.
+"""The records that travel from the calling thread to the backends, and what the run reports of them at stop.
 
 Events are plain tuples on the hot path (cheapest to build and append); the first element names the kind.
 Backends receive them as the named tuples and attrs classes below.
@@ -55,3 +55,36 @@ class RunContext:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     run_dir: str | None = None
     settings: Any = None
+
+
+@attrs.define
+class BackendReport:
+    """What one backend received by the end of the run."""
+
+    name: str
+    delivered: int
+    undelivered: int
+    dropped: int
+    errors: dict[str, int]
+    finished: bool
+    details: dict[str, Any]
+    refused: int = 0  # events the backend refused for good (kept in the journal, not in `delivered`)
+    # kind of event the backend implements no hook for ("metrics", "params", ...) -> events it was not given
+    no_hook: dict[str, int] = attrs.field(factory=dict)
+    tracebacks: dict[str, str] = attrs.field(factory=dict)  # error kind -> the traceback of its first occurrence
+
+
+@attrs.define
+class StopReport:
+    """How a run ended and what each backend received: `complete` only when every event reached every backend."""
+
+    status: RunStatus
+    events: int
+    backends: dict[str, BackendReport]
+    # what a backend catching up from the journal found damaged and skipped (`journal.Damage.describe()`: byte
+    # offset, size, reason, events lost); those events count in its `dropped`
+    damage: list[str] = attrs.field(factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return all(b.undelivered == 0 and b.dropped == 0 and b.refused == 0 for b in self.backends.values())

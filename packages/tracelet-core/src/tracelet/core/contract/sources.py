@@ -1,7 +1,7 @@
 """What a backend plugin hands the core when it imports runs out of its tracker (`backend_import_runs`).
 
 A `SourceRun` describes one run of the tracker (who it is, where it was read, how it ended) and streams its
-data as journal events (`tracelet.core.records`): ``("m", name, value, step, timestamp)``,
+data as journal events (`tracelet.core.contract.records`): ``("m", name, value, step, timestamp)``,
 ``("p", {params}, timestamp)``, ``("t", {tags}, timestamp)`` and ``("a", TraceletArtifact, timestamp)``, with
 the tracker's own steps and timestamps (seconds since the epoch). The core writes them into a local run through
 the journal writer, a batch at a time, so a plugin's `events()` should be a generator that reads the tracker

@@ -1,6 +1,6 @@
 """One thread per backend: start the run, deliver batches from its cursor, retry, end the run.
 
-Failures are transient or permanent (`tracelet.core.backoff.is_permanent`: the hook raised
+Failures are transient or permanent (`tracelet.core.engine.backoff.is_permanent`: the hook raised
 `ConfigurationError`). A transient failure has the batch retried with capped backoff until the run's stop
 deadline; nothing after it is delivered before it. A permanent one means the tracker refuses some of the
 batch: the batch is split in halves until the refused events stand alone, everything else is delivered, and
@@ -9,7 +9,7 @@ the deadline and it passes, no new batch is begun: the worker ends the run in th
 reserved for it (`orchestrator.end_run_reserve`).
 
 A backend that declares `concurrent_batches` has up to `max_in_flight` metric batches out at once
-(`tracelet.core.inflight`, which states what that keeps); `cursor` always counts only the contiguous events
+(`tracelet.core.engine.inflight`, which states what that keeps); `cursor` always counts only the contiguous events
 confirmed delivered (or refused), while the worker reads ahead of it from `_read`.
 
 The worker reads events through `EventSource`, the narrow interface the orchestrator implements.
@@ -24,12 +24,12 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracelet.core import backoff, inflight
-from tracelet.core.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric, RunStatus
+from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric, RunStatus
+from tracelet.core.engine import backoff, inflight
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracelet.core.backend import Backend
+    from tracelet.core.engine.backend import Backend
 
 logger = logging.getLogger("tracelet")
 
@@ -102,7 +102,7 @@ class ErrorLog:
         if first:
             import traceback
 
-            from tracelet.core.redact import redact_text
+            from tracelet.core.contract.redact import redact_text
 
             tail = "; retrying, and counting further errors of this kind" if retrying else ""
             logger.warning("tracelet: backend %r %s failed: %s%s", self.backend, where, exc, tail, exc_info=exc)

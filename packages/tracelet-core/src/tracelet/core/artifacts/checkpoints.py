@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tracelet.core.artifacts.kinds import ArtifactType  # core code: not through tracelet.plugin (no cycle)
+from tracelet.core.artifacts.kinds import ArtifactType
 
 _NAME = re.compile(r"checkpoint|ckpt", re.IGNORECASE)
 _SUFFIXES = frozenset({".pt", ".pth", ".ckpt"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tracelet.core.records import RunContext
+from tracelet.core.contract.records import RunContext
 
 
 def backend_config(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The run folder of one experiment, as its owner writes it: the journal, run.json and the owner lock.
 
-The format is documented in `tracelet.core.journal`. Only the process that started the run writes here
-(a forked child never does: `tracelet.core.lifecycle`), run.json is replaced atomically on every write, and
-the owner lock (`tracelet.core.owner`) is held from the first write until run.json records the end, so a
+The format is documented in `tracelet.core.engine.journal`. Only the process that started the run writes here
+(a forked child never does: `tracelet.core.engine.lifecycle`), run.json is replaced atomically on every write, and
+the owner lock (`tracelet.core.engine.owner`) is held from the first write until run.json records the end, so a
 reader can tell a dead run from a live one.
 """
 
@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelet.core import journal
-from tracelet.core.records import RunStatus
-from tracelet.core.values import plain
+from tracelet.core.contract.records import RunStatus
+from tracelet.core.contract.values import plain
+from tracelet.core.engine import journal
 
 if TYPE_CHECKING:
-    from tracelet.core.orchestrator import StopReport
+    from tracelet.core.contract.records import StopReport
 
 logger = logging.getLogger("tracelet")
 
@@ -30,7 +30,7 @@ class RunRecord:
     def __init__(self, run_dir: Path, identity: dict[str, Any]) -> None:
         self.run_dir = run_dir
         self._meta: dict[str, Any] = {**identity, "status": RunStatus.RUNNING.value}
-        self._owner: Any = None  # tracelet.core.owner.Owner while the run is ours
+        self._owner: Any = None  # tracelet.core.engine.owner.Owner while the run is ours
         self.journal: journal.JournalWriter | None = None
         self._lock = threading.Lock()  # progress arrives from the orchestrator's fsync thread
         self._ended = False
@@ -41,7 +41,7 @@ class RunRecord:
         `backend_configs` (redacted) is recorded so that `tracelet sync` can finish the same backend runs later.
         Raises OSError when the folder cannot be written.
         """
-        from tracelet.core.owner import Owner
+        from tracelet.core.engine.owner import Owner
 
         self.journal = journal.JournalWriter(self.run_dir)
         self._owner = Owner(self.run_dir).claim()

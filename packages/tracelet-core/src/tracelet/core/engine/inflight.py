@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tracelet.core import backoff
+from tracelet.core.engine import backoff
 from tracelet.exceptions import ConfigurationError
 
 logger = logging.getLogger("tracelet")

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from tracelet.core import discovery
-from tracelet.core.backend import BoundPlugin, instantiate
-from tracelet.core.config import AutomagicConfig
+from tracelet.core.contract import discovery
+from tracelet.core.contract.records import RunContext
+from tracelet.core.engine.backend import BoundPlugin, instantiate
 from tracelet.core.plugins import PluginType
-from tracelet.core.records import RunContext
+from tracelet.core.run.config import AutomagicConfig
 
 logger = logging.getLogger("tracelet")
 
@@ -34,12 +34,12 @@ logger = logging.getLogger("tracelet")
 def simple_locals(
     frame: FrameType | None, cfg: AutomagicConfig, detect: Callable[[Any], dict[str, Any] | None] | None = None
 ) -> dict[str, Any]:
-    """The frame's variables that look like hyperparameters (rules: `tracelet.core.hyperparams`): numbers,
+    """The frame's variables that look like hyperparameters (rules: `tracelet.core.run.hyperparams`): numbers,
     booleans, short strings, argparse/dataclass/attrs configs flattened to `a/b`, and what `detect` (the
     framework plugins) finds in their own objects; never private names (`_x`) or `cfg.ignore_names`."""
     if frame is None:
         return {}
-    from tracelet.core import hyperparams
+    from tracelet.core.run import hyperparams
 
     return hyperparams.collect(frame.f_locals, cfg.max_value_length, cfg.ignore_names, detect)
 

@@ -18,15 +18,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from tracelet.core import discovery
-from tracelet.core.backend import instantiate
+from tracelet.core.contract import discovery
+from tracelet.core.contract.redact import redact
+from tracelet.core.engine.backend import instantiate
 from tracelet.core.plugins import CollectorPlugin, PluginType, new_plugin_manager, register_checked
-from tracelet.core.redact import redact
 
 if TYPE_CHECKING:
     import pluggy
 
-    from tracelet.core.protocols import InstrumentedExperiment as Experiment  # not the class: no import cycle
+    from tracelet.core.contract.protocols import InstrumentedExperiment as Experiment  # not the class: no import cycle
 
 logger = logging.getLogger("tracelet")
 

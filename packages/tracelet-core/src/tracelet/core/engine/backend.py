@@ -6,8 +6,8 @@
 - a **backend name**: how a user selects one (`backend=["mlflow"]`, `TRACELET_BACKEND`); `ArtifactResult.backend`,
   `BackendError.backend` and the keys of a stop report are backend names;
 - `Backend` (here): a backend plugin bound to one run; `Experiment.backends` lists them;
-- `BackendWorker` (`tracelet.core.worker`): the thread that delivers to one `Backend`;
-- `BackendReport` (`tracelet.core.orchestrator`): what one backend received by the end of the run.
+- `BackendWorker` (`tracelet.core.engine.worker`): the thread that delivers to one `Backend`;
+- `BackendReport` (`tracelet.core.contract.records`): what one backend received by the end of the run.
 
 Framework plugins are bound the same way, as a `BoundPlugin` (not a `Backend`). How a watched folder notices
 changes (watchdog or polling) is the watcher's `mechanism`.
@@ -19,9 +19,9 @@ from typing import Any
 
 import pluggy
 
-from tracelet.core.discovery import PluginSpec
+from tracelet.core.contract.discovery import PluginSpec
+from tracelet.core.contract.records import RunContext
 from tracelet.core.plugins import BackendPlugin, new_plugin_manager, register_checked
-from tracelet.core.records import RunContext
 
 
 def instantiate(obj: Any) -> Any:

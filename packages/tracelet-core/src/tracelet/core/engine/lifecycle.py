@@ -26,7 +26,7 @@ import weakref
 from types import FrameType
 from typing import Any, Protocol
 
-from tracelet.core.records import RunStatus
+from tracelet.core.contract.records import RunStatus
 
 
 class Run(Protocol):

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracelet.core.records import RunStatus
+from tracelet.core.contract.records import RunStatus
 
 LOCK_FILE = "owner.lock"
 DEAD_STATUS = RunStatus.KILLED.value

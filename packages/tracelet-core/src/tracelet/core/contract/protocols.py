@@ -1,7 +1,8 @@
 """What plugins may use of the experiment they serve (`framework_instrument(experiment)`, collector hooks).
 
-A Protocol, not the `Experiment` class, so the plugin contract (`tracelet.core.plugins`) does not depend on the
-experiment's module, and a plugin's tests can hand in any object with these members.
+Protocols, not the `Experiment` and `ExperimentConfig` classes, so the plugin contract (`tracelet.core.plugins`)
+depends on neither the experiment's module nor the run layer (`tracelet.core.run`), and a plugin's tests can hand
+in any object with these members.
 """
 
 from __future__ import annotations
@@ -9,8 +10,51 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tracelet.core.config import ExperimentConfig
     from tracelet.settings import TraceletSettings
+
+
+class RunConfig(Protocol):
+    """The experiment's switches, as plugins and the artifact manager read them (`ExperimentConfig` has them all;
+    the README's "What is captured" table says what each does)."""
+
+    @property
+    def track_metrics(self) -> bool: ...
+
+    @property
+    def track_environment(self) -> bool: ...
+
+    @property
+    def track_args(self) -> bool: ...
+
+    @property
+    def track_stdout(self) -> bool: ...
+
+    @property
+    def track_checkpoints(self) -> bool: ...
+
+    @property
+    def track_system_metrics(self) -> bool: ...
+
+    @property
+    def track_git(self) -> bool: ...
+
+    @property
+    def enable_automagic(self) -> bool: ...
+
+    @property
+    def automagic_frameworks(self) -> set[str] | None: ...
+
+    @property
+    def enable_artifacts(self) -> bool: ...
+
+    @property
+    def automagic_artifacts(self) -> bool: ...
+
+    @property
+    def artifact_watch_dirs(self) -> list[str] | None: ...
+
+    @property
+    def watch_filesystem(self) -> bool: ...
 
 
 class InstrumentedExperiment(Protocol):
@@ -27,7 +71,9 @@ class InstrumentedExperiment(Protocol):
 
     #: The effective per-experiment settings; `config.enable_automagic` says whether automatic capture
     #: beyond metrics (hyperparameters, models) is wanted.
-    config: ExperimentConfig
+    @property
+    def config(self) -> RunConfig: ...
+
     #: The global settings the run resolved (`metrics_interval`, `dir`, ...).
     settings: TraceletSettings
 
