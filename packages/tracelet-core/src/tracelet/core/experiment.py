@@ -20,18 +20,20 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelet.core.contract import discovery
-from tracelet.core.contract.records import PARAMS, SUMMARY, TAGS, RunContext, RunStatus, StopReport
+from tracelet.core.contract.records import PARAMS, SUMMARY, TAGS, Append, Event, RunContext, RunStatus, StopReport
 from tracelet.core.contract.redact import redact_mapping
 from tracelet.core.contract.values import normalize_params, plain, summary_values, to_float, to_step
 from tracelet.core.engine import lifecycle
-from tracelet.core.engine.backend import Backend, instantiate
+from tracelet.core.engine.backend import Backend
 from tracelet.core.engine.runrecord import RunRecord
+from tracelet.core.engine.wiring import bind_backends
 from tracelet.core.orchestrator import Orchestrator
 from tracelet.core.plugins import PluginType
 from tracelet.core.run import automagic as magic  # not `automagic`: the spec's parameter of that name
@@ -106,7 +108,7 @@ class Experiment:
         self._id = _new_run_id()
         self._created_at = datetime.now(timezone.utc)
         self._iteration = 0
-        self._append: Callable[[tuple], None] = _not_started
+        self._append: Append = _not_started
         self.status = RunStatus.RUNNING
         self.report: StopReport | None = None
         self.run_dir: Path | None = None
@@ -120,6 +122,7 @@ class Experiment:
         self._stopped = False
         self._detached = False  # in a forked child (tracelet.core.engine.lifecycle): the parent owns this run
         self._distributed: Any = None  # tracelet.core.run.distributed.Plan: what this rank of a job does
+        self._node: Any = None  # an idle node leader's system-metrics writer (tracelet.core.run.idle.NodeMetrics)
 
     # -- properties --------------------------------------------------------------------------------------------
     @property
@@ -178,7 +181,10 @@ class Experiment:
         plan = self._distributed = distributed.plan(self)
         if not plan.active:
             if not (plan.local_only and settings.local_store):
-                idle.make_idle(self, plan)  # rank0 policy, rank != 0: every method a no-op
+                # rank0 policy, rank != 0: every method a no-op (`IdleRank`); the leader of a node other than
+                # rank 0's writes its node's system metrics into rank 0's run, in the background.
+                self.__class__ = IdleRank
+                self._node = idle.start_node_metrics(self, plan)
                 return
             self.backend_names = []  # distributed_local_store: this rank's points in its local store only
         self._name = plan.run_name
@@ -189,7 +195,7 @@ class Experiment:
         self.backend_names = list(dict.fromkeys(spec.name for spec in specs))  # as the plugins spell them
         specs = list({spec.name: spec for spec in specs}.values())
         if not self.config.track_metrics:  # dry run: log_metric is a no-op (documented on the method)
-            self.log_metric = self.log_metric_at = _no_metric  # type: ignore[method-assign]
+            self.__class__ = DryRun
         from tracelet.core.engine.collectors import CollectorRunner  # git, environment, argv: only when a run starts
 
         log_metric = self._distributed.wrap_system(self.log_metric) if self._distributed else self.log_metric
@@ -209,19 +215,20 @@ class Experiment:
                     f"cannot create the local store at {self.run_dir}: {exc}. Point TRACELET_DIR elsewhere, "
                     "or set TRACELET_LOCAL_STORE=false to run without it"
                 ) from exc
+        self._artifacts = self._make_artifact_manager()
         orch = Orchestrator(
             journal,
             max_buffered=settings.max_buffered,
             stop_timeout=settings.stop_timeout,
             progress=self._record_progress if self._record is not None else None,
+            artifact_handler=self._artifacts.deliver,
+            bind=self._bind_append,
         )
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
-        for name, spec in zip(self.backend_names, specs):
-            orch.add_backend(Backend(name, instantiate(spec.load()), self._context_for(name, backend_metadata), spec))
-        self._artifacts = self._make_artifact_manager(orch)
-        orch.start()
-        orch.connect(self._bind_append)
+        for worker in bind_backends(specs, partial(self._context_for, metadata=backend_metadata), orch):
+            orch.add_worker(worker)
+        orch.start()  # binds the hot path's append (`_bind_append`)
         lifecycle.register(self)
         lifecycle.detach_in_child(self)
         self._await_backends(orch, settings.start_timeout)
@@ -255,13 +262,13 @@ class Experiment:
                 cls = ConfigurationError if isinstance(exc, (ConfigurationError, ImportError)) else BackendError
                 raise cls(f"backend {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
-    def _make_artifact_manager(self, orch: Orchestrator) -> ArtifactManager:
+    def _make_artifact_manager(self) -> ArtifactManager:
         from tracelet.core.artifacts.manager import ArtifactManager
 
-        manager = ArtifactManager(
+        return ArtifactManager(
             append=self._emit,
-            backends=lambda: orch.backends,
-            record_error=orch.record_error,
+            backends=lambda: self.backends,
+            record_error=self._record_delivery_error,
             backend_names=self.backend_names,
             config=self.config,
             options=self.options,
@@ -269,8 +276,11 @@ class Experiment:
             run_dir=self.run_dir,
             wait_timeout=self.settings.stop_timeout,
         )
-        orch.artifact_handler = manager.deliver
-        return manager
+
+    def _record_delivery_error(self, backend: str, where: str, exc: BaseException) -> None:
+        """An artifact delivery failed: counted in that backend's stop report."""
+        if self._orchestrator is not None:
+            self._orchestrator.record_error(backend, where, exc)
 
     def _start_collectors(self) -> None:
         if self._collectors is not None:  # hooks installed, sampling started on the collector thread
@@ -343,15 +353,15 @@ class Experiment:
         """In a forked child (called by `tracelet.core.engine.lifecycle`): what the child logs is dropped, without
         growing memory, and stop() does nothing, so the parent's run.json and frameworks are left alone."""
         self._detached = True
-        dropped: deque[tuple] = deque(maxlen=0)
+        dropped: deque[Event] = deque(maxlen=0)
         self._append = dropped.append
 
-    def _bind_append(self, append: Callable[[tuple], None]) -> None:
+    def _bind_append(self, append: Append) -> None:
         """The orchestrator hands the hot path its append (and swaps it under memory pressure)."""
         if not self._detached and not self._stopped:
             self._append = append
 
-    def _emit(self, event: tuple) -> None:
+    def _emit(self, event: Event) -> None:
         """Append through whatever the hot path uses now (for parts that hold on to a callable)."""
         self._append(event)
 
@@ -525,19 +535,97 @@ class Experiment:
         return f"<Experiment {self._name!r} id={self._id} backends={self.backend_names} status={self.status.value}>"
 
 
-def _not_started(event: tuple) -> None:
+def _not_started(event: Event) -> None:
     raise TraceletException("the experiment has not been started: call start() first")
 
 
 _warned_after_stop = False
 
 
-def _no_metric(*args: Any, **kwargs: Any) -> None:
-    """log_metric under `track_metrics=False`: dry runs log nothing and pay nothing."""
-
-
-def _after_stop(event: tuple) -> None:
+def _after_stop(event: Event) -> None:
     global _warned_after_stop
     if not _warned_after_stop:
         _warned_after_stop = True
         logger.warning("tracelet: logging after the experiment stopped is ignored")
+
+
+class DryRun(Experiment):
+    """An experiment whose config has `track_metrics=False` (a dry run): `log_metric` and `log_metric_at` are
+    no-ops that check nothing and cost nothing; params, tags and artifacts are recorded as usual."""
+
+    def log_metric(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing: metrics are off in this run."""
+
+    def log_metric_at(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing: metrics are off in this run."""
+
+
+class IdleRank(Experiment):
+    """An experiment on a rank that does not report (the `rank0` policy, rank != 0; `tracelet.core.run.distributed`).
+
+    Every method is a no-op that accepts anything and never raises, cheaper than rank 0's `log_metric` (one call,
+    no conversion: a value rank 0 would refuse is not looked at). `stop()` returns at once, ending the node's
+    system-metrics writer where this rank runs one (`tracelet.core.run.idle`). `start()` made it one.
+    """
+
+    def log_metric(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_metric_at(self, *args: Any, **kwargs: Any) -> None:  # TensorBoard's relay logs through it
+        return None
+
+    def log_params(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_hyperparameter(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def set_tags(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def set_iteration(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_summary(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def flush(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def log_artifact(self, *args: Any, **kwargs: Any) -> dict[str, ArtifactResult]:
+        return {}
+
+    def log_file_artifact(self, *args: Any, **kwargs: Any) -> dict[str, ArtifactResult]:
+        return {}
+
+    def get_artifact(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def list_artifacts(self, *args: Any, **kwargs: Any) -> list[TraceletArtifact]:
+        return []
+
+    def skip_capture(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def capture_skipped(self, *args: Any, **kwargs: Any) -> bool:
+        return True  # nothing is captured on this rank: every path is left alone
+
+    def capture_hyperparams(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def capture_model(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def capture_dataset(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        lifecycle.deactivate(self)  # as on rank 0: a stopped run is nobody's active experiment
+        node, self._node = self._node, None
+        if node is not None:
+            lifecycle.unregister(self)
+            node.close()
+        return None
+
+    def end(self, *args: Any, **kwargs: Any) -> None:
+        return self.stop()

@@ -27,7 +27,7 @@ from itertools import repeat, starmap
 from typing import Any
 
 from tracelet.core.contract import values
-from tracelet.core.contract.records import METRIC, BackendReport, Metric, RunStatus, StopReport
+from tracelet.core.contract.records import METRIC, Append, BackendReport, Event, Metric, RunStatus, StopReport
 from tracelet.core.engine import journal as journal_mod
 from tracelet.core.engine import lifecycle
 from tracelet.core.engine.backend import Backend
@@ -61,25 +61,31 @@ class Orchestrator:
         max_buffered: int = 200_000,
         stop_timeout: float = 30.0,
         progress: Callable[[dict[str, int]], None] | None = None,
+        artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None,
+        bind: Callable[[Append], None] | None = None,
     ) -> None:
         """:param journal: where every event is made durable first; None runs without a local store.
         :param max_buffered: events kept in memory for laggards; older ones are re-read from the journal.
         :param stop_timeout: each backend's delivery deadline at stop(), unless its config sets `stop_timeout`.
         :param progress: called from the fsync thread every few seconds, while backends advance, with how many
             journaled events each has taken, so a run whose process dies can be synced from there.
+        :param artifact_handler: delivers an artifact event's payload to one backend, on that backend's worker
+            (the run's artifact manager); None: artifact events are passed by.
+        :param bind: hands the caller's hot path the append to use: called at start() and again whenever it
+            must change (the queue is over its bound, then back under it).
         """
         self.journal = journal
         self._progress = progress
         self.max_buffered = max_buffered
         self.stop_timeout = stop_timeout
-        self._queue: deque[tuple] = deque()
-        self._fast_append: Callable[[tuple], None] = self._queue.append  # the hot path: one C call
-        self.append: Callable[[tuple], None] = self._fast_append
+        self._queue: deque[Event] = deque()
+        self._fast_append: Append = self._queue.append  # the hot path: one C call
+        self.append: Append = self._fast_append
         self._throttled = False
         self._drained = threading.Event()  # set while the queue is below QUEUE_LOW (throttled callers wait on it)
         self._lock = threading.Lock()  # guards the chunk list, never held across I/O
         self._chunk_seqs: list[int] = []
-        self._chunks: list[list[tuple]] = []
+        self._chunks: list[list[Event]] = []
         self._buffered = 0
         self.end = 0  # events published so far (sequence numbers 0 .. end-1)
         self.journaled = 0  # events 0 .. journaled-1 are in the journal; past a write failure, no more are
@@ -92,8 +98,8 @@ class Orchestrator:
         self._damage: dict[int, journal_mod.Damage] = {}  # byte offset -> what a catch-up read found damaged there
         self._syncer: threading.Thread | None = None
         self._detached = False  # in a forked child: the parent owns the run (tracelet.core.engine.lifecycle)
-        self.artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None
-        self._bind: Callable[[Callable[[tuple], None]], None] | None = None
+        self._artifact_handler = artifact_handler
+        self._bind = bind
         lifecycle.detach_in_child(self)
 
     # -- spec API ------------------------------------------------------------------------------------------------
@@ -107,14 +113,11 @@ class Orchestrator:
                 # would grow past its bound meanwhile).
                 self._syncer = threading.Thread(target=self._sync_loop, name="tracelet-fsync", daemon=True)
                 self._syncer.start()
+            if self._bind is not None:
+                self._bind(self.append)  # the caller's hot path goes live
         for worker in list(self._workers.values()):
             if not worker.is_alive() and not worker.done.is_set():
                 worker.start()
-
-    def connect(self, bind: Callable[[Callable[[tuple], None]], None]) -> None:
-        """Hand the caller's hot path its append: `bind(append)` now (and again whenever it must change)."""
-        self._bind = bind
-        bind(self.append)
 
     def route_metric(self, metric: Metric) -> None:
         """Queue one metric point for every backend."""
@@ -122,7 +125,11 @@ class Orchestrator:
 
     def add_backend(self, backend: Backend, replay: bool = True) -> BackendWorker:
         """Give a backend its worker; with `replay` it receives the run from its first event."""
-        worker = BackendWorker(backend, self, cursor=0 if replay else self.end)
+        return self.add_worker(BackendWorker(backend, self, cursor=0 if replay else self.end))
+
+    def add_worker(self, worker: BackendWorker) -> BackendWorker:
+        """Deliver through `worker`, bound to this orchestrator (`tracelet.core.engine.wiring.bind_backends`)."""
+        backend = worker.backend
         with self._lock:
             self._workers[backend.name] = worker
         if self._dispatcher is not None:
@@ -171,7 +178,7 @@ class Orchestrator:
     def workers(self) -> dict[str, BackendWorker]:
         return dict(self._workers)
 
-    def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
+    def fetch(self, cursor: int, limit: int) -> tuple[int, list[Event]]:
         """Events from `cursor` on (at most `limit`), with the sequence number of the first one returned."""
         with self._lock:
             seqs = self._chunk_seqs
@@ -239,8 +246,8 @@ class Orchestrator:
             logger.warning("tracelet: backend %r %s failed: %s", backend, where, exc)
 
     def deliver_artifact(self, backend: Backend, payload: dict[str, Any]) -> None:
-        if self.artifact_handler is not None:
-            self.artifact_handler(backend, payload)
+        if self._artifact_handler is not None:
+            self._artifact_handler(backend, payload)
 
     def confirmed(self, cursor: int) -> None:
         """Nothing to record here: progress checkpoints read each worker's cursor from the fsync thread."""
@@ -282,7 +289,7 @@ class Orchestrator:
             count = min(len(self._queue), MAX_CHUNK)
             if not count:
                 return 0
-            items: list[tuple] = list(starmap(self._queue.popleft, repeat((), count)))
+            items: list[Event] = list(starmap(self._queue.popleft, repeat((), count)))
             if values.lazy_seen:
                 _resolve_lazy(items)
             first = self.end
@@ -315,12 +322,12 @@ class Orchestrator:
             self._throttled = False
             self._drained.set()
 
-    def _set_append(self, append: Callable[[tuple], None]) -> None:
+    def _set_append(self, append: Append) -> None:
         self.append = append
         if self._bind is not None:
             self._bind(append)
 
-    def _append_throttled(self, event: tuple) -> None:
+    def _append_throttled(self, event: Event) -> None:
         """The caller's append while the queue is over its bound: append, then wait for the dispatcher."""
         queue = self._queue
         queue.append(event)
@@ -464,7 +471,7 @@ class Orchestrator:
         self._closing.set()
 
 
-def _resolve_lazy(items: list[tuple]) -> None:
+def _resolve_lazy(items: list[Event]) -> None:
     """Metric values the caller handed over unconverted (device tensors) become floats here, off its thread."""
     for i, e in enumerate(items):
         if e[0] == METRIC and type(e[2]) is not float:

@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,7 +50,8 @@ import attrs
 from tracelet.core.contract import discovery
 from tracelet.core.contract.records import ARTIFACT, RunContext, RunStatus
 from tracelet.core.engine import backoff, journal
-from tracelet.core.engine.backend import Backend, instantiate
+from tracelet.core.engine.backend import Backend
+from tracelet.core.engine.wiring import bind_backends
 from tracelet.core.engine.worker import BackendWorker
 from tracelet.core.plugins import PluginType
 from tracelet.exceptions import ConfigurationError, TraceletException
@@ -508,14 +510,14 @@ def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout:
     secret_free = _non_secret
     for plan in plans:
         start = min(plan.result.cursor, total)
-        backend = Backend(plan.name, instantiate(plan.spec.load()), _context(local, plan.name, plan.config), plan.spec)
         state.update(plan.name, run_id=plan.point.get("run_id"), details=plan.point.get("details") or {},
                      config=secret_free(plan.config), cursor=start, events=total, ended=False, status=None,
                      artifacts=list(plan.point.get("artifacts") or []))
         plan.source = JournalSource(local.path, local.id, total, plan.name, state, start,
                                     resume_run=plan.point.get("run_id"),
                                     pending=plan.point.get("pending_artifacts") or ())
-        plan.worker = BackendWorker(backend, plan.source, cursor=start)
+        context_for = partial(_context, local, config=plan.config)
+        plan.worker = bind_backends([plan.spec], context_for, plan.source, cursor=start)[0]
         plan.source.worker = plan.worker
         plan.result.cursor = plan.start = start
     deadline = None if timeout is None else time.monotonic() + timeout

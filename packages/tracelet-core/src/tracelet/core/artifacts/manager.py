@@ -47,7 +47,7 @@ from tracelet.core.artifacts.model import (
     TraceletArtifact,
 )
 from tracelet.core.artifacts.paths import check_artifact_path, copy_hashing, sha256_file
-from tracelet.core.contract.records import ARTIFACT
+from tracelet.core.contract.records import ARTIFACT, Append
 from tracelet.core.contract.values import plain
 from tracelet.core.engine import backoff, journal
 from tracelet.exceptions import BackendError, ConfigurationError
@@ -74,7 +74,7 @@ class ArtifactManager:
     def __init__(
         self,
         *,
-        append: Callable[[tuple], None],
+        append: Append,
         backends: Callable[[], list[Backend]],
         record_error: Callable[[str, str, BaseException], None],
         backend_names: list[str],

@@ -7,8 +7,9 @@ Backends receive them as the named tuples and attrs classes below.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import attrs
 
@@ -17,6 +18,13 @@ PARAMS = "p"
 TAGS = "t"
 ARTIFACT = "a"
 SUMMARY = "s"  # a run's single values: ("s", {name: float}, step or None, timestamp)
+
+#: One event of a run, as the calling thread appends it and the journal keeps it: a plain tuple whose first
+#: element is its kind: ``(METRIC, name, value, step, timestamp)``, ``(PARAMS, {params}, timestamp)``,
+#: ``(TAGS, {tags}, timestamp)``, ``(ARTIFACT, payload, timestamp)``, ``(SUMMARY, {name: value}, step, timestamp)``.
+Event: TypeAlias = tuple[Any, ...]
+#: Where the calling thread hands its events: the orchestrator's queue (`deque.append`), or a sink.
+Append: TypeAlias = Callable[[Event], None]
 
 
 class Metric(NamedTuple):

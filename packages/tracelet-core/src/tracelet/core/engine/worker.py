@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Metric, RunStatus
+from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Event, Metric, RunStatus
 from tracelet.core.engine import backoff, inflight
 from tracelet.exceptions import ConfigurationError
 
@@ -116,7 +116,7 @@ class ErrorLog:
 class EventSource(Protocol):
     """Where a worker reads the run's events from (the orchestrator)."""
 
-    def fetch(self, cursor: int, limit: int) -> tuple[int, list[tuple]]:
+    def fetch(self, cursor: int, limit: int) -> tuple[int, list[Event]]:
         """Events from `cursor` on (at most `limit`), with the sequence number of the first one returned
         (past `cursor` when events were dropped)."""
         ...

@@ -1,5 +1,6 @@
-"""A rank that does not report (the `rank0` policy, rank != 0): every method a cheap no-op, and on the leader of
-every node other than rank 0's, the node's system metrics written into rank 0's run.
+"""The one piece of work of a rank that does not report (the `rank0` policy, rank != 0; its experiment is an
+`IdleRank`, every method a no-op): on the leader of every node other than rank 0's, the node's system metrics
+written into rank 0's run.
 
 Rank 0's run lives in another process (often on another machine), so the node leader opens its own writer into
 that run, through every backend that declares the ``attach`` capability (MLflow does, by run id), and labels
@@ -13,7 +14,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tracelet.core.engine import lifecycle
@@ -21,6 +21,8 @@ from tracelet.core.run.groups import resolve_group
 from tracelet.core.run.ranks import warn_once
 
 if TYPE_CHECKING:
+    from tracelet.core.contract.discovery import PluginSpec
+    from tracelet.core.contract.records import Append
     from tracelet.core.run.distributed import DistributedRun, Plan
 
 logger = logging.getLogger("tracelet")
@@ -29,73 +31,15 @@ ATTACH_CAPABILITY = "attach"
 CLOSE_SETUP_WAIT = 5.0  # seconds a node leader's stop() waits for its system-metrics writer to come up
 
 
-# -- inactive ranks -----------------------------------------------------------------------------------------------
-
-
-def _nothing(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def _empty_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {}
-
-
-def _empty_list(*args: Any, **kwargs: Any) -> list[Any]:
-    return []
-
-
-def _true(*args: Any, **kwargs: Any) -> bool:
-    return True
-
-
-# Every public method of an inactive rank's experiment and what it returns there. These are instance
-# attributes, found before the class's methods, so a call costs one Python call with no conversion at all:
-# never more than rank 0's log_metric, and nothing can raise (a value rank 0 would refuse is not looked at).
-_IDLE: dict[str, Callable[..., Any]] = {
-    "log_metric": _nothing,
-    "log_metric_at": _nothing,  # TensorBoard's relay and other integrations log through it
-    "log_params": _nothing,
-    "log_hyperparameter": _nothing,
-    "set_tags": _nothing,
-    "set_iteration": _nothing,
-    "flush": _true,
-    "log_artifact": _empty_dict,
-    "log_file_artifact": _empty_dict,
-    "get_artifact": _nothing,
-    "list_artifacts": _empty_list,
-    "capture_hyperparams": _empty_dict,
-    "capture_model": _empty_dict,
-    "capture_dataset": _empty_dict,
-    "log_summary": _nothing,
-    "skip_capture": _nothing,
-    "capture_skipped": _true,  # nothing is captured on this rank: every path is left alone
-}
-
-
-def make_idle(experiment: DistributedRun, p: Plan) -> None:
-    """Turn `experiment` into the cheap no-op of a rank that does not report (rank0 mode, rank != 0).
-
-    The node leader of another node also starts, in the background, its node's system metrics into rank 0's
-    run (`NodeMetrics`); its stop() ends that writer, everything else returns at once.
-    """
-    for attr, fn in _IDLE.items():
-        setattr(experiment, attr, fn)
-    node: NodeMetrics | None = None
-    if p.role == "attach":
-        node = NodeMetrics(experiment, p)
-        node.start()
-        lifecycle.register(experiment)  # its system metrics are delivered at exit too
-
-    def stop(*args: Any, **kwargs: Any) -> None:
-        lifecycle.deactivate(experiment)  # as on rank 0: a stopped run is nobody's active experiment
-        if node is not None:
-            lifecycle.unregister(experiment)
-            node.close()
+def start_node_metrics(experiment: DistributedRun, p: Plan) -> NodeMetrics | None:
+    """On the leader of a node other than rank 0's (`p.role == "attach"`), start writing the node's system metrics
+    into rank 0's run in the background (stopped by the idle experiment's stop(), or at exit); else None."""
+    if p.role != "attach":
         return None
-
-    # Deliberate monkeypatch of this one instance (instance attributes, found before the class's methods).
-    experiment.stop = stop  # type: ignore[method-assign]
-    experiment.end = stop  # type: ignore[method-assign]
+    node = NodeMetrics(experiment, p)
+    node.start()
+    lifecycle.register(experiment)  # its system metrics are delivered at exit too
+    return node
 
 
 class NodeMetrics(threading.Thread):
@@ -129,8 +73,8 @@ class NodeMetrics(threading.Thread):
     def _run(self) -> None:
         from tracelet.core.contract import discovery
         from tracelet.core.contract.records import RunContext
-        from tracelet.core.engine.backend import Backend, instantiate
         from tracelet.core.engine.collectors import CollectorRunner
+        from tracelet.core.engine.wiring import bind_backends
         from tracelet.core.orchestrator import Orchestrator
         from tracelet.core.plugins import PluginType
         from tracelet.core.run.backend_config import backend_config
@@ -141,38 +85,42 @@ class NodeMetrics(threading.Thread):
         p.group = resolve_group(p.info, p.group_name or exp.name, exp.project, exp.id, settings.start_timeout)
         if self._closed.is_set():
             return
-        backends = []
-        for spec_name in exp.backend_names:
+        specs = []
+        for name in exp.backend_names:
             try:
-                spec = discovery.find(PluginType.BACKEND, spec_name)
-                plugin = instantiate(spec.load())
+                specs.append(discovery.find(PluginType.BACKEND, name))
             except Exception as exc:
-                logger.warning("tracelet: backend %r not available for node metrics: %s", spec_name, exc)
-                continue
-            meta = _plugin_metadata(plugin)
-            if ATTACH_CAPABILITY not in (getattr(meta, "capabilities", None) or []):
-                warn_once(
-                    f"attach:{spec.name}",
-                    "tracelet: backend %r cannot write into another process's run; system metrics of node %s "
-                    "are not recorded there (use distributed=per_rank to give every rank its own run)",
-                    spec.name, p.info.node,
-                )  # fmt: skip
-                continue
-            context = RunContext(
+                _not_available(name, exc)
+
+        def context_for(name: str) -> RunContext:
+            return RunContext(
                 run_id=exp.id, name=p.group_name or exp.name, project=exp.project, created_at=exp.created_at,
-                config=backend_config(spec.name, exp.options), metadata={"distributed": p.metadata},
-                settings=settings,
+                config=backend_config(name, exp.options), metadata={"distributed": p.metadata}, settings=settings,
             )  # fmt: skip
-            backends.append(Backend(spec.name, plugin, context, spec))
-        if not backends:
+
+        def can_attach(spec: PluginSpec, plugin: Any) -> bool:
+            meta = _plugin_metadata(plugin)
+            if ATTACH_CAPABILITY in (getattr(meta, "capabilities", None) or []):
+                return True
+            warn_once(
+                f"attach:{spec.name}",
+                "tracelet: backend %r cannot write into another process's run; system metrics of node %s "
+                "are not recorded there (use distributed=per_rank to give every rank its own run)",
+                spec.name, p.info.node,
+            )  # fmt: skip
+            return False
+
+        orch = Orchestrator(None, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
+        workers = bind_backends(specs, context_for, orch, accept=can_attach,
+                                on_error=lambda spec, exc: _not_available(spec.name, exc))  # fmt: skip
+        if not workers:
             return
         with self._lock:
             if self._closed.is_set():
                 return
-            orch = self.orchestrator = Orchestrator(None, max_buffered=settings.max_buffered,
-                                                    stop_timeout=settings.stop_timeout)  # fmt: skip
-            for backend in backends:
-                orch.add_backend(backend)
+            self.orchestrator = orch
+            for worker in workers:
+                orch.add_worker(worker)
             orch.start()
             self.collectors = CollectorRunner(_Appender(orch.append, p).log_metric, settings.metrics_interval)
             self.collectors.start()
@@ -199,7 +147,7 @@ class _Appender:
     Each reading's step is how many readings of that name came before (rank 0's iteration is not known here).
     """
 
-    def __init__(self, append: Callable[[tuple], None], p: Plan) -> None:
+    def __init__(self, append: Append, p: Plan) -> None:
         self._append = append
         self._plan = p
         self._steps: Counter[str] = Counter()
@@ -211,6 +159,10 @@ class _Appender:
         step = self._steps[label] if iteration is None else iteration
         self._steps[label] += 1
         self._append(("m", label, to_float(value), step, time.time()))
+
+
+def _not_available(name: str, exc: BaseException) -> None:
+    logger.warning("tracelet: backend %r not available for node metrics: %s", name, exc)
 
 
 def _plugin_metadata(plugin: Any) -> Any:
