@@ -1,4 +1,5 @@
-"""Shared fixtures: every test runs in its own folder with a clean TRACELET_* environment."""
+"""Fixtures of every test folder (the root `tests/` and each `packages/tracelet-*/tests/`): every test runs in its
+own folder with a clean TRACELET_* environment."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ import pytest
 import tracelet
 from tracelet.core import discovery
 
-TESTS = Path(__file__).parent
-
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -25,7 +24,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRACELET_TRACK_SYSTEM", "false")
-    monkeypatch.setenv("TRACELET_ENV_PACKAGES", "false")  # no packages artifact in every run (tests/collectors test it)
+    monkeypatch.setenv("TRACELET_ENV_PACKAGES", "false")  # no packages artifact in every run (the collector tests test it)
     discovery.refresh()
     yield tmp_path
     tracelet.stop_logging()
@@ -34,10 +33,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One real `mlflow server` on 127.0.0.1 per session, shared by tests/mlflow and the multi-tracker tests."""
-    if str(TESTS / "mlflow") not in sys.path:
-        sys.path.insert(0, str(TESTS / "mlflow"))
-    from mlflow_helpers import MlflowServer
+    """One real `mlflow server` on 127.0.0.1 per session, shared by the MLflow tests and the multi-tracker ones."""
+    from tracelet_testsupport.mlflow import MlflowServer
 
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     server.start()

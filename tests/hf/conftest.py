@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "torch"))  # torch_helpers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched; a test that tried would fail
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "mlflow"))  # the MLflow tests' server helper
-
-from mlflow_helpers import MlflowServer  # noqa: E402
+from tracelet_testsupport.mlflow import MlflowServer
 
 
 @pytest.fixture(autouse=True)

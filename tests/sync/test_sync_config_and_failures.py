@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from sync_helpers import expected, history, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
+from tracelet_testsupport.sync import expected, history, mlflow_runs
 
 
 def _run_with_artifact(runs_dir: Path, tmp_path: Path, project: str) -> store.LocalRun:

@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from clearml_helpers import OfflineSession
 
 import tracelet
 from tracelet import ArtifactType
+from tracelet_testsupport.clearml import OfflineSession
 
 CONFIG = {"track_system": False, "track_git": False, "track_env": False, "clearml": {"offline": True}}
 

@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from clearml_helpers import OfflineSession
-
 from tracelet.plugin import Metric, RunStatus
 from tracelet.testing import BackendConformance, ConformanceError, RunUnderTest, TrackedRun
 from tracelet_clearml.backend import ClearMLBackend
+from tracelet_testsupport.clearml import OfflineSession
 
 STATUSES = {"completed": "FINISHED", "failed": "FAILED", "stopped": "KILLED"}
 

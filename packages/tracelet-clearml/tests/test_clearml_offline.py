@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clearml_helpers import OfflineSession
 
 from tracelet.core.experiment import Experiment
 from tracelet.exceptions import ConfigurationError
 from tracelet.settings import TraceletSettings
+from tracelet_testsupport.clearml import OfflineSession
 
 OFFLINE = {"clearml": {"offline": True}}
 

@@ -15,34 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from clearml_helpers import OfflineSession
-
-PRELUDE = textwrap.dedent(
-    """
-    import argparse, json, signal, sys, threading, time
-    from tracelet.core.experiment import Experiment
-    from tracelet.settings import TraceletSettings
-
-    def run(name, **options):
-        settings = TraceletSettings(project="proc", track_system=False)
-        exp = Experiment(name, backend=["clearml"], project="proc", settings=settings,
-                         options={"clearml": {"offline": True, **options}})
-        return exp.start()
-    """
-)
-
-
-def python(code: str, tmp_path: Path, timeout: float = 180, **popen: object) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    return subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env, **popen,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-def last_json(out: subprocess.CompletedProcess[str]) -> dict:
-    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from tracelet_testsupport.clearml import PRELUDE, OfflineSession, last_json, python
 
 
 def test_process_is_left_as_found_after_stop(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clearml_helpers import OfflineSession
+from tracelet_testsupport.clearml import OfflineSession
 
 RANK_SCRIPT = textwrap.dedent(
     """

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearml_helpers import OfflineSession
-from test_clearml_process import last_json, python
+from tracelet_testsupport.clearml import OfflineSession, last_json, python
 
 
 def test_logs_into_a_task_the_user_opened_and_leaves_it_open(

@@ -1,12 +1,13 @@
 """Fixtures for the MLflow backend: a real sqlite store per test; the session's real `mlflow server`
-(`mlflow_server`, in tests/conftest.py) restarted when a test left it down."""
+(`mlflow_server`, in the root conftest.py) restarted when a test left it down."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from mlflow_helpers import MlflowServer
+
+from tracelet_testsupport.mlflow import MlflowServer
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import mlflow.pytorch
 import pytest
 import torch
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer, mlflow_run_id
 
 import tracelet
 from tracelet import ArtifactType
+from tracelet_testsupport.mlflow import MlflowServer, mlflow_run_id
 
 
 def start(uri: str, name: str = "art") -> tracelet.Experiment:

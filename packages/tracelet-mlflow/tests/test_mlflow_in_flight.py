@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer, mlflow_run_id
 
 import tracelet
 from tracelet import ConfigurationError, hookimpl, register_plugin, store, unregister_plugin
@@ -27,6 +26,7 @@ from tracelet.core import inflight, journal
 from tracelet.core.records import Metric
 from tracelet_mlflow.backend import MLflowBackend
 from tracelet_mlflow.params import CHANGED_TAG_PREFIX
+from tracelet_testsupport.mlflow import MlflowServer, mlflow_run_id
 
 pytestmark = pytest.mark.slow
 NAMES = ["loss", "acc", "lr", "grad_norm", "tokens"]

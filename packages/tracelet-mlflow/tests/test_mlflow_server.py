@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer, journal_metrics, mlflow_run_id
 
 import tracelet
 from tracelet_mlflow.params import MAX_PARAM_VALUE_LENGTH
+from tracelet_testsupport.mlflow import MlflowServer, journal_metrics, mlflow_run_id
 
 
 def start(server: MlflowServer, name: str, **extra: object) -> tracelet.Experiment:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from mlflow_helpers import journal_metrics, mlflow_run_id
 
 import tracelet
 from tracelet.exceptions import ConfigurationError
 from tracelet_mlflow.params import MAX_PARAM_VALUE_LENGTH
+from tracelet_testsupport.mlflow import journal_metrics, mlflow_run_id
 
 
 def start(uri: str, name: str = "run", project: str = "proj", **extra: object) -> tracelet.Experiment:

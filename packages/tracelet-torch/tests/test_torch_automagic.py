@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torch_helpers import config, store_points
 
 import tracelet
 from tracelet import Experiment
 from tracelet.core import hyperparams
 from tracelet.store import open_run
+from tracelet_testsupport.torch import config, store_points
 from tracelet_torch import framework
 
 ORIGINAL_SAVE = torch.save

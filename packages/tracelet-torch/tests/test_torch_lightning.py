@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torch_helpers import config, event_scalars, store_points
 
 import tracelet
 from tracelet.store import open_run
+from tracelet_testsupport.torch import config, event_scalars, store_points
 from tracelet_torch.lightning import TraceletLogger
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from torch_helpers import config, event_scalars, store_points
 
 import tracelet
 from tracelet.store import open_run
+from tracelet_testsupport.torch import config, event_scalars, store_points
 from tracelet_torch import _hooks
 from tracelet_torch import tensorboard as tb
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from wandb_helpers import run_of
 
 import tracelet
 from tracelet.plugin import ArtifactType
+from tracelet_testsupport.wandb import run_of
 
 
 def contents(record: object) -> dict[str, object]:

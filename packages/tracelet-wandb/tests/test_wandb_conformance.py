@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wandb_helpers import read_run
-
 from tracelet.testing import BackendConformance, RunUnderTest, TrackedRun
+from tracelet_testsupport.wandb import read_run
 from tracelet_wandb.backend import STEP_METRIC, WandbBackend
 
 STATUSES = {0: "FINISHED", 1: "FAILED", 255: "KILLED"}

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import wandb
-from wandb_helpers import read_run
 
 import tracelet
 from tracelet import cli, store
 from tracelet.core import journal
+from tracelet_testsupport.wandb import read_run
 from tracelet_wandb import txlog
 
 ROWS = 400  # enough rows for a log of several 32 KiB blocks

@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from wandb_helpers import read_run, run_of
 
 import tracelet
 from tracelet.plugin import RunStatus
+from tracelet_testsupport.wandb import read_run, run_of
 
 
 def start(name: str = "wb-run", **config: object) -> tracelet.Experiment:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wandb_helpers import read_run
+from tracelet_testsupport.wandb import read_run
 
 RANK_SCRIPT = textwrap.dedent(
     """

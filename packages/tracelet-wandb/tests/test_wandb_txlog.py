@@ -6,10 +6,10 @@ import ast
 from pathlib import Path
 
 import pytest
-from wandb_helpers import read_run
 
 import tracelet
 import tracelet_wandb
+from tracelet_testsupport.wandb import read_run
 from tracelet_wandb import txlog
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from collectors_helpers import make_experiment
 
 from tracelet import Experiment
+from tracelet_testsupport.collectors import make_experiment
 
 
 @pytest.fixture

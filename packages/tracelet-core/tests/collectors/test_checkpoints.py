@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from collectors_helpers import stored
 
 from tracelet.collectors.checkpoints import captured_file_type, is_checkpoint
 from tracelet.core.artifacts.kinds import ArtifactType
 from tracelet.core.config import ExperimentConfig
+from tracelet_testsupport.collectors import stored
 
 WATCH = {"artifact_watcher": "polling", "artifact_watch_interval": 0.05, "artifact_watch_settle": 0.05}
 

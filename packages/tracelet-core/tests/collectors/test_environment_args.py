@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from collectors_helpers import run_json, stored
 
 from tracelet.core.redact import MASK
+from tracelet_testsupport.collectors import run_json, stored
 
 
 def test_only_allowlisted_variables_reach_backends_and_the_store(

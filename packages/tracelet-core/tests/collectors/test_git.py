@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from collectors_helpers import run_json, stored
 
 from tracelet.collectors.git import DIFF_MAX_BYTES, git_info, read_git_dir
 from tracelet.core.redact import MASK
+from tracelet_testsupport.collectors import run_json, stored
 
 TOKEN = "ghp_" + "Z" * 36
 

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from collectors_helpers import make_experiment, run_json, stored
 
 import tracelet
 from tracelet import hookimpl
+from tracelet_testsupport.collectors import make_experiment, run_json, stored
 
 CALLS: list[tuple[str, str]] = []
 

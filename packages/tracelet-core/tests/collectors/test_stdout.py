@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from collectors_helpers import stored
 
 from tracelet.core.redact import MASK
+from tracelet_testsupport.collectors import stored
 
 CHILD = r"""
 import json, os, sys, time

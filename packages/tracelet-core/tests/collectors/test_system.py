@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from collectors_helpers import stored
 
 from tracelet.collectors.system import SystemCollector
+from tracelet_testsupport.collectors import stored
 
 NAMES = {
     "system/cpu_percent",

@@ -132,7 +132,7 @@ def test_core_imports_no_backend() -> None:
 
 def test_plugins_import_tracelet_only_through_its_public_modules() -> None:
     """Tracelet's own plugins use what a third-party author can: `tracelet.plugin` (and the top-level API)."""
-    packages = Path(__file__).resolve().parents[2] / "packages"
+    packages = Path(__file__).resolve().parents[4] / "packages"
     allowed = {"tracelet", "tracelet.plugin"}
     offenders = []
     for path in sorted(packages.glob("tracelet-*/src/*/**/*.py")):

@@ -63,7 +63,7 @@ def test_reader_refuses_classes(tmp_path) -> None:
     payload = pickle.dumps((0, [("m", Evil(), 1.0, 0, 0.0)]))
     path.write_bytes(len(payload).to_bytes(4, "little") + payload)
     reader = journal.JournalReader(path, warn=False)
-    assert list(reader.events()) == []  # refused and skipped, never run (tests/core/test_journal_integrity.py)
+    assert list(reader.events()) == []  # refused and skipped, never run (test_journal_integrity.py)
     assert "builtins.print" in reader.damage[0].reason
 
 

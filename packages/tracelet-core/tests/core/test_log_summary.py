@@ -3,7 +3,7 @@
 The local store keeps them in the journal (read back with `LocalRun.summary()`, shown by `tracelet show`); a
 backend with `backend_log_summary` receives them merged, with the step they belong to; a backend with only
 `backend_log_metrics` receives them as points at that step; a backend with neither reports them as no_hook.
-Backends' own implementations are tested with the real trackers (tests/mlflow, tests/wandb, tests/clearml).
+Backends' own implementations are tested with the real trackers (packages/tracelet-mlflow|-wandb|-clearml/tests).
 """
 
 from __future__ import annotations

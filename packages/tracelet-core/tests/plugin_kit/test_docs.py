@@ -12,7 +12,7 @@ import pytest
 import tracelet.plugin
 from tracelet.core import plugins
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+GUIDE = Path(__file__).resolve().parents[4] / "docs" / "plugins.md"
 
 
 def hookspecs() -> list[tuple[str, object]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 TEMPLATE = REPO / "examples" / "tracelet-backend-template"
 VERSION = "0.1.0"
 

@@ -1,5 +1,5 @@
 """Fixtures of the UI tests: one headless Chromium (Debian's `chromium` and `chromedriver`, driven by selenium)
-shared by a test module; the server the tests open is in ui_helpers."""
+shared by a test module; the server the tests open is in tracelet_testsupport.ui."""
 
 from __future__ import annotations
 

@@ -21,10 +21,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from ui_helpers import Served, serve
 
 import tracelet
 from tracelet.cli import main
+from tracelet_testsupport.ui import Served, serve
 
 pytestmark = pytest.mark.slow  # starts a server and a browser
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow_helpers import journal_metrics
 
 import tracelet
 from tracelet import store
+from tracelet_testsupport.mlflow import journal_metrics
 
 
 def mlflow_runs(uri: str, project: str, run_id: str) -> list:

@@ -1,11 +1,25 @@
-"""Helpers shared by the tracelet-torch tests."""
+"""Fixtures and helpers of the tracelet-torch tests (and the Hugging Face ones)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 FAST = {"track_system": False, "track_git": False, "track_env": False}
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    (tmp_path / "store").mkdir(exist_ok=True)
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
 
 def event_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float, float]]]:

@@ -1,14 +1,40 @@
-"""Read a W&B run back from its transaction log (the `.wandb` file), as W&B itself would sync it."""
+"""Offline W&B for a test (the `offline_wandb` fixture), and a W&B run read back from its transaction log (the
+`.wandb` file), as W&B itself would sync it."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from tracelet_wandb import txlog
+
+WANDB_DIRS = ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+
+
+def wandb_environment(root: Path) -> dict[str, str]:
+    """Offline W&B with every folder it writes to (and reads settings from) inside `root`."""
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "NETRC": str(root / "no-netrc")}
+    for key in WANDB_DIRS:
+        folder = root / key.lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        env[key] = str(folder)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key in list(os.environ):
+        if key.startswith("WANDB_"):
+            monkeypatch.delenv(key)
+    env = wandb_environment(tmp_path / "wandb-home")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
 
 
 def _value(item: Any) -> Any:
