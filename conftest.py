@@ -1,5 +1,11 @@
 """Fixtures of every test folder (the root `tests/` and each `packages/tracelet-*/tests/`): every test runs in its
-own folder with a clean TRACELET_* environment."""
+own folder with a clean TRACELET_* environment.
+
+`hatch test` runs the suite in parallel (pytest-xdist, `--dist loadgroup`). Session fixtures are then one per
+worker; the tests that share one expensive process (a real `mlflow server`, PostgreSQL) are kept on one
+worker by `pytest_collection_modifyitems` below, so each is started once, as in a serial run, and a test that
+kills it never pulls it from under a test on another worker.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,22 @@ import pytest
 
 import tracelet
 from tracelet.core import discovery
+
+# fixture -> xdist group: every test that uses the fixture (directly or through another) runs on one worker.
+XDIST_GROUPS = {
+    "postgres": "postgres",  # tests/distributed: one PostgreSQL and one `mlflow server` on it
+    "mlflow_server": "mlflow-server",  # the session's `mlflow server` (tests kill and restart it)
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(autouse=True)

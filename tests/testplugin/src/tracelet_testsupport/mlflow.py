@@ -1,4 +1,4 @@
-"""Helpers shared by the MLflow tests."""
+"""A real `mlflow server` on 127.0.0.1 (MlflowServer: killed and restarted on one port), and reading runs back."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""A real `tracelet ui` server on 127.0.0.1 (port chosen by the OS) in a thread, for the UI tests.
-
-A module of its own rather than conftest: test modules import it by name, and every test folder has a conftest."""
+"""A real `tracelet ui` server on 127.0.0.1 (port chosen by the OS) in a thread, for the UI tests."""
 
 from __future__ import annotations
 
