@@ -2,9 +2,10 @@
 own folder with a clean TRACELET_* environment.
 
 `hatch test` runs the suite in parallel (pytest-xdist, `--dist loadgroup`). Session fixtures are then one per
-worker; the tests that share one expensive process (a real `mlflow server`, PostgreSQL) are kept on one
-worker by `pytest_collection_modifyitems` below, so each is started once, as in a serial run, and a test that
-kills it never pulls it from under a test on another worker.
+worker, so a test that kills the session's `mlflow server` only ever pulls it from under the tests of its own
+worker, which run one after another. `pytest_collection_modifyitems` below keeps the tests of one module that
+use that server on one worker (one server start per module at most, not one per worker it was spread over), and
+the PostgreSQL tests on one worker (one PostgreSQL per run).
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ import pytest
 import tracelet
 from tracelet.core import discovery
 
-# fixture -> xdist group: every test that uses the fixture (directly or through another) runs on one worker.
+# fixture -> xdist group of the tests that use it (directly or through another fixture); "{module}" is the
+# test's module, so each module's tests go to one worker and different modules may run side by side.
 XDIST_GROUPS = {
     "postgres": "postgres",  # tests/distributed: one PostgreSQL and one `mlflow server` on it
-    "mlflow_server": "mlflow-server",  # the session's `mlflow server` (tests kill and restart it)
+    "mlflow_server": "mlflow-server:{module}",  # the worker's `mlflow server` (tests kill and restart it)
 }
+
+
+# Fixtures that start a server or a browser: a test using one is `slow` (`-m "not slow"` leaves it out), marked
+# here so that no test module has to remember it.
+SERVER_FIXTURES = ("mlflow_server", "postgres", "browser")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
@@ -35,8 +42,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         used = getattr(item, "fixturenames", ())
         for fixture, group in XDIST_GROUPS.items():
             if fixture in used:
-                item.add_marker(pytest.mark.xdist_group(group))
+                item.add_marker(pytest.mark.xdist_group(group.format(module=item.nodeid.split("::")[0])))
                 break
+        if any(fixture in used for fixture in SERVER_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +71,17 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow sqlite store made once per run (shared by the xdist workers): `sqlite_uri` fixtures copy it."""
+    from tracelet_testsupport.mlflow import shared_empty_sqlite_store
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    return shared_empty_sqlite_store(root)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tracelet_testsupport.mlflow import copy_sqlite_store
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched; a test that tried would fail
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -22,6 +24,6 @@ def no_ambient_trackers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    (tmp_path / "store").mkdir(exist_ok=True)
-    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+def sqlite_uri(tmp_path: Path, mlflow_sqlite_template: Path) -> str:
+    """A fresh, empty MLflow sqlite store of the test's own (a copy of the session's empty one)."""
+    return copy_sqlite_store(mlflow_sqlite_template, tmp_path / "store" / "mlflow.db")

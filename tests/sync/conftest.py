@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracelet_testsupport.mlflow import MlflowServer
+from tracelet_testsupport.mlflow import MlflowServer, copy_sqlite_store
 
 
 @pytest.fixture(autouse=True)
@@ -18,9 +18,10 @@ def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow sqlite store per test module (creating one costs seconds); tests use their own projects."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlstore') / 'mlflow.db'}"
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory, mlflow_sqlite_template: Path) -> str:
+    """One MLflow sqlite store per test module (a copy of the session's empty one); tests use their own projects."""
+    folder = tmp_path_factory.mktemp("mlstore")
+    return copy_sqlite_store(mlflow_sqlite_template, folder / "mlflow.db", cwd=folder)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracelet_testsupport.mlflow import MlflowServer
+from tracelet_testsupport.mlflow import MlflowServer, copy_sqlite_store
 
 
 @pytest.fixture
@@ -29,8 +29,9 @@ def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+def sqlite_uri(tmp_path: Path, mlflow_sqlite_template: Path) -> str:
+    """A fresh, empty MLflow sqlite store of the test's own (a copy of the session's empty one)."""
+    return copy_sqlite_store(mlflow_sqlite_template, tmp_path / "store" / "mlflow.db")
 
 
 @pytest.fixture(autouse=True)

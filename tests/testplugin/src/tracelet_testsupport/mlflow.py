@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +25,55 @@ def journal_metrics(run_dir: str | os.PathLike[str]) -> list[tuple[Any, ...]]:
 def mlflow_run_id(exp: Any) -> str:
     assert exp.report is not None, "the experiment must be stopped first"
     return exp.report.backends["mlflow"].details["run_id"]
+
+
+def empty_sqlite_store(folder: Path) -> Path:
+    """`folder/mlflow.db`: an empty MLflow sqlite store, created and migrated by MLflow itself, in a child process
+    (this one neither imports mlflow nor has its telemetry decided by it). Creating a store runs MLflow's
+    schema migrations, seconds of CPU each time: tests get copies of this one (`copy_sqlite_store`)."""
+    db = folder / "mlflow.db"
+    code = (
+        "import sys\n"
+        "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore\n"
+        "SqlAlchemyStore(sys.argv[1], sys.argv[2])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_"))}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}", str(folder / "mlruns")], cwd=folder,
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0 and db.exists(), out.stderr[-3000:]
+    return db
+
+
+def shared_empty_sqlite_store(root: Path) -> Path:
+    """`empty_sqlite_store` made once under `root` by whichever process asks first (pytest-xdist workers share the
+    folder above their own temporary folders); the others wait on a lock and take the same file."""
+    import fcntl
+
+    folder = root / "mlflow-sqlite-template"
+    with open(root / "mlflow-sqlite-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "mlflow.db").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a half-made one from a process that died making it
+            folder.mkdir()
+            empty_sqlite_store(folder)
+    return folder / "mlflow.db"
+
+
+def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None) -> str:
+    """A fresh, empty MLflow sqlite store at `db` (a copy of `template`, from `empty_sqlite_store`), as MLflow
+    would have created it from `cwd` (default: the current folder): its Default experiment's artifacts under
+    `cwd/mlruns/0`. Returns its tracking URI. Tests that are about MLflow creating a store use their own URI."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, db)
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                        (str((cwd or Path.cwd()).resolve() / "mlruns" / "0"),))  # fmt: skip
+    finally:
+        con.close()
+    return f"sqlite:///{db}"
 
 
 MLFLOW_CLI = [sys.executable, "-m", "mlflow"]

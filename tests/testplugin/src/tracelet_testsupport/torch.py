@@ -17,9 +17,11 @@ def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    (tmp_path / "store").mkdir(exist_ok=True)
-    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+def sqlite_uri(tmp_path: Path, mlflow_sqlite_template: Path) -> str:
+    """A fresh, empty MLflow sqlite store of the test's own (a copy of the session's empty one)."""
+    from tracelet_testsupport.mlflow import copy_sqlite_store
+
+    return copy_sqlite_store(mlflow_sqlite_template, tmp_path / "store" / "mlflow.db")
 
 
 def event_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float, float]]]:
