@@ -4,8 +4,9 @@ own folder with a clean TRACELET_* environment.
 `hatch test` runs the suite in parallel (pytest-xdist, `--dist loadgroup`). Session fixtures are then one per
 worker, so a test that kills the session's `mlflow server` only ever pulls it from under the tests of its own
 worker, which run one after another. `pytest_collection_modifyitems` below keeps the tests of one module that
-use that server on one worker (one server start per module at most, not one per worker it was spread over), and
-the PostgreSQL tests on one worker (one PostgreSQL per run).
+use that server on one worker (one server start per module at most, not one per worker it was spread over), the
+same for the browser tests (one Chromium per module), and the PostgreSQL tests on one worker (one PostgreSQL
+per run).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tracelet.core import discovery
 XDIST_GROUPS = {
     "postgres": "postgres",  # tests/distributed: one PostgreSQL and one `mlflow server` on it
     "mlflow_server": "mlflow-server:{module}",  # the worker's `mlflow server` (tests kill and restart it)
+    "browser": "browser:{module}",  # one headless Chromium per module (the UI tests' module-scoped fixture)
 }
 
 
