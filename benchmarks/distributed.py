@@ -3,7 +3,7 @@
     python benchmarks/distributed.py [--processes 8] [--points 20000] [--repeats 3]
 
 Starts its own PostgreSQL 15 (initdb/pg_ctl, as an unprivileged user when run as root) and an
-`mlflow server --backend-store-uri postgresql+psycopg2://...` on 127.0.0.1 (tests/distributed/dist_helpers.py).
+`mlflow server --backend-store-uri postgresql+psycopg2://...` on 127.0.0.1 (tracelet_testsupport.distributed, in tests/testplugin).
 
 1. Aggregate points/s: `--processes` processes at once, each its own run of `--points` points.
    - tracelet: `exp.log_metric` per point, timed from the first call to `stop()` returning (all delivered).
@@ -33,10 +33,12 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "distributed"))
+# The tests' PostgreSQL and server helpers (tracelet_testsupport), without installing the test plugins into the
+# environment the benchmarks measure in.
+sys.path.insert(0, str(HERE.parent / "tests" / "testplugin" / "src"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from dist_helpers import MlflowPgServer, Postgres, pg_bindir  # noqa: E402
+from tracelet_testsupport.distributed import MlflowPgServer, Postgres, pg_bindir  # noqa: E402
 
 WORKER = HERE.parent / "tests" / "distributed" / "load_worker.py"
 SKIPPED = 77  # exit status benchmarks/run.py reports as "skipped": PostgreSQL is not installed here

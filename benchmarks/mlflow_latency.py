@@ -45,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "distributed"))
-sys.path.insert(0, str(HERE.parent / "tests" / "mlflow"))
+# The tests' server helpers (tracelet_testsupport), without installing the test plugins into the environment
+# the benchmarks measure in.
+sys.path.insert(0, str(HERE.parent / "tests" / "testplugin" / "src"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 SKIPPED = 77
@@ -110,7 +111,7 @@ class Proxy:
     """The proxy process; `connections` counts the TCP connections clients opened through it."""
 
     def __init__(self, target_port: int, round_trip_ms: float) -> None:
-        from mlflow_helpers import free_port
+        from tracelet_testsupport.mlflow import free_port
 
         self.port = free_port()
         ctx = multiprocessing.get_context("spawn")
@@ -311,7 +312,8 @@ def main() -> None:
         if "postgresql" in stores:
             try:
                 import psycopg2  # noqa: F401
-                from dist_helpers import MlflowPgServer, Postgres, pg_bindir
+
+                from tracelet_testsupport.distributed import MlflowPgServer, Postgres, pg_bindir
 
                 pg_bindir()
             except (ImportError, RuntimeError) as exc:
@@ -331,7 +333,7 @@ def main() -> None:
                     server.kill()
                     pg.stop()
         if "sqlite" in stores:
-            from mlflow_helpers import MlflowServer
+            from tracelet_testsupport.mlflow import MlflowServer
 
             (root / "sqlite").mkdir()
             sqlite_server = MlflowServer(root / "sqlite")

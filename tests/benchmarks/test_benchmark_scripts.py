@@ -106,8 +106,7 @@ def test_distributed_without_postgresql_is_skipped_before_any_work(tmp_path: Pat
     driver = tmp_path / "no_pg.py"
     driver.write_text(
         "import runpy, sys\n"
-        f"sys.path.insert(0, {str(ROOT / 'tests' / 'distributed')!r})\n"
-        "import dist_helpers\n"
+        "import tracelet_testsupport.distributed as dist_helpers\n"
         "def missing():\n"
         "    raise RuntimeError('PostgreSQL binaries (initdb, pg_ctl) not found: install PostgreSQL 15')\n"
         "dist_helpers.pg_bindir = missing\n"

@@ -11,11 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clearml_helpers import OfflineSession
-
 import tracelet
 from tracelet import store
 from tracelet.core.engine import journal
+from tracelet_testsupport.clearml import OfflineSession
 
 ITERATIONS = 100
 SERIES = [("train", "loss"), ("train", "acc"), ("lr", "lr"), ("val", "acc/top1")]  # several titles and series

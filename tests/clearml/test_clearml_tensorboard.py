@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clearml_helpers import OfflineSession
 
 import tracelet
+from tracelet_testsupport.clearml import OfflineSession
 
 pytest.importorskip("tracelet_torch")
 tensorboard = pytest.importorskip("torch.utils.tensorboard")
@@ -51,10 +51,9 @@ def test_control_clearml_own_hook_would_report_them_again(tmp_path: Path, cache_
     # In a fresh interpreter: ClearML's TensorBoard binding patches the writer process-wide.
     code = textwrap.dedent(
         f"""
-        import json, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import json, runpy
         from pathlib import Path
-        from test_clearml_tensorboard import run_with_writer
+        run_with_writer = runpy.run_path({__file__!r})["run_with_writer"]
         report = run_with_writer(Path({str(tmp_path)!r}), {{"auto_connect_frameworks": {{"tensorboard": True}}}})
         print(json.dumps({{"task": report.backends["clearml"].details["task_id"]}}))
         """

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dist_helpers import MlflowPgServer, Postgres
+
+from tracelet_testsupport.distributed import MlflowPgServer, Postgres
 
 HERE = Path(__file__).parent
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from dist_helpers import MlflowPgServer, Postgres
+
+from tracelet_testsupport.distributed import MlflowPgServer, Postgres
 
 WORKER = Path(__file__).parent / "load_worker.py"
 PROCESSES = 8

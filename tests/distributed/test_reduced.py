@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 import torch
 import torch.distributed as dist
-from dist_helpers import free_port
 
 import tracelet
 from tracelet.core.engine import journal
+from tracelet_testsupport.distributed import free_port
 from tracelet_torch.distributed import log_reduced, log_reduced_dict
 
 

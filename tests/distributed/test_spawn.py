@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dist_helpers import free_port
-
 from tracelet.core.engine import journal
+from tracelet_testsupport.distributed import free_port
 
 JOB = Path(__file__).parent / "spawn_job.py"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dist_helpers import MlflowPgServer, free_port
 from mlflow import MlflowClient
+
+from tracelet_testsupport.distributed import MlflowPgServer, free_port
 
 JOB = Path(__file__).parent / "ddp_job.py"
 JOB_TIMEOUT = 240

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "torch"))  # torch_helpers
+from tracelet_testsupport.mlflow import copy_sqlite_store
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched; a test that tried would fail
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -26,6 +24,6 @@ def no_ambient_trackers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    (tmp_path / "store").mkdir(exist_ok=True)
-    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+def sqlite_uri(tmp_path: Path, mlflow_sqlite_template: Path) -> str:
+    """A fresh, empty MLflow sqlite store of the test's own (a copy of the session's empty one)."""
+    return copy_sqlite_store(mlflow_sqlite_template, tmp_path / "store" / "mlflow.db")

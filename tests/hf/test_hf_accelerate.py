@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch_helpers import config
 
 import tracelet
 from tracelet.store import list_runs, open_run
+from tracelet_testsupport.torch import config
 
 
 def train_loop(accelerator: Any, steps: int = 20) -> list[float]:

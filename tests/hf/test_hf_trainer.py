@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hf_helpers import Synthetic, trainer
-from torch_helpers import config
 
 import tracelet
 from tracelet.store import list_runs, open_run
+from tracelet_testsupport.hf import Synthetic, trainer
+from tracelet_testsupport.torch import config
 
 SINGLE = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos"}
 
@@ -128,7 +128,7 @@ def test_report_to_tensorboard_gives_each_point_once(tmp_path: Path, monkeypatch
     # TensorBoardCallback writes the same train/* and eval/* tags: had its writer been captured too, every
     # point would be there twice.
     assert_same(points, expected_points(tr.state.log_history))
-    from torch_helpers import event_scalars
+    from tracelet_testsupport.torch import event_scalars
 
     events = event_scalars(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent)
     assert [s for s, _, _ in events["train/loss"]] == [2, 4, 6]  # TensorBoard still has its own record
@@ -234,9 +234,9 @@ def test_an_optuna_search_makes_one_grouped_run_per_trial(tmp_path: Path, inside
     """`Trainer.hyperparameter_search` with optuna: each trial is a run of its own with the trial's values (its
     training and the evaluate the search takes the objective from), all in one group; inside a script's run
     (auto-capture attaches the callback) that run stays the script's; trials are named by `hp_name` if set."""
-    from hf_helpers import Synthetic, tiny_bert, training_args
     from transformers import Trainer
 
+    from tracelet_testsupport.hf import Synthetic, tiny_bert, training_args
     from tracelet_torch.transformers import TraceletCallback
 
     exp = tracelet.start_logging("search", backend=["local"], config=config()) if inside_a_run else None

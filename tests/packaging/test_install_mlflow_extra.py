@@ -9,39 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
+
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.1.0"
 MLFLOW_PIN = "mlflow==3.17.2"
-
-
-def hatch_command() -> list[str]:
-    found = shutil.which("hatch")
-    if found:
-        return [found]
-    beside = Path(sys.executable).parent / "hatch"
-    if beside.exists():
-        return [str(beside)]
-    return [sys.executable, "-m", "hatch"]
-
-
-def clean_env() -> dict[str, str]:
-    """The parent's environment minus anything that would make the child see the dev environment."""
-    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST")
-    # HATCH_ENV_ACTIVE & co. (set under `hatch test`) would make `hatch build` look for a builder there.
-    prefixes = ("TRACELET_", "HATCH_ENV")
-    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith(prefixes)}
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    assert out.returncode == 0, f"{cmd}\n--- stdout\n{out.stdout[-4000:]}\n--- stderr\n{out.stderr[-4000:]}"
-    return out
 
 
 def test_pip_install_tracelet_mlflow_extra_from_built_wheels(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_install_mlflow_extra import VERSION, clean_env, hatch_command, run
+
+from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_PIN = "torch==2.13.0"

@@ -15,7 +15,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_install_mlflow_extra import REPO, VERSION, clean_env, hatch_command, run
+
+from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
+
+REPO = Path(__file__).resolve().parents[2]
 
 WANDB_PIN = "wandb==0.31.0"
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "mlflow"))  # the MLflow tests' server helper
-
-from mlflow_helpers import MlflowServer  # noqa: E402
+from tracelet_testsupport.mlflow import MlflowServer, copy_sqlite_store
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +18,10 @@ def no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow sqlite store per test module (creating one costs seconds); tests use their own projects."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlstore') / 'mlflow.db'}"
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory, mlflow_sqlite_template: Path) -> str:
+    """One MLflow sqlite store per test module (a copy of the session's empty one); tests use their own projects."""
+    folder = tmp_path_factory.mktemp("mlstore")
+    return copy_sqlite_store(mlflow_sqlite_template, folder / "mlflow.db", cwd=folder)
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer
 
 import tracelet
 from tracelet.core.artifacts import PENDING
+from tracelet_testsupport.mlflow import MlflowServer
 
 
 def _exp(tmp_path: Path, uri: str, **settings: object) -> tracelet.Experiment:

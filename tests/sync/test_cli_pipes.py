@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sync_helpers import local_run
+from tracelet_testsupport.sync import local_run
 
 
 def test_runs_and_show_into_a_closed_pipe_end_without_a_traceback(runs_dir: Path) -> None:

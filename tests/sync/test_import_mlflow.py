@@ -5,20 +5,25 @@ a second import writes nothing; MLflow -> journal -> W&B offline lands every poi
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from import_helpers import METRICS, STEPS, T0, imported_points, mlflow_points, timestamp, write_mlflow_runs
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 import tracelet
 from tracelet import cli, store
 from tracelet.core.engine import journal
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "wandb"))
+from tracelet_testsupport.imports import (
+    METRICS,
+    STEPS,
+    T0,
+    imported_points,
+    mlflow_points,
+    timestamp,
+    write_mlflow_runs,
+)
 
 
 def _by_source(results: list[Any]) -> dict[str, Any]:
@@ -114,7 +119,7 @@ def test_import_from_a_real_mlflow_server(tmp_path: Path, runs_dir: Path, mlflow
 
 def test_mlflow_to_journal_to_wandb_offline(tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("tracelet_wandb")
-    from wandb_helpers import read_run
+    from tracelet_testsupport.wandb import read_run
 
     for key in list(os.environ):
         if key.startswith("WANDB_"):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from sync_helpers import expected, history, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
+from tracelet_testsupport.mlflow import copy_sqlite_store
+from tracelet_testsupport.sync import expected, history, mlflow_runs
 
 
 def _run_with_artifact(runs_dir: Path, tmp_path: Path, project: str) -> store.LocalRun:
@@ -50,10 +51,11 @@ def test_backend_prefixed_config_keys_reach_that_backend(
 
 
 def test_an_artifact_that_fails_to_upload_is_retried_then_resumed_not_skipped(
-    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # An empty store made beforehand: MLflow's migrations (seconds on a loaded machine) stay out of the 8 s below.
+    uri = copy_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
     run = _run_with_artifact(runs_dir, tmp_path, "failing-artifacts")
     # MLflow puts a sqlite store's artifacts under ./mlartifacts: a file there makes every upload fail.
     (tmp_path / "mlartifacts").write_text("not a folder")

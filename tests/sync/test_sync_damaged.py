@@ -7,11 +7,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from sync_helpers import history, local_run, mlflow_runs
 
 from tracelet import cli
 from tracelet.core.engine import journal
 from tracelet.transfer.sync import sync
+from tracelet_testsupport.sync import history, local_run, mlflow_runs
 
 
 def _frames(path: Path) -> list[tuple[int, int, int, int]]:

@@ -23,10 +23,6 @@ from tracelet.core.contract import discovery
 from tracelet.core.plugins import PluginType
 from tracelet.exceptions import ConfigurationError
 
-# The ClearML and W&B tests' readers of what those trackers wrote offline.
-sys.path.insert(0, str(Path(__file__).parent.parent / "clearml"))
-sys.path.insert(0, str(Path(__file__).parent.parent / "wandb"))
-
 STEPS = 3000
 
 CHILD = textwrap.dedent(
@@ -83,8 +79,8 @@ def offline_env(tmp_path: Path, python_env: dict[str, str], monkeypatch: pytest.
 def test_a_dead_run_is_synced_whole_into_trackers_that_cannot_reopen_it(tmp_path: Path,
                                                                          offline_env: dict[str, str]) -> None:
     _require("wandb", "clearml")
-    from clearml_helpers import OfflineSession
-    from wandb_helpers import read_run
+    from tracelet_testsupport.clearml import OfflineSession
+    from tracelet_testsupport.wandb import read_run
 
     script = tmp_path / "child.py"
     script.write_text(CHILD)

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 from mlflow import MlflowClient
-from mlflow_helpers import MlflowServer
-from sync_helpers import expected, history, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
@@ -21,6 +19,8 @@ from tracelet.core.engine import journal
 from tracelet.exceptions import ConfigurationError
 from tracelet.plugin import hookimpl
 from tracelet_testplugin.backends import RecorderBackend, record_for
+from tracelet_testsupport.mlflow import MlflowServer
+from tracelet_testsupport.sync import expected, history, mlflow_runs
 
 # run id -> uploads `flaky` failed, across its instances (the live run's and each sync's, in this process).
 ARTIFACT_FAILURES: dict[str, int] = {}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from sync_helpers import expected, history, local_run, mlflow_runs
 
 import tracelet
 from tracelet import cli
+from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
 
 
 def test_sync_to_a_new_store_twice_delivers_everything_once(runs_dir: Path, sqlite_uri: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ Each test needs its tracker's Tracelet plugin installed; without it the test is 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,6 @@ from tracelet import store
 from tracelet.core.contract import discovery
 from tracelet.core.plugins import PluginType
 from tracelet.exceptions import ConfigurationError
-
-# The ClearML and W&B tests' readers of what those trackers wrote offline.
-sys.path.insert(0, str(Path(__file__).parent.parent / "clearml"))
-sys.path.insert(0, str(Path(__file__).parent.parent / "wandb"))
 
 
 def _require(name: str) -> None:
@@ -53,7 +48,7 @@ def clearml_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_sync_to_clearml_offline(runs_dir: Path, clearml_cache: Path) -> None:
     _require("clearml")
-    from clearml_helpers import OfflineSession
+    from tracelet_testsupport.clearml import OfflineSession
 
     run = _local_run(runs_dir)
     report = tracelet.sync(run, to="clearml", config={"offline": True})
@@ -73,7 +68,7 @@ def test_sync_to_clearml_offline(runs_dir: Path, clearml_cache: Path) -> None:
 
 def test_sync_to_wandb_offline(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _require("wandb")
-    from wandb_helpers import read_run
+    from tracelet_testsupport.wandb import read_run
 
     for key in list(os.environ):
         if key.startswith("WANDB_"):

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sync_helpers import expected, history, local_run, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
 from tracelet.core.engine import journal
+from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
 
 SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow_helpers import MlflowServer
-from sync_helpers import expected, history, mlflow_runs
 
 import tracelet
 from tracelet import cli, store
+from tracelet_testsupport.mlflow import MlflowServer
+from tracelet_testsupport.sync import expected, history, mlflow_runs
 
 
 def test_run_logged_while_the_server_was_down_is_finished_in_place_once_it_is_up(

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from torch_helpers import config, event_scalars
 
 import tracelet
+from tracelet_testsupport.torch import config, event_scalars
 
 # The spec's "Basic Usage" example, verbatim (docs/api-reference: Usage Examples).
 BASIC_USAGE = """

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from wandb_helpers import run_of
 
 import tracelet
 from tracelet.core.engine import journal
+from tracelet_testsupport.wandb import run_of
 
 if TYPE_CHECKING:
-    from mlflow_helpers import MlflowServer  # tests/mlflow, put on sys.path by the mlflow_server fixture
+    from tracelet_testsupport.mlflow import MlflowServer
 
 
 @pytest.mark.slow

@@ -116,7 +116,7 @@ AFTER_KILL = textwrap.dedent(
 def test_a_run_after_the_service_was_killed_gets_a_new_service(tmp_path: Path, python_env: dict[str, str]) -> None:
     # W&B keeps its connection to a dead service for the rest of the process: without the backend forgetting
     # it, every later run in the process (a notebook, a sweep loop) would fail to start its W&B run.
-    from wandb_helpers import read_run
+    from tracelet_testsupport.wandb import read_run
 
     script = tmp_path / "after_kill.py"
     script.write_text(AFTER_KILL)

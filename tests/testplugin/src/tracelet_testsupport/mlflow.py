@@ -1,0 +1,143 @@
+"""A real `mlflow server` on 127.0.0.1 (MlflowServer: killed and restarted on one port), and reading runs back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tracelet.core.engine import journal
+
+
+def journal_metrics(run_dir: str | os.PathLike[str]) -> list[tuple[Any, ...]]:
+    """The metric events the core journaled for a run: (kind, name, value, step, timestamp)."""
+    return [e for _, e in journal.read_events(Path(run_dir) / journal.EVENTS_FILE) if e[0] == "m"]
+
+
+def mlflow_run_id(exp: Any) -> str:
+    assert exp.report is not None, "the experiment must be stopped first"
+    return exp.report.backends["mlflow"].details["run_id"]
+
+
+def empty_sqlite_store(folder: Path) -> Path:
+    """`folder/mlflow.db`: an empty MLflow sqlite store, created and migrated by MLflow itself, in a child process
+    (this one neither imports mlflow nor has its telemetry decided by it). Creating a store runs MLflow's
+    schema migrations, seconds of CPU each time: tests get copies of this one (`copy_sqlite_store`)."""
+    db = folder / "mlflow.db"
+    code = (
+        "import sys\n"
+        "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore\n"
+        "SqlAlchemyStore(sys.argv[1], sys.argv[2])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_"))}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}", str(folder / "mlruns")], cwd=folder,
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0 and db.exists(), out.stderr[-3000:]
+    return db
+
+
+def shared_empty_sqlite_store(root: Path) -> Path:
+    """`empty_sqlite_store` made once under `root` by whichever process asks first (pytest-xdist workers share the
+    folder above their own temporary folders); the others wait on a lock and take the same file."""
+    import fcntl
+
+    folder = root / "mlflow-sqlite-template"
+    with open(root / "mlflow-sqlite-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "mlflow.db").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a half-made one from a process that died making it
+            folder.mkdir()
+            empty_sqlite_store(folder)
+    return folder / "mlflow.db"
+
+
+def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None) -> str:
+    """A fresh, empty MLflow sqlite store at `db` (a copy of `template`, from `empty_sqlite_store`), as MLflow
+    would have created it from `cwd` (default: the current folder): its Default experiment's artifacts under
+    `cwd/mlruns/0`. Returns its tracking URI. Tests that are about MLflow creating a store use their own URI."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, db)
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                        (str((cwd or Path.cwd()).resolve() / "mlruns" / "0"),))  # fmt: skip
+    finally:
+        con.close()
+    return f"sqlite:///{db}"
+
+
+MLFLOW_CLI = [sys.executable, "-m", "mlflow"]
+SERVER_START_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with a sqlite store; can be killed and restarted on the same port/store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.db = root / "server.db"
+        self.artifacts = root / "artifacts"
+        self.log = root / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_TRACKING"))}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        cmd = [
+            *MLFLOW_CLI, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.db}", "--artifacts-destination", str(self.artifacts),
+        ]  # fmt: skip
+        with open(self.log, "ab") as log:
+            # Its own session, so stopping it takes the uvicorn worker down too.
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited early:\n{self.log.read_text()[-3000:]}")
+            if self.healthy():
+                return
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"mlflow server did not become healthy:\n{self.log.read_text()[-3000:]}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """Kill the whole server (SIGKILL to its process group), as a crash would."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc = None
+        deadline = time.monotonic() + 10
+        while self.healthy() and time.monotonic() < deadline:
+            time.sleep(0.05)
