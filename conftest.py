@@ -5,8 +5,7 @@ own folder with a clean TRACELET_* environment.
 worker, so a test that kills the session's `mlflow server` only ever pulls it from under the tests of its own
 worker, which run one after another. `pytest_collection_modifyitems` below keeps the tests of one module that
 use that server on one worker (one server start per module at most, not one per worker it was spread over), the
-same for the browser tests (one Chromium per module), and the PostgreSQL tests on one worker (one PostgreSQL
-per run).
+same for the PostgreSQL tests (tests/distributed) and the browser tests (one Chromium per module).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from tracelet.core.contract import discovery
 # fixture -> xdist group of the tests that use it (directly or through another fixture); "{module}" is the
 # test's module, so each module's tests go to one worker and different modules may run side by side.
 XDIST_GROUPS = {
-    "postgres": "postgres",  # tests/distributed: one PostgreSQL and one `mlflow server` on it
+    "postgres": "postgres:{module}",  # tests/distributed: the worker's PostgreSQL and `mlflow server` on it
     "mlflow_server": "mlflow-server:{module}",  # the worker's `mlflow server` (tests kill and restart it)
     "browser": "browser:{module}",  # one headless Chromium per module (the UI tests' module-scoped fixture)
 }

@@ -60,11 +60,14 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    subprocess.run(
+    made = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OS_USER],
-        check=True, capture_output=True,
+        capture_output=True, text=True,
     )  # fmt: skip
-    return pwd.getpwnam(OS_USER)
+    try:
+        return pwd.getpwnam(OS_USER)  # also when another test process (an xdist worker) created it meanwhile
+    except KeyError:
+        raise RuntimeError(f"useradd {OS_USER} failed: {made.stderr.strip()}") from None
 
 
 class Postgres:
