@@ -7,7 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_install_mlflow_extra import clean_env, hatch_command, run
+
+from tracelet_testsupport.packaging import clean_env, hatch_command, run
 
 REPO = Path(__file__).resolve().parents[2]
 # distribution folder -> its import package

@@ -17,7 +17,26 @@ from tracelet import cli, store
 from tracelet.core.engine import journal
 from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
 
-SYNC_CHILD = "from tracelet.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+# The sync in a child whose MLflow store takes 1.5 s per metrics batch (a slow tracker): the signal below lands
+# while batches remain however long a loaded machine keeps the test from seeing the first checkpoint (with the
+# store at full speed the child could finish all 4 batches before the signal, and exit 0 instead of 130).
+SYNC_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    original = SqlAlchemyStore.log_batch
+
+    def slow_log_batch(self, run_id, metrics, params, tags):
+        if metrics:
+            time.sleep(1.5)
+        return original(self, run_id, metrics, params, tags)
+
+    SqlAlchemyStore.log_batch = slow_log_batch
+    from tracelet.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])

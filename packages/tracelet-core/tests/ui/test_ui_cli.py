@@ -33,7 +33,7 @@ def test_ui_serves_on_localhost_by_default_and_warns_for_another_host(tmp_path: 
             assert resp.status == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0  # Ctrl-C ends it cleanly
+        assert proc.wait(60) == 0  # Ctrl-C ends it cleanly
     proc, line = _start(["--host", "0.0.0.0"], tmp_path)
     try:
         assert "http://0.0.0.0:" in line
@@ -93,4 +93,4 @@ def test_open_opens_the_app_in_the_browser(tmp_path: Path) -> None:
         assert opened.read_text() == url
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        proc.wait(60)
