@@ -53,7 +53,8 @@ SYSTEM: Clock = SystemClock()
 
 class ManualClock:
     """Time that moves only when `advance` is called: sleeps and waits block until it has moved far enough (or
-    their event is set), and every one asked for is kept in `requested`, in order.
+    their event is set), and every one asked for is kept in `requested`, in order (with the name of the thread that
+asked in `askers`).
 
     For tests: they drive the engine's deadlines step by step and assert what happened before and after each,
     the same on a loaded machine as on an idle one.
@@ -63,6 +64,7 @@ class ManualClock:
         self._now = start
         self._cond = threading.Condition()
         self.requested: list[float] = []  # the seconds of every sleep and wait asked for, in order
+        self.askers: list[str] = []  # the name of the thread that asked for each
         self._blocked = 0
 
     def monotonic(self) -> float:
@@ -89,6 +91,7 @@ class ManualClock:
     def _block(self, event: threading.Event | None, seconds: float) -> bool:
         with self._cond:
             self.requested.append(seconds)
+            self.askers.append(threading.current_thread().name)
             end = self._now + seconds
             self._blocked += 1
             self._cond.notify_all()
