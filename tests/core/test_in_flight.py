@@ -333,12 +333,11 @@ def test_a_batch_retried_on_its_sender_gives_up_at_the_stop_deadline_on_the_cloc
                 break
             time.sleep(0.001)
     assert clock.wait_for_requests(1)  # the first batch failed; its sender waits (no deadline yet)
-    assert clock.requested == [backoff.BACKOFF_START]
+    sender = "tracelet-if_never-send"
+    assert clock.requested == [backoff.BACKOFF_START] and clock.askers == [sender]
     stopping = threading.Thread(target=lambda: SEEN.update(report=orch.stop()), daemon=True)
     stopping.start()  # sets the deadline at 1.125 on the clock (1.5 less end_run's reserve), which is at 0
     deadline = timeout - end_run_reserve(timeout)
-    sender = "tracelet-if_never-send"
-    assert clock.askers == [sender], clock.askers
     asked = 1
     while stopping.is_alive():  # move the clock by each wait the sender asks for, one at a time
         if clock.wait_for_requests(asked + 1, timeout=0.05):
