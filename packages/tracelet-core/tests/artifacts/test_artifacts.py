@@ -136,9 +136,8 @@ def test_uploads_run_on_the_backend_worker_and_log_returns_before_delivery() -> 
     exp = tracelet.start_logging("threads", backend=["slow", "recorder"], config={"slow_stop_timeout": 5})
     exp.log_metric("loss", 1.0, 0)  # the slow backend sleeps 1 s on this batch before it sees the artifact
     time.sleep(0.1)
-    t0 = time.perf_counter()
     results = exp.log_artifact("x.bin")
-    assert time.perf_counter() - t0 < 0.5
+    # An order, not a duration: log_artifact returned while the slow backend was still in its 1 s batch.
     assert not results["slow"].done and "pending" in repr(results["slow"])  # neither waits for the backend
     assert results["slow"].wait(10) and results["recorder"].wait(10)
     assert record_for(exp.id, "slow")["artifact_threads"] == {"tracelet-slow"}
@@ -164,10 +163,9 @@ def test_a_result_no_backend_answered_before_stop_fails_saying_how_to_deliver_it
     result = exp.log_artifact("late.pt")["slow"]
     report = exp.stop()
     assert report is not None and report.backends["slow"].undelivered >= 1
-    t0 = time.monotonic()
+    assert result.done  # settled by stop(), before it is read: reading it waits for nothing
     assert result.status == "failed" and not result.success and result.uri == ""
     assert f"tracelet sync {exp.id}" in (result.error or "")
-    assert time.monotonic() - t0 < 1  # settled at stop: reading it does not wait out the stop timeout again
 
 
 def test_snapshots_are_immune_to_later_in_place_edits_replacement_and_deletion() -> None:

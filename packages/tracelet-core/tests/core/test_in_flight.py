@@ -3,7 +3,8 @@
 What the window must keep: batches really overlap (up to `max_in_flight`, never more); params and tags are
 never out beside anything (a later value wins); a failing batch is retried alone; a refused point is isolated
 among good batches; the cursor (flush, progress checkpoints, the stop report) never passes a batch that is not
-confirmed; a plugin that does not opt in keeps one batch at a time whatever the config asks.
+confirmed; a plugin that does not opt in keeps one batch at a time whatever the config asks. The stop
+deadline of a batch retried on its sender thread is asserted in order on a `ManualClock` the test moves.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 import tracelet
 from tracelet import ConfigurationError, hookimpl, register_plugin, unregister_plugin
-from tracelet.core.contract.records import Metric
-from tracelet.core.engine import inflight
+from tracelet.core.contract.discovery import PluginSpec
+from tracelet.core.contract.records import Metric, RunContext
+from tracelet.core.engine import backoff, inflight
+from tracelet.core.engine.clock import ManualClock
+from tracelet.core.engine.wiring import bind_backends
+from tracelet.core.orchestrator import Orchestrator, end_run_reserve
+from tracelet.core.plugins import PluginType
 
 SEEN: dict[str, Any] = {}
 
@@ -293,12 +300,55 @@ def test_the_cursor_waits_for_a_held_batch_while_later_ones_are_delivered() -> N
 def test_at_the_stop_deadline_the_cursor_stays_before_the_batch_not_delivered() -> None:
     exp = _start("if_never", max_in_flight=4, stop_timeout=1.5)
     _batches(exp, 4)
-    t0 = time.monotonic()
-    report = exp.stop()
-    assert time.monotonic() - t0 < 1.5 + 2
+    report = exp.stop()  # when the retried batch gives up: the next test, on a clock
     assert report is not None and not report.complete
     rep = report.backends["if_never"]
     # The later batches went through, yet only a contiguous prefix counts: nothing, since the first never did.
     assert sum(SEEN["points"].values()) == 3000
     assert rep.delivered == 0 and rep.undelivered == 4000
     assert json.loads((exp.run_dir / "run.json").read_text())["delivery"]["if_never"]["undelivered"] == 4000  # type: ignore[operator]
+
+
+def test_a_batch_retried_on_its_sender_gives_up_at_the_stop_deadline_on_the_clock() -> None:
+    """The sender thread's backoff is bound to the worker's deadline and clock: a wait begun before stop() ends
+    when stop() sets the deadline, the next waits add up to the deadline exactly (never past it), the batch is
+    given up there, and the worker ends the run before its stop limit."""
+    clock = ManualClock()
+    timeout = 1.5
+    orch = Orchestrator(None, stop_timeout=timeout, clock=clock)
+    spec = PluginSpec("if_never", PluginType.BACKEND, "tests:NeverFirst", "tests", "0", target=NeverFirst)
+    context = RunContext(run_id="r", name="r", project="p", created_at=datetime.now(timezone.utc),
+                         config={"max_in_flight": 4})  # fmt: skip
+    (worker,) = bind_backends([spec], lambda name: context, orch, clock=orch.clock)
+    orch.add_worker(worker)
+    orch.start()
+    for b in range(4):  # four batches, each read before the next is logged
+        start = orch.end
+        for i in range(b * 1000, (b + 1) * 1000):
+            orch.route_metric(Metric("loss", float(i), i, 0.0))
+        orch._drain()
+        assert worker.started.wait(10)
+        for _ in range(20_000):
+            if worker._read >= start + 1000:
+                break
+            time.sleep(0.001)
+    assert clock.wait_for_requests(1)  # the first batch failed; its sender waits (no deadline yet)
+    sender = "tracelet-if_never-send"
+    assert clock.requested == [backoff.BACKOFF_START] and clock.askers == [sender]
+    stopping = threading.Thread(target=lambda: SEEN.update(report=orch.stop()), daemon=True)
+    stopping.start()  # sets the deadline at 1.125 on the clock (1.5 less end_run's reserve), which is at 0
+    deadline = timeout - end_run_reserve(timeout)
+    asked = 1
+    while stopping.is_alive():  # move the clock by each wait the sender asks for, one at a time
+        if clock.wait_for_requests(asked + 1, timeout=0.05):
+            asked += 1
+            if clock.askers[asked - 1] == sender:  # not stop()'s own wait for the worker, which ends by itself
+                clock.advance(clock.requested[asked - 1])
+    report = SEEN["report"]
+    waits = [w for w, who in zip(clock.requested[1:], clock.askers[1:]) if who == sender]
+    assert waits == pytest.approx([0.1, 0.2, 0.4, deadline - 0.7])  # growing, the last cut to the deadline
+    assert clock.monotonic() == pytest.approx(deadline)  # given up at the deadline, not a moment past it
+    rep = report.backends["if_never"]
+    assert rep.finished  # the worker ended the run before its stop limit (1.5 on the clock)
+    assert sum(SEEN["points"].values()) == 3000  # the batches behind the failing one were delivered
+    assert rep.delivered == 0 and rep.undelivered == 4000  # but the cursor stays before the one that was not

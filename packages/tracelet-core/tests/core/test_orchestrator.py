@@ -5,26 +5,50 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
 import tracelet
-from tracelet.core.contract.records import RunStatus
+from tracelet.core.contract.records import Metric, RunStatus
+from tracelet.plugin import hookimpl
 from tracelet.store import open_run
 from tracelet_testplugin.backends import record_for
 
 
+class Held:
+    """Takes its first batch only once the test opens `gate` (a tracker that stalls for as long as it likes)."""
+
+    def __init__(self) -> None:
+        self.gate = HELD["gate"]
+
+    @hookimpl
+    def backend_log_metrics(self, metrics: list[Metric]) -> None:
+        HELD["entered"].set()
+        self.gate.wait(60)
+        HELD["points"] += len(metrics)
+
+
+HELD: dict[str, Any] = {}
+
+
 def test_raising_and_sleeping_backends_do_not_hold_back_the_others_or_the_caller() -> None:
-    exp = tracelet.start_logging(
-        "isolation", backend=["recorder", "failing", "slow"], config={"failing_stop_timeout": 0.5, "slow_stop_timeout": 0.5}
-    )
-    n = 50_000
-    t0 = time.perf_counter()
-    for i in range(n):
-        exp.log_metric("loss", i * 0.5, i)
-    loop = time.perf_counter() - t0
-    # A design that waited on the slow backend would spend >= 1 s per batch in this loop.
-    assert loop < 0.9, f"logging loop took {loop:.2f}s"
+    HELD.update(gate=threading.Event(), entered=threading.Event(), points=0)
+    tracelet.register_plugin(Held, name="held")
+    try:
+        exp = tracelet.start_logging(
+            "isolation", backend=["recorder", "failing", "slow", "held"],
+            config={"failing_stop_timeout": 0.5, "slow_stop_timeout": 0.5},
+        )  # fmt: skip
+        n = 50_000
+        for i in range(n):
+            exp.log_metric("loss", i * 0.5, i)
+        # An order, not a duration: the loop ended while a backend was still held in its first call. A design
+        # that waited on a backend would not end the loop before the gate opened.
+        assert HELD["entered"].wait(30) and HELD["points"] == 0
+    finally:
+        HELD["gate"].set()
+        tracelet.unregister_plugin("held")
     assert exp.flush(timeout=2) is False  # failing never takes its batches
     rec = record_for(exp.id, "recorder")
     assert [m.value for m in rec["metrics"]] == [i * 0.5 for i in range(n)]

@@ -9,6 +9,7 @@ import pytest
 
 from tracelet.core.contract.discovery import PluginSpec
 from tracelet.core.contract.records import RunContext
+from tracelet.core.engine.clock import SYSTEM, ManualClock
 from tracelet.core.engine.wiring import bind_backends
 from tracelet.core.orchestrator import Orchestrator
 from tracelet.core.plugins import PluginType, hookimpl
@@ -66,3 +67,14 @@ def test_accept_is_shown_each_new_instance_and_may_leave_it_out() -> None:
     workers = bind_backends([spec("a", Tracker), spec("b", Tracker)], context_for, Orchestrator(), accept=accept)
     assert offered == [("a", Tracker), ("b", Tracker)]
     assert [w.backend.name for w in workers] == ["b"]
+
+
+def test_the_workers_measure_their_deadlines_on_the_clock_the_root_is_given() -> None:
+    """One clock per run, given at construction: the orchestrator's, or real time when none is given."""
+    clock = ManualClock()
+    orch = Orchestrator(clock=clock)
+    workers = bind_backends([spec("a", Tracker)], context_for, orch, clock=orch.clock)
+    assert [w.clock for w in workers] == [clock]
+    assert orch.add_backend(workers[0].backend).clock is clock  # a backend added later gets the same one
+    assert [w.clock for w in bind_backends([spec("b", Tracker)], context_for, Orchestrator())] == [SYSTEM]
+    assert Orchestrator().clock is SYSTEM

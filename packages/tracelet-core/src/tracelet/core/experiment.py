@@ -226,7 +226,7 @@ class Experiment:
         )
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
-        for worker in bind_backends(specs, partial(self._context_for, metadata=backend_metadata), orch):
+        for worker in bind_backends(specs, partial(self._context_for, metadata=backend_metadata), orch, clock=orch.clock):
             orch.add_worker(worker)
         orch.start()  # binds the hot path's append (`_bind_append`)
         lifecycle.register(self)

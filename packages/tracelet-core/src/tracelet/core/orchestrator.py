@@ -31,6 +31,7 @@ from tracelet.core.contract.records import METRIC, Append, BackendReport, Event,
 from tracelet.core.engine import journal as journal_mod
 from tracelet.core.engine import lifecycle
 from tracelet.core.engine.backend import Backend
+from tracelet.core.engine.clock import SYSTEM, Clock
 from tracelet.core.engine.worker import BackendWorker
 
 logger = logging.getLogger("tracelet")
@@ -63,6 +64,7 @@ class Orchestrator:
         progress: Callable[[dict[str, int]], None] | None = None,
         artifact_handler: Callable[[Backend, dict[str, Any]], None] | None = None,
         bind: Callable[[Append], None] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         """:param journal: where every event is made durable first; None runs without a local store.
         :param max_buffered: events kept in memory for laggards; older ones are re-read from the journal.
@@ -73,11 +75,15 @@ class Orchestrator:
             (the run's artifact manager); None: artifact events are passed by.
         :param bind: hands the caller's hot path the append to use: called at start() and again whenever it
             must change (the queue is over its bound, then back under it).
+        :param clock: what the stop deadlines are measured on, here and in the workers it makes
+            (`tracelet.core.engine.clock`; real time by default). A worker added with `add_worker` must have
+            been given the same one (`bind_backends(..., clock=orchestrator.clock)`).
         """
         self.journal = journal
         self._progress = progress
         self.max_buffered = max_buffered
         self.stop_timeout = stop_timeout
+        self.clock = clock
         self._queue: deque[Event] = deque()
         self._fast_append: Append = self._queue.append  # the hot path: one C call
         self.append: Append = self._fast_append
@@ -125,7 +131,7 @@ class Orchestrator:
 
     def add_backend(self, backend: Backend, replay: bool = True) -> BackendWorker:
         """Give a backend its worker; with `replay` it receives the run from its first event."""
-        return self.add_worker(BackendWorker(backend, self, cursor=0 if replay else self.end))
+        return self.add_worker(BackendWorker(backend, self, cursor=0 if replay else self.end, clock=self.clock))
 
     def add_worker(self, worker: BackendWorker) -> BackendWorker:
         """Deliver through `worker`, bound to this orchestrator (`tracelet.core.engine.wiring.bind_backends`)."""
@@ -396,7 +402,8 @@ class Orchestrator:
             self._buffered -= size
 
     def _finish_workers(self, workers: list[BackendWorker], status: RunStatus) -> dict[str, BackendReport]:
-        now = time.monotonic()
+        clock = self.clock
+        now = clock.monotonic()
         limits: dict[str, float] = {}
         for w in workers:
             timeout = float(w.backend.run.config.get("stop_timeout", self.stop_timeout))
@@ -410,7 +417,7 @@ class Orchestrator:
         reports: dict[str, BackendReport] = {}
         for w in workers:
             # An absolute limit, not a wait per worker: waits on hung workers must not add up.
-            finished = w.done.wait(max(limits[w.backend.name] - time.monotonic(), 0))
+            finished = clock.wait(w.done, max(limits[w.backend.name] - clock.monotonic(), 0))
             cursor = w.cursor
             # Events a worker stopped short of may be gone already (no journal, past the memory bound): those
             # are dropped, not "undelivered", whether or not the worker got as far as noticing.

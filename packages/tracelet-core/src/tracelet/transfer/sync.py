@@ -562,7 +562,7 @@ def _step(plan: _Plan, state: SyncState, total: int, status: RunStatus) -> None:
     settled = plan.source is None or plan.source.checked or worker.done.is_set()
     if not plan.finishing and settled and worker.cursor >= total and worker.started.is_set():
         plan.finishing = True
-        worker.finish(status, time.monotonic() + END_TIMEOUT, total)
+        worker.finish(status, worker.clock.monotonic() + END_TIMEOUT, total)
 
 
 def _cancel(plans: list[_Plan]) -> None:
@@ -573,7 +573,7 @@ def _cancel(plans: list[_Plan]) -> None:
         plan.source.cancelled = True
         backend = plan.worker.backend
         backend.pm.unregister(backend.plugin)  # the worker's remaining hook calls (end, teardown) reach nobody
-        plan.worker.finish(RunStatus.KILLED, time.monotonic(), 0)
+        plan.worker.finish(RunStatus.KILLED, plan.worker.clock.monotonic(), 0)
 
 
 def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus) -> None:

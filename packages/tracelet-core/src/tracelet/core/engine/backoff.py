@@ -7,6 +7,9 @@ returns in time however many layers retry. A wait begun before stop() set the de
 (the thread also binds the event stop() signals), so a backoff of up to `BACKOFF_CAP` never eats the time
 the worker has left to end the run.
 
+Deadlines and waits are measured on the clock the thread binds with its deadline (`tracelet.core.engine.clock`;
+real time unless the worker was given another), so a retry never waits past a deadline of another clock.
+
 Transient and permanent failures are told apart by the exception: a `ConfigurationError` means "this will
 never succeed" (the tracker refuses this data, or the setup is wrong) and is raised at once, without
 retrying; anything else (an outage, a timeout) is retried. `is_permanent` is the one place that says so.
@@ -15,10 +18,10 @@ retrying; anything else (an outage, a timeout) is retried. `is_permanent` is the
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from tracelet.core.engine.clock import SYSTEM, Clock
 from tracelet.exceptions import ConfigurationError
 
 T = TypeVar("T")
@@ -33,12 +36,16 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, ConfigurationError)
 
 
-def bind_deadline(deadline: Callable[[], float | None], changed: threading.Event | None = None) -> None:
-    """Make `deadline()` (a `time.monotonic()` value, or None for none yet) the stop deadline of every
-    `retry` on this thread. A callable, because stop() sets the deadline later, from another thread; that
-    thread sets `changed` when it does, which cuts short a wait begun while there was no deadline."""
+def bind_deadline(
+    deadline: Callable[[], float | None], changed: threading.Event | None = None, clock: Clock = SYSTEM
+) -> None:
+    """Make `deadline()` (a `clock.monotonic()` value, or None for none yet) the stop deadline of every
+    `retry` on this thread, and `clock` the one its waits are measured on. A callable, because stop() sets the
+    deadline later, from another thread; that thread sets `changed` when it does, which cuts short a wait begun
+    while there was no deadline."""
     _bound.deadline = deadline
     _bound.changed = changed
+    _bound.clock = clock
 
 
 def current_deadline() -> float | None:
@@ -65,9 +72,11 @@ def retry(
     :param fn: what to call; its return value is returned.
     :param attempts: the most tries; None tries until the deadline (forever when there is none).
     :param on_error: called with each transient error (e.g. to count and log it).
-    :param deadline: returns the `time.monotonic()` time to give up at, or None.
+    :param deadline: returns the time to give up at (on the clock bound to this thread, real time by default),
+        or None.
     """
     get_deadline = deadline if deadline is not None else current_deadline
+    clock: Clock = getattr(_bound, "clock", SYSTEM)
     delay = start
     tries = 0
     while True:
@@ -80,12 +89,12 @@ def retry(
             if on_error is not None:
                 on_error(exc)
             end = get_deadline()
-            now = time.monotonic()
+            now = clock.monotonic()
             if (attempts is not None and tries >= attempts) or (end is not None and now >= end):
                 raise
             changed = getattr(_bound, "changed", None) if deadline is None else None
             if end is None and changed is not None:
-                changed.wait(delay)  # set by stop(): try once more, then wait within the new deadline
+                clock.wait(changed, delay)  # set by stop(): try once more, then wait within the new deadline
             else:
-                time.sleep(delay if end is None else min(delay, max(end - now, 0.0)))
+                clock.sleep(delay if end is None else min(delay, max(end - now, 0.0)))
             delay = min(delay * 2, cap)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracelet.core.engine import backoff
+from tracelet.core.engine.clock import SYSTEM, Clock
 from tracelet.exceptions import ConfigurationError
 
 logger = logging.getLogger("tracelet")
@@ -131,17 +132,20 @@ class Window:
         deadline: Callable[[], float | None],
         finishing: threading.Event,
         wake: threading.Event,
+        clock: Clock = SYSTEM,
     ) -> None:
         """:param name: the backend's name (for its threads' names and log lines).
         :param size: the most batches out at once (2 or more; the worker sends on its own thread at 1).
         :param deadline: the run's stop deadline, as `backoff.bind_deadline` takes it.
         :param finishing: set by stop(): ends a backoff wait begun before the deadline was known.
         :param wake: the worker's event, set whenever a batch finishes.
+        :param clock: the clock `deadline` is measured on (the worker's).
         """
         self.name = name
         self.size = size
         self._deadline = deadline
         self._finishing = finishing
+        self._clock = clock
         self._wake = wake  # set when a batch finishes, so the worker moves its cursor promptly
         self._cond = threading.Condition()
         self._slots: deque[Slot] = deque()
@@ -200,7 +204,7 @@ class Window:
         self._threads = []
 
     def _send_loop(self) -> None:
-        backoff.bind_deadline(self._deadline, self._finishing)  # retries here stop at the run's stop deadline
+        backoff.bind_deadline(self._deadline, self._finishing, self._clock)  # retries here stop at the run's stop deadline
         while True:
             item = self._jobs.get()
             if item is None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tracelet.core.engine.backend import Backend, instantiate
+from tracelet.core.engine.clock import SYSTEM, Clock
 from tracelet.core.engine.worker import BackendWorker, EventSource
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def bind_backends(
     cursor: int = 0,
     accept: Callable[[PluginSpec, Any], bool] | None = None,
     on_error: Callable[[PluginSpec, Exception], None] | None = None,
+    clock: Clock = SYSTEM,
 ) -> list[BackendWorker]:
     """One worker per backend plugin in `specs`, in order, each bound to its run and reading from `source`.
 
@@ -39,6 +41,8 @@ def bind_backends(
         system metrics take only backends that can attach to another process's run).
     :param on_error: called when a plugin cannot be loaded or instantiated, which then is left out; without
         it the error is raised (a live run's start() and a sync fail, naming the backend).
+    :param clock: what the workers' stop deadlines and backoff waits are measured on (`tracelet.core.engine.clock`;
+        a live run passes its orchestrator's).
     """
     workers = []
     for spec in specs:
@@ -52,5 +56,5 @@ def bind_backends(
         if accept is not None and not accept(spec, plugin):
             continue
         backend = Backend(spec.name, plugin, context_for(spec.name), spec)
-        workers.append(BackendWorker(backend, source, cursor=cursor))
+        workers.append(BackendWorker(backend, source, cursor=cursor, clock=clock))
     return workers

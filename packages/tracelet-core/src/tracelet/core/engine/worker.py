@@ -12,7 +12,9 @@ A backend that declares `concurrent_batches` has up to `max_in_flight` metric ba
 (`tracelet.core.engine.inflight`, which states what that keeps); `cursor` always counts only the contiguous events
 confirmed delivered (or refused), while the worker reads ahead of it from `_read`.
 
-The worker reads events through `EventSource`, the narrow interface the orchestrator implements.
+The worker reads events through `EventSource`, the narrow interface the orchestrator implements. Its deadline is a
+time on the `Clock` it was given (`tracelet.core.engine.clock`; real time unless a test gives a manual one),
+which it binds to its thread, and its window's, for every retry there.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracelet.core.contract.records import ARTIFACT, METRIC, PARAMS, SUMMARY, TAGS, Event, Metric, RunStatus
 from tracelet.core.engine import backoff, inflight
+from tracelet.core.engine.clock import SYSTEM, Clock
 from tracelet.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -134,10 +136,11 @@ class EventSource(Protocol):
 class BackendWorker(threading.Thread):
     """Delivers the shared event stream to one backend from its own cursor."""
 
-    def __init__(self, backend: Backend, source: EventSource, cursor: int = 0) -> None:
+    def __init__(self, backend: Backend, source: EventSource, cursor: int = 0, clock: Clock = SYSTEM) -> None:
         super().__init__(name=f"tracelet-{backend.name}", daemon=True)
         self.backend = backend
         self.source = source
+        self.clock = clock  # what `deadline` is a time on
         self.cursor = cursor  # events before it are confirmed delivered (or refused/passed by), contiguously
         self._read = cursor  # the next event to read: past `cursor` by the batches in flight
         self._told = cursor  # the cursor the source was last told of (`EventSource.confirmed`)
@@ -170,7 +173,8 @@ class BackendWorker(threading.Thread):
 
     # -- control, from other threads ------------------------------------------------------------------------
     def finish(self, status: RunStatus, deadline: float, until: int) -> None:
-        """Deliver events up to sequence `until` (or until `deadline`), then end the run with `status`."""
+        """Deliver events up to sequence `until` (or until `deadline`, a `self.clock` time), then end the run
+        with `status`."""
         self.final_status = status
         self.deadline = deadline
         self.until = until
@@ -181,7 +185,7 @@ class BackendWorker(threading.Thread):
     # -- the thread -------------------------------------------------------------------------------------------
     def run(self) -> None:
         # Every retry on this thread, plugins' too, stops in time; a backoff under way when stop() comes ends.
-        backoff.bind_deadline(lambda: self.deadline, self.finishing)
+        backoff.bind_deadline(lambda: self.deadline, self.finishing, self.clock)
         try:
             if self._start_run():
                 self._deliver_loop()
@@ -190,11 +194,11 @@ class BackendWorker(threading.Thread):
             self.done.set()
 
     def _expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.deadline is not None and self.clock.monotonic() >= self.deadline
 
     def _no_time_left(self) -> bool:
         """Whether one more call, as long as the last one that went through, would end past the stop deadline."""
-        return self.deadline is not None and time.monotonic() + self._last_send >= self.deadline
+        return self.deadline is not None and self.clock.monotonic() + self._last_send >= self.deadline
 
     def _retrying(self, where: str, fn: Any) -> bool:
         """Call `fn` until it succeeds (True) or the stop deadline passes (False); a permanent error raises."""
@@ -234,7 +238,9 @@ class BackendWorker(threading.Thread):
         self.journaled = backend.journal_record()
         size = inflight.window_size(backend.name, backend.plugin, asked)
         if size > 1:
-            self._window = inflight.Window(backend.name, size, lambda: self.deadline, self.finishing, self.wake)
+            self._window = inflight.Window(
+                backend.name, size, lambda: self.deadline, self.finishing, self.wake, self.clock
+            )
         self.started.set()
         return True
 
@@ -378,10 +384,11 @@ class BackendWorker(threading.Thread):
         return len(group), len(group), 0
 
     def _send(self, kind: str, group: list[tuple]) -> None:
-        began = time.monotonic()
+        clock = self.clock
+        began = clock.monotonic()
         self._send_once(kind, group)
         if kind != ARTIFACT:  # an upload's length says nothing about the next batch of points
-            self._last_send = time.monotonic() - began  # retries and backoff waits are not counted
+            self._last_send = clock.monotonic() - began  # retries and backoff waits are not counted
 
     def _send_once(self, kind: str, group: list[tuple]) -> None:
         call = self.backend.call

@@ -112,7 +112,7 @@ class NodeMetrics(threading.Thread):
 
         orch = Orchestrator(None, max_buffered=settings.max_buffered, stop_timeout=settings.stop_timeout)
         workers = bind_backends(specs, context_for, orch, accept=can_attach,
-                                on_error=lambda spec, exc: _not_available(spec.name, exc))  # fmt: skip
+                                on_error=lambda spec, exc: _not_available(spec.name, exc), clock=orch.clock)  # fmt: skip
         if not workers:
             return
         with self._lock:
