@@ -56,7 +56,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRACELET_TRACK_SYSTEM", "false")
-    monkeypatch.setenv("TRACELET_ENV_PACKAGES", "false")  # no packages artifact in every run (the collector tests test it)
+    monkeypatch.setenv(
+        "TRACELET_ENV_PACKAGES", "false"
+    )  # no packages artifact in every run (the collector tests test it)
     discovery.refresh()
     yield tmp_path
     tracelet.stop_logging()

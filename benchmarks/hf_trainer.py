@@ -113,7 +113,9 @@ def main() -> int:
           f"{args.rounds} interleaved rounds: plain {base:.2f} s, inside a Tracelet run {with_run:.2f} s "
           f"-> {100 * added:+.1f}% (target <= {100 * TARGET:.0f}%)  {verdict}")  # fmt: skip
     print(f"  start() + stop() of the run, outside train(): median {1000 * statistics.median(overheads):.0f} ms")
-    print(f"  rounds plain: {', '.join(f'{s:.2f}' for s in plain)}; with Tracelet: {', '.join(f'{s:.2f}' for s in ours)}")
+    print(
+        f"  rounds plain: {', '.join(f'{s:.2f}' for s in plain)}; with Tracelet: {', '.join(f'{s:.2f}' for s in ours)}"
+    )
     if missing:
         return 1
     return 0 if added <= TARGET else 3

@@ -65,9 +65,18 @@ def make_store(root: Path, points: int) -> tuple[str, str]:
     chunk = 30_000  # steps per executemany: the benchmark's own memory stays small too
     with engine.begin() as conn:
         for first in range(1, per_key, chunk):
-            rows = [{"key": key, "value": 1.0 / (step + 1 + k), "timestamp": t0 + step * 10 + k, "step": step,
-                     "is_nan": False, "run_uuid": run_id}
-                    for step in range(first, min(first + chunk, per_key)) for k, key in enumerate(KEYS)]
+            rows = [
+                {
+                    "key": key,
+                    "value": 1.0 / (step + 1 + k),
+                    "timestamp": t0 + step * 10 + k,
+                    "step": step,
+                    "is_nan": False,
+                    "run_uuid": run_id,
+                }
+                for step in range(first, min(first + chunk, per_key))
+                for k, key in enumerate(KEYS)
+            ]
             conn.execute(sa.insert(SqlMetric.__table__), rows)
     client.set_terminated(run_id, "FINISHED")
     return uri, run_id
@@ -101,8 +110,9 @@ def timed(fn: object, *args: object) -> tuple[float, int]:
 
 def peak_rss(way: str, uri: str, run_id: str, root: Path) -> tuple[float, float, int]:
     """(baseline MiB, peak MiB, points) of `way` ("import" or "read") run in a fresh interpreter."""
-    out = subprocess.run([sys.executable, __file__, "--measure", way, uri, run_id, str(root)], check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", way, uri, run_id, str(root)], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[-3]), float(out[-2]), int(out[-1])
 
 

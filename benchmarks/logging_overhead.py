@@ -110,8 +110,10 @@ def checksum_cost(points: int, rounds: int, root: str) -> dict[str, tuple[float,
 
     measures = {
         "end to end": (lambda r: end_to_end(points, root, True), lambda r: end_to_end(points, root, False)),
-        "writer CPU": (lambda r: journal_rate(points, root, journal.encode_frame, f"crc{r}"),
-                       lambda r: journal_rate(points, root, journal.encode_frame_v1, f"plain{r}")),
+        "writer CPU": (
+            lambda r: journal_rate(points, root, journal.encode_frame, f"crc{r}"),
+            lambda r: journal_rate(points, root, journal.encode_frame_v1, f"plain{r}"),
+        ),
     }
     out = {}
     for name, (with_crc_fn, without_fn) in measures.items():
@@ -134,8 +136,11 @@ def import_time(runs: int = 9) -> tuple[float, float]:
 
     def median(module: str) -> float:
         samples = [
-            float(subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True,
-                                 env=env, check=True).stdout)
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code.format(module)], capture_output=True, text=True, env=env, check=True
+                ).stdout
+            )
             for _ in range(runs)
         ]
         return statistics.median(samples) * 1000
@@ -162,15 +167,20 @@ def main() -> None:
     p50, p99, b50, b99 = pct(ours, 0.5), pct(ours, 0.99), pct(base, 0.5), pct(base, 0.99)
     print(f"log_metric on the calling thread   p50 {p50:.3f} us   p99 {p99:.3f} us")
     print(f"deque.append of the same tuple     p50 {b50:.3f} us   p99 {b99:.3f} us")
-    print(f"ratio of the medians               {p50 / b50:.2f}x"
-          f"   (target <= 4x, p50 <= 0.6 us)")
-    print(f"import tracelet                    {imp:.1f} ms   (its dependencies alone: {deps:.1f} ms; target <= 100 ms)")
-    print(f"first call -> stop() returned      {rate:,.0f} points/s   ({landed:,}/{args.points:,} in the journal;"
-          f" target >= 100k/s)")
+    print(f"ratio of the medians               {p50 / b50:.2f}x   (target <= 4x, p50 <= 0.6 us)")
+    print(
+        f"import tracelet                    {imp:.1f} ms   (its dependencies alone: {deps:.1f} ms; target <= 100 ms)"
+    )
+    print(
+        f"first call -> stop() returned      {rate:,.0f} points/s   ({landed:,}/{args.points:,} in the journal;"
+        f" target >= 100k/s)"
+    )
     for name, (crc, plain, ratio) in costs.items():
-        print(f"crc32 per journal frame, {name:<10} {crc:,.0f} points/s vs {plain:,.0f} without: {ratio:.3f}x"
-              f" (median of {args.rounds} per-round ratios; cost {100 * (1 - ratio):.1f}%"
-              f"{', target <= 5%' if name == 'end to end' else ''})")
+        print(
+            f"crc32 per journal frame, {name:<10} {crc:,.0f} points/s vs {plain:,.0f} without: {ratio:.3f}x"
+            f" (median of {args.rounds} per-round ratios; cost {100 * (1 - ratio):.1f}%"
+            f"{', target <= 5%' if name == 'end to end' else ''})"
+        )
 
 
 if __name__ == "__main__":

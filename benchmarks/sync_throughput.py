@@ -138,8 +138,12 @@ def main() -> None:
             times["import-tb"].append(bench_import(root, logdir, args.tb_points))
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"points: sync {args.points:,}, import-tb {args.tb_points:,}; medians of {args.repeats}")
-        for way, n in (("log_batch", args.points), ("sync", args.points), ("EventAccumulator", args.tb_points),
-                       ("import-tb", args.tb_points)):
+        for way, n in (
+            ("log_batch", args.points),
+            ("sync", args.points),
+            ("EventAccumulator", args.tb_points),
+            ("import-tb", args.tb_points),
+        ):
             print(f"  {way:<17} {med[way]:8.3f} s  {n / med[way]:>12,.0f} points/s")
         sync_ratio = med["log_batch"] / med["sync"]
         import_ratio = med["EventAccumulator"] / med["import-tb"]

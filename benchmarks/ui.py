@@ -47,19 +47,34 @@ def make_run(root: Path, points: int) -> str:
     t0 = 1_700_000_000.0
     for start in range(0, points, CHUNK):
         stop = min(start + CHUNK, points)
-        writer.append(start, [("m", "loss", 1.0 / (1 + i * 1e-4) + (i % 97) * 1e-3, i, t0 + i * 1e-3)
-                              for i in range(start, stop)])
+        writer.append(
+            start, [("m", "loss", 1.0 / (1 + i * 1e-4) + (i % 97) * 1e-3, i, t0 + i * 1e-3) for i in range(start, stop)]
+        )
     writer.close()
-    journal.write_meta(run_dir, {"run_id": run_id, "name": f"{points:,} points", "project": "bench",
-                                 "created_at": "2026-12-05T00:00:00+00:00", "ended_at": "2026-12-05T01:00:00+00:00",
-                                 "status": "FINISHED", "tags": [], "backends": ["local"], "events": points})
+    journal.write_meta(
+        run_dir,
+        {
+            "run_id": run_id,
+            "name": f"{points:,} points",
+            "project": "bench",
+            "created_at": "2026-12-05T00:00:00+00:00",
+            "ended_at": "2026-12-05T01:00:00+00:00",
+            "status": "FINISHED",
+            "tags": [],
+            "backends": ["local"],
+            "events": points,
+        },
+    )
     return run_id
 
 
 class Server:
     def __init__(self, root: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(root), "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(root), "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.url = line.split(" at ")[1].split()[0]
@@ -86,8 +101,9 @@ class Server:
 def show(root: Path, run_id: str) -> tuple[float, float]:
     """`tracelet show` wall seconds and peak RSS (MB), sampled every 50 ms."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", "show", run_id, "--dir", str(root)],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracelet.cli", "show", run_id, "--dir", str(root)], stdout=subprocess.DEVNULL
+    )
     ps, peak = psutil.Process(proc.pid), 0.0
     while proc.poll() is None:
         try:
@@ -133,11 +149,16 @@ def main() -> int:
                 show_mb.append(mb)
             med = statistics.median
             rows.append((points, med(cold), med(warm), med(again), size, med(rss), med(show_s), med(show_mb)))
-            print(f"{'':>12}  cold {med(cold):.2f} s, warm {med(warm):.3f} s, again {med(again):.3f} s, "
-                  f"{size:,} bytes/chart, server RSS {med(rss):.0f} MB; tracelet show {med(show_s):.2f} s, "
-                  f"peak RSS {med(show_mb):.0f} MB", flush=True)
-        print("\n| points | first chart, cold | warm (restarted server) | again (same server) | bytes per chart "
-              "| server RSS | `tracelet show` | its peak RSS |")
+            print(
+                f"{'':>12}  cold {med(cold):.2f} s, warm {med(warm):.3f} s, again {med(again):.3f} s, "
+                f"{size:,} bytes/chart, server RSS {med(rss):.0f} MB; tracelet show {med(show_s):.2f} s, "
+                f"peak RSS {med(show_mb):.0f} MB",
+                flush=True,
+            )
+        print(
+            "\n| points | first chart, cold | warm (restarted server) | again (same server) | bytes per chart "
+            "| server RSS | `tracelet show` | its peak RSS |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for p, c, w, a, b, r, s, m in rows:
             print(f"| {p:,} | {c:.2f} s | {w:.3f} s | {a:.3f} s | {b:,} | {r:.0f} MB | {s:.2f} s | {m:.0f} MB |")

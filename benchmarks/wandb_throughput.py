@@ -142,8 +142,10 @@ def main() -> None:
     print(f"  {'points/s, median of rounds':<28} {paired:8.2f}x")
     print(f"  100% in the .wandb file when stop() returned: {'yes' if all_landed else 'NO'}")
     if raw_short:
-        print(f"  raw: finish() returned before {len(raw_short)} of {args.repeats} runs were whole in the .wandb "
-              f"file (up to {max(raw_short)} points still to be written): its clock stopped early")
+        print(
+            f"  raw: finish() returned before {len(raw_short)} of {args.repeats} runs were whole in the .wandb "
+            f"file (up to {max(raw_short)} points still to be written): its clock stopped early"
+        )
     # Lost points are a defect (1); a target missed on a noisy machine is told apart (benchmarks/run.py).
     sys.exit(0 if ok else TARGET_MISSED if all_landed else 1)
 

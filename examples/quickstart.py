@@ -58,9 +58,13 @@ def main() -> None:
 
     print(f"Tracked run {run_id}: final validation accuracy {correct / len(valid):.3f}")
     print(f"Run folder: {run_dir.resolve() if run_dir else '(local store off)'}")
-    print(f"Look at it: tracelet show {run_id}   (from this repository: python3 -m hatch run example:tracelet show {run_id})")
-    print("Or in the browser: tracelet ui   (charts, compare, live; from this repository: "
-          "python3 -m hatch run example:tracelet ui)")
+    print(
+        f"Look at it: tracelet show {run_id}   (from this repository: python3 -m hatch run example:tracelet show {run_id})"
+    )
+    print(
+        "Or in the browser: tracelet ui   (charts, compare, live; from this repository: "
+        "python3 -m hatch run example:tracelet ui)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ def _native_session(tmp_path: Path) -> OfflineSession:
     notes.write_text("from clearml\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "CLEARML_PROC"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    out = subprocess.run([sys.executable, "-c", WRITER, str(notes)], env=env, capture_output=True, text=True,
-                         timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", WRITER, str(notes)], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
     task_id = json.loads(out.stdout.strip().splitlines()[-1])["task_id"]
     return OfflineSession(Path(os.environ["CLEARML_CACHE_DIR"]), task_id)
 
@@ -64,14 +65,19 @@ def test_import_a_clearml_offline_session_then_sync_it_to_mlflow(tmp_path: Path)
     for ev in session.scalar_events():
         name = ev["metric"] if ev["variant"] == ev["metric"] else f"{ev['metric']}/{ev['variant']}"
         expected.setdefault(name, []).append((ev["iter"], ev["value"], ev["timestamp"]))
-    got = {name: [(p.step, p.value, round(p.timestamp * 1000)) for p in points]
-           for name, points in run.metrics().items()}
+    got = {
+        name: [(p.step, p.value, round(p.timestamp * 1000)) for p in points] for name, points in run.metrics().items()
+    }
     assert got == expected  # point for point: iteration, value, ClearML's millisecond time
     assert set(got) == {"train/loss", "train/acc", "lr", "val/acc/top1"}
     assert all(len(points) == ITERATIONS for points in got.values())
     # Hyperparameter sections: General at the top, the others nested; values typed back.
-    assert run.params() == {"lr": 0.01, "layers": 3, "Model": {"depth": 4, "act": "relu"},
-                            "Data": {"name": "cifar", "shuffle": True}}
+    assert run.params() == {
+        "lr": 0.01,
+        "layers": 3,
+        "Model": {"depth": 4, "act": "relu"},
+        "Data": {"name": "cifar", "shuffle": True},
+    }
     assert run.tags() == {"owner": "ada", "stage": "pretrain"}
     meta = run.meta
     assert meta["name"] == "native" and meta["project"] == "cmproj" and meta["tags"] == ["baseline"]

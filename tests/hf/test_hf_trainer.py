@@ -160,7 +160,9 @@ def test_callback_without_an_active_run_owns_and_ends_its_run(tmp_path: Path, mo
     names = sorted(a.name for a in run.artifacts())
     assert names == ["checkpoint-3", "checkpoint-6", "model"]
     model = run.artifact("model")
-    assert model.type.value == "model" and {"config.json", "model.safetensors"} <= {Path(f.artifact_path).name for f in model.files}
+    assert model.type.value == "model" and {"config.json", "model.safetensors"} <= {
+        Path(f.artifact_path).name for f in model.files
+    }
 
 
 class Boom(Exception):

@@ -23,4 +23,6 @@ def test_the_core_wheel_holds_the_ui_static_files(tmp_path: Path) -> None:
         for path in static.iterdir():
             assert f"tracelet/ui/static/{path.name}" in names
             assert wheel.read(f"tracelet/ui/static/{path.name}") == path.read_bytes()
-    assert {"index.html", "app.js", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE"} <= {p.name for p in static.iterdir()}
+    assert {"index.html", "app.js", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE"} <= {
+        p.name for p in static.iterdir()
+    }

@@ -33,8 +33,16 @@ def test_false_strings_are_false(raw: object) -> None:
 
 
 def test_values_are_converted_as_people_write_them() -> None:
-    opts = Demo.from_config({"retries": "3", "timeout": "2.5", "console": "wrap", "switches": {"a": True},
-                             "tags": "a, b", "experiment": "exp"})
+    opts = Demo.from_config(
+        {
+            "retries": "3",
+            "timeout": "2.5",
+            "console": "wrap",
+            "switches": {"a": True},
+            "tags": "a, b",
+            "experiment": "exp",
+        }
+    )
     assert (opts.retries, opts.timeout, opts.console, opts.switches) == (3, 2.5, "wrap", {"a": True})
     assert opts.tags == ["a", "b"] and opts.experiment_name == "exp"
     assert Demo.from_config({"console": "false", "switches": "yes"}).console is False
@@ -50,15 +58,21 @@ def test_numbers_in_any_spelling_of_their_value() -> None:
     assert (Demo.from_config({"retries": " 7 "}).retries, Demo.from_config({"timeout": " 1e-3 "}).timeout) == (7, 0.001)
 
 
-@pytest.mark.parametrize(("key", "raw", "expected"), [("retries", "many", "a whole number"),
-                                                      ("retries", True, "a whole number"),
-                                                      ("retries", 2.5, "a whole number"),
-                                                      ("retries", "2.0", "a whole number"),
-                                                      ("enabled", "maybe", "a boolean"),
-                                                      ("timeout", [1], "a number"),
-                                                      ("timeout", True, "a number")])
-def test_a_value_of_the_wrong_type_is_a_configuration_error_naming_the_key(key: str, raw: object,
-                                                                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("retries", "many", "a whole number"),
+        ("retries", True, "a whole number"),
+        ("retries", 2.5, "a whole number"),
+        ("retries", "2.0", "a whole number"),
+        ("enabled", "maybe", "a boolean"),
+        ("timeout", [1], "a number"),
+        ("timeout", True, "a number"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_configuration_error_naming_the_key(
+    key: str, raw: object, expected: str
+) -> None:
     with pytest.raises(ConfigurationError) as err:
         Demo.from_config({key: raw})
     assert f"tracelet-demo: config key {key!r}" in str(err.value) and expected in str(err.value)

@@ -13,10 +13,13 @@ from tracelet_testsupport.mlflow import MlflowServer
 
 
 def _exp(tmp_path: Path, uri: str, **settings: object) -> tracelet.Experiment:
-    return tracelet.Experiment("arts", backend=["local", "mlflow"], project="res-proj",
-                               settings=tracelet.TraceletSettings(dir=str(tmp_path / "runs"), track_system=False,
-                                                                  **settings),
-                               options={"mlflow_tracking_uri": uri}).start()
+    return tracelet.Experiment(
+        "arts",
+        backend=["local", "mlflow"],
+        project="res-proj",
+        settings=tracelet.TraceletSettings(dir=str(tmp_path / "runs"), track_system=False, **settings),
+        options={"mlflow_tracking_uri": uri},
+    ).start()
 
 
 def test_uri_and_version_read_right_after_log_artifact_are_the_real_ones(tmp_path: Path, sqlite_uri: str) -> None:

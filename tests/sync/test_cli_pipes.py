@@ -15,8 +15,9 @@ def test_runs_and_show_into_a_closed_pipe_end_without_a_traceback(runs_dir: Path
     for args in (["runs"], ["show", run.id]):
         read, write = os.pipe()
         os.close(read)  # the reader has already left: every write of the command meets a closed pipe
-        proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", *args, "--dir", str(runs_dir)],
-                                stdout=write, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracelet.cli", *args, "--dir", str(runs_dir)], stdout=write, stderr=subprocess.PIPE
+        )
         os.close(write)
         _, err = proc.communicate(timeout=60)
         assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()

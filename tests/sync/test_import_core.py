@@ -46,11 +46,28 @@ class AcmeTracker:
                 yield ("m", "loss", math.nan if i == 1 else 1.0 / (i + 1), i * 2, T0 + i / 10)
             yield ("a", TraceletArtifact("model", "model").add_file(str(art), "model.txt"), T0 + 99)
 
-        yield SourceRun("acme", "r1", source, "first", "acme-proj", events, status="FAILED", created_at=T0 - 1,
-                        metadata={"user": "ada"})
+        yield SourceRun(
+            "acme",
+            "r1",
+            source,
+            "first",
+            "acme-proj",
+            events,
+            status="FAILED",
+            created_at=T0 - 1,
+            metadata={"user": "ada"},
+        )
         yield SourceRun("acme", "r2", source, "broken", "acme-proj", lambda: events(bad=True))
-        yield SourceRun("acme", "r3", source, "child", "acme-proj", lambda: iter([("m", "x", 1.0, 0, T0)]),
-                        parent="r1", fingerprint={"size": 1})
+        yield SourceRun(
+            "acme",
+            "r3",
+            source,
+            "child",
+            "acme-proj",
+            lambda: iter([("m", "x", 1.0, 0, T0)]),
+            parent="r1",
+            fingerprint={"size": 1},
+        )
 
 
 _RUNS: dict[str, Path] = {}
@@ -105,8 +122,9 @@ def test_a_third_party_importer_streams_runs_into_the_store(acme: Path, tmp_path
     assert not (acme / ".importing").exists()
 
 
-def test_sources_that_cannot_be_read_and_trackers_that_cannot_import(acme: Path, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_sources_that_cannot_be_read_and_trackers_that_cannot_import(
+    acme: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = str(tmp_path / "acme-src")
     code = cli.main(["import", "--from", "acme", "unreachable", good, "--dir", str(acme), "--config", "points=8"])
     captured = capsys.readouterr()

@@ -77,15 +77,15 @@ def test_import_from_an_mlflow_sqlite_store(tmp_path: Path, runs_dir: Path) -> N
 
     # The child gains a point: only it is imported again, with the new point.
     MlflowClient(uri).log_batch(ids["child"], metrics=[Metric("fold/score", 9.0, T0 + 300, 5)])
-    grown = _by_source(tracelet.import_runs(uri, source="mlflow", config={"experiment": "imported-exp"},
-                                            dir=runs_dir))
+    grown = _by_source(tracelet.import_runs(uri, source="mlflow", config={"experiment": "imported-exp"}, dir=runs_dir))
     assert grown[ids["parent"]].existing and not grown[ids["child"]].existing and grown[ids["child"]].updated
     child = store.LocalRun(grown[ids["child"]].path)
     assert imported_points(child) == mlflow_points(uri, ids["child"]) and len(child.metrics()["fold/score"]) == 6
 
 
-def test_import_cli_by_run_id_dry_run_and_errors(tmp_path: Path, runs_dir: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_cli_by_run_id_dry_run_and_errors(
+    tmp_path: Path, runs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     uri = f"sqlite:///{tmp_path / 'source.db'}"
     ids = write_mlflow_runs(uri, "imported-exp", tmp_path, steps=20)
     base = ["import", "--from", "mlflow", uri, "--dir", str(runs_dir), "--config", f"run_ids={ids['child']}"]
@@ -110,8 +110,9 @@ def test_import_cli_by_run_id_dry_run_and_errors(tmp_path: Path, runs_dir: Path,
 def test_import_from_a_real_mlflow_server(tmp_path: Path, runs_dir: Path, mlflow_server: Any) -> None:
     uri = mlflow_server.uri
     ids = write_mlflow_runs(uri, "imported-exp", tmp_path)
-    results = tracelet.import_runs(uri, source="mlflow", config={"experiment": "imported-exp", "page_size": 400},
-                                   dir=runs_dir)  # several pages per metric
+    results = tracelet.import_runs(
+        uri, source="mlflow", config={"experiment": "imported-exp", "page_size": 400}, dir=runs_dir
+    )  # several pages per metric
     _check_imported(uri, ids, results)
     again = tracelet.import_runs(uri, source="mlflow", config={"experiment": "imported-exp"}, dir=runs_dir)
     assert all(r.existing and r.events == 0 for r in again) and len(again) == 2
@@ -132,8 +133,7 @@ def test_mlflow_to_journal_to_wandb_offline(tmp_path: Path, runs_dir: Path, monk
         monkeypatch.setenv(key, str(tmp_path / key.lower()))
     uri = f"sqlite:///{tmp_path / 'source.db'}"
     ids = write_mlflow_runs(uri, "imported-exp", tmp_path, steps=200)
-    results = _by_source(tracelet.import_runs(uri, source="mlflow", config={"run_ids": [ids["parent"]]},
-                                              dir=runs_dir))
+    results = _by_source(tracelet.import_runs(uri, source="mlflow", config={"run_ids": [ids["parent"]]}, dir=runs_dir))
     run = store.LocalRun(results[ids["parent"]].path)
     report = tracelet.sync(run, to="wandb", config={"mode": "offline"})
     res = report.backends["wandb"]

@@ -15,9 +15,12 @@ from tracelet_testsupport.sync import expected, history, mlflow_runs
 
 
 def _run_with_artifact(runs_dir: Path, tmp_path: Path, project: str) -> store.LocalRun:
-    exp = tracelet.Experiment("with-artifact", backend=["local"], project=project,
-                              settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False,
-                                                                 track_env=False, track_git=False))
+    exp = tracelet.Experiment(
+        "with-artifact",
+        backend=["local"],
+        project=project,
+        settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False, track_env=False, track_git=False),
+    )
     exp.start()
     for i in range(300):
         exp.log_metric("loss", float(i), i)
@@ -35,8 +38,12 @@ def test_backend_prefixed_config_keys_reach_that_backend(
     monkeypatch.chdir(tmp_path)  # MLflow's default store would be ./mlflow.db: the key must not be ignored
     run = _run_with_artifact(runs_dir, tmp_path, "prefixed")
     cli_uri = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert cli.main(["sync", run.id, "--dir", str(runs_dir), "--to", "mlflow",
-                     "--config", f"mlflow_tracking_uri={cli_uri}"]) == 0
+    assert (
+        cli.main(
+            ["sync", run.id, "--dir", str(runs_dir), "--to", "mlflow", "--config", f"mlflow_tracking_uri={cli_uri}"]
+        )
+        == 0
+    )
     (mlrun,) = mlflow_runs(cli_uri, "prefixed", run.id)
     assert history(cli_uri, mlrun.info.run_id, "loss") == expected(run.path, "loss")
     assert not (tmp_path / "mlflow.db").exists()

@@ -61,9 +61,14 @@ def offline_env(tmp_path: Path, python_env: dict[str, str], monkeypatch: pytest.
     """W&B and ClearML offline with every folder they write to inside the test's folder, for the child and here."""
     env = {k: v for k, v in python_env.items() if not k.startswith(("WANDB_", "CLEARML_", "TRAINS_"))}
     (tmp_path / "home").mkdir()
-    env.update(HOME=str(tmp_path / "home"), CLEARML_CACHE_DIR=str(tmp_path / "clearml-cache"),
-               TRACELET_DIR=str(tmp_path / "runs"), WANDB_MODE="offline", WANDB_SILENT="true",
-               NETRC=str(tmp_path / "no-netrc"))
+    env.update(
+        HOME=str(tmp_path / "home"),
+        CLEARML_CACHE_DIR=str(tmp_path / "clearml-cache"),
+        TRACELET_DIR=str(tmp_path / "runs"),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        NETRC=str(tmp_path / "no-netrc"),
+    )
     for key in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         (tmp_path / key.lower()).mkdir()
         env[key] = str(tmp_path / key.lower())
@@ -76,16 +81,18 @@ def offline_env(tmp_path: Path, python_env: dict[str, str], monkeypatch: pytest.
     return env
 
 
-def test_a_dead_run_is_synced_whole_into_trackers_that_cannot_reopen_it(tmp_path: Path,
-                                                                         offline_env: dict[str, str]) -> None:
+def test_a_dead_run_is_synced_whole_into_trackers_that_cannot_reopen_it(
+    tmp_path: Path, offline_env: dict[str, str]
+) -> None:
     _require("wandb", "clearml")
     from tracelet_testsupport.clearml import OfflineSession
     from tracelet_testsupport.wandb import read_run
 
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=offline_env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=offline_env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == -9, proc.stderr[-3000:]
     run = store.open_run(proc.stdout.strip().splitlines()[-1], tmp_path / "runs")  # ClearML prints too
     assert run.dead and run.status == "KILLED"

@@ -74,8 +74,13 @@ def test_artifact_failed_live_is_delivered_by_sync_and_counted_behind_until_then
     weights.write_bytes(b"w" * 64)
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
     # `flaky` fails the first 3 uploads of this run (the live run's 3 attempts).
-    exp = tracelet.Experiment("flaky-art", backend=["local", "flaky"], project="fa-proj", settings=settings,
-                              options={"flaky_artifact_fail_times": 3}).start()
+    exp = tracelet.Experiment(
+        "flaky-art",
+        backend=["local", "flaky"],
+        project="fa-proj",
+        settings=settings,
+        options={"flaky_artifact_fail_times": 3},
+    ).start()
     exp.log_metric("loss", 1.0, 0)
     result = exp.log_artifact(str(weights), wait=True)["flaky"]
     assert result.status == "failed" and "flaky artifact store" in (result.error or "")
@@ -113,8 +118,13 @@ def test_artifact_that_fails_again_on_sync_stays_pending_for_the_next(
     weights.write_text("w")
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
     # 6 failures: the live run's 3 attempts and the first sync's 3; the second sync's upload lands.
-    exp = tracelet.Experiment("flaky-twice", backend=["local", "flaky"], project="fa-proj", settings=settings,
-                              options={"flaky_artifact_fail_times": 6}).start()
+    exp = tracelet.Experiment(
+        "flaky-twice",
+        backend=["local", "flaky"],
+        project="fa-proj",
+        settings=settings,
+        options={"flaky_artifact_fail_times": 6},
+    ).start()
     exp.log_artifact(str(weights), wait=True)
     exp.stop()
 
@@ -136,8 +146,13 @@ def test_artifact_logged_while_the_mlflow_server_was_down_lands_in_the_same_run_
     report_file.write_text("accuracy 0.93\n")
     down_server.start()
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
-    exp = tracelet.Experiment("art-outage", backend=["local", "mlflow"], project="art-proj", settings=settings,
-                              options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1}).start()
+    exp = tracelet.Experiment(
+        "art-outage",
+        backend=["local", "mlflow"],
+        project="art-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1},
+    ).start()
     for i in range(100):
         exp.log_metric("loss", float(i), i)
     assert exp.flush(timeout=60)
@@ -174,8 +189,9 @@ def test_artifact_refused_for_good_is_not_kept_for_a_later_sync(runs_dir: Path, 
     tracelet.register_plugin(RefusingArtifacts, "refusing-art")
     try:
         settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
-        exp = tracelet.Experiment("refused", backend=["local", "refusing-art"], project="fa-proj",
-                                  settings=settings).start()
+        exp = tracelet.Experiment(
+            "refused", backend=["local", "refusing-art"], project="fa-proj", settings=settings
+        ).start()
         result = exp.log_artifact(str(weights), wait=True)["refusing-art"]
         assert result.status == "failed" and "tracelet sync" not in (result.error or "")  # resending cannot help
         exp.stop()
@@ -234,8 +250,14 @@ def test_artifact_failed_before_the_process_died_is_delivered_by_sync(
 
     payload = tmp_path / "notes.txt"
     payload.write_text("kept\n")
-    out = subprocess.run([sys.executable, "-c", DYING, str(runs_dir), str(payload)], capture_output=True, text=True,
-                         env=python_env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", DYING, str(runs_dir), str(payload)],
+        capture_output=True,
+        text=True,
+        env=python_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == -9, out.stderr
     run_id = out.stdout.split()[-1]
     run = store.open_run(run_id, runs_dir)

@@ -15,8 +15,12 @@ from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
 
 
 def test_sync_to_a_new_store_twice_delivers_everything_once(runs_dir: Path, sqlite_uri: str, tmp_path: Path) -> None:
-    exp = tracelet.Experiment("arts", backend=["local"], project="art-proj",
-                              settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False))
+    exp = tracelet.Experiment(
+        "arts",
+        backend=["local"],
+        project="art-proj",
+        settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False),
+    )
     exp.start()
     for i in range(500):
         exp.log_metric("loss", float(i), i)
@@ -51,8 +55,19 @@ def test_dry_run_says_what_would_go_where_and_delivers_nothing(
     runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = local_run(runs_dir, "dry", 50)
-    code = cli.main(["sync", "--all", "--dir", str(runs_dir), "--to", "mlflow", "--config",
-                     f"tracking_uri={sqlite_uri}", "--dry-run"])
+    code = cli.main(
+        [
+            "sync",
+            "--all",
+            "--dir",
+            str(runs_dir),
+            "--to",
+            "mlflow",
+            "--config",
+            f"tracking_uri={sqlite_uri}",
+            "--dry-run",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert f"{run.id} (dry, FINISHED): mlflow <- " in out and "from #0 into a new run" in out
@@ -63,8 +78,22 @@ def test_dry_run_says_what_would_go_where_and_delivers_nothing(
 def test_selection_and_clear_errors(runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     a = local_run(runs_dir, "a", 10, project="sel-p1")
     local_run(runs_dir, "b", 10, project="sel-p2")
-    assert cli.main(["sync", "--project", "sel-p1", "--dir", str(runs_dir), "--to", "mlflow", "--config",
-                     f"tracking_uri={sqlite_uri}"]) == 0
+    assert (
+        cli.main(
+            [
+                "sync",
+                "--project",
+                "sel-p1",
+                "--dir",
+                str(runs_dir),
+                "--to",
+                "mlflow",
+                "--config",
+                f"tracking_uri={sqlite_uri}",
+            ]
+        )
+        == 0
+    )
     assert len(mlflow_runs(sqlite_uri, "sel-p1", a.id)) == 1
     assert MlflowClient(sqlite_uri).get_experiment_by_name("sel-p2") is None
     assert cli.main(["sync", "--dir", str(runs_dir), "--to", "mlflow"]) == 1
@@ -75,8 +104,25 @@ def test_selection_and_clear_errors(runs_dir: Path, sqlite_uri: str, capsys: pyt
     assert "unknown backend 'nosuchtracker'" in capsys.readouterr().err
     assert cli.main(["sync", "--since", "yesterday-ish", "--dir", str(runs_dir), "--to", "mlflow"]) == 1
     assert "--since" in capsys.readouterr().err
-    assert cli.main(["sync", "--since", "1h", "--project", "sel-p2", "--dir", str(runs_dir), "--to", "mlflow",
-                     "--config", f"tracking_uri={sqlite_uri}", "--dry-run"]) == 0
+    assert (
+        cli.main(
+            [
+                "sync",
+                "--since",
+                "1h",
+                "--project",
+                "sel-p2",
+                "--dir",
+                str(runs_dir),
+                "--to",
+                "mlflow",
+                "--config",
+                f"tracking_uri={sqlite_uri}",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     assert "(b, FINISHED)" in capsys.readouterr().out
 
 
@@ -130,17 +176,32 @@ def test_a_torn_last_frame_is_synced_up_to_the_tear(runs_dir: Path, sqlite_uri: 
 
 def test_mlflow_run_id_config_names_an_existing_run_or_is_a_clear_error(runs_dir: Path, sqlite_uri: str) -> None:
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
-    missing = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
-                                  options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": "0" * 32})
+    missing = tracelet.Experiment(
+        "resume",
+        backend=["mlflow"],
+        project="resume-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": "0" * 32},
+    )
     with pytest.raises(tracelet.ConfigurationError, match="names no run"):
         missing.start()
-    first = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
-                                options={"mlflow_tracking_uri": sqlite_uri}).start()
+    first = tracelet.Experiment(
+        "resume",
+        backend=["mlflow"],
+        project="resume-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": sqlite_uri},
+    ).start()
     first.log_metric("x", 1.0, 0)
     first.stop()
     run_id = first.report.backends["mlflow"].details["run_id"]
-    again = tracelet.Experiment("resume", backend=["mlflow"], project="resume-proj", settings=settings,
-                                options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": run_id}).start()
+    again = tracelet.Experiment(
+        "resume",
+        backend=["mlflow"],
+        project="resume-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": sqlite_uri, "mlflow_run_id": run_id},
+    ).start()
     assert MlflowClient(sqlite_uri).get_run(run_id).info.status == "RUNNING"  # reopened
     again.log_metric("x", 2.0, 1)
     again.stop(status="FAILED")

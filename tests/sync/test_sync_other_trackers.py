@@ -25,8 +25,12 @@ def _require(name: str) -> None:
 
 
 def _local_run(runs_dir: Path, points: int = 200) -> store.LocalRun:
-    exp = tracelet.Experiment("later", backend=["local"], project="other-proj",
-                              settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False))
+    exp = tracelet.Experiment(
+        "later",
+        backend=["local"],
+        project="other-proj",
+        settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False),
+    )
     exp.start()
     exp.log_params({"lr": 0.01})
     for i in range(points):

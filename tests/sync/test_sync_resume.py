@@ -45,8 +45,19 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
 ) -> None:
     run = local_run(runs_dir, "big", 40_000)  # 4 batches of the worker: killed after the first (a wide window)
     meta_path = run.path / journal.META_FILE
-    args = [sys.executable, "-c", SYNC_CHILD, "sync", run.id, "--dir", str(runs_dir), "--to", "mlflow",
-            "--config", f"tracking_uri={sqlite_uri}"]
+    args = [
+        sys.executable,
+        "-c",
+        SYNC_CHILD,
+        "sync",
+        run.id,
+        "--dir",
+        str(runs_dir),
+        "--to",
+        "mlflow",
+        "--config",
+        f"tracking_uri={sqlite_uri}",
+    ]
     proc = subprocess.Popen(args, env=python_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     cursor, deadline = 0, time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -98,16 +109,22 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("live_backends", [["local"], ["local", "mlflow"]], ids=["local-only", "with-mlflow"])
-
-
 def test_a_child_killed_mid_run_is_shown_dead_then_synced_killed(
-    tmp_path: Path, sqlite_uri: str, python_env: dict[str, str], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sqlite_uri: str,
+    python_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
     live_backends: list[str],
 ) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), sqlite_uri, *live_backends], cwd=tmp_path, env=python_env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), sqlite_uri, *live_backends],
+        cwd=tmp_path,
+        env=python_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
     runs_dir = tmp_path / "tracelet-runs"
     (alive,) = store.list_runs(runs_dir)

@@ -17,8 +17,13 @@ def test_run_logged_while_the_server_was_down_is_finished_in_place_once_it_is_up
     down_server: MlflowServer, runs_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False, start_timeout=0.5)
-    exp = tracelet.Experiment("outage", backend=["local", "mlflow"], project="down-proj", settings=settings,
-                              options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1})
+    exp = tracelet.Experiment(
+        "outage",
+        backend=["local", "mlflow"],
+        project="down-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1},
+    )
     exp.start()
     exp.log_params({"lr": 0.1})
     exp.set_tags({"phase": "pretrain"})
@@ -66,8 +71,13 @@ def test_a_server_lost_mid_run_leaves_the_rest_behind_and_sync_finishes_that_sam
 ) -> None:
     down_server.start()
     settings = tracelet.TraceletSettings(dir=str(runs_dir), track_system=False)
-    exp = tracelet.Experiment("midway", backend=["local", "mlflow"], project="mid-proj", settings=settings,
-                              options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1}).start()
+    exp = tracelet.Experiment(
+        "midway",
+        backend=["local", "mlflow"],
+        project="mid-proj",
+        settings=settings,
+        options={"mlflow_tracking_uri": down_server.uri, "mlflow_stop_timeout": 1},
+    ).start()
     for i in range(1000):
         exp.log_metric("loss", float(i), i)
     assert exp.flush(timeout=60)

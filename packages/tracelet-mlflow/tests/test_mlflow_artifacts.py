@@ -35,9 +35,9 @@ def test_files_objects_references_versions_round_trip(sqlite_uri: str, tmp_path:
     )
     r1 = exp.log_artifact(first, wait=True)["mlflow"]
     (data / "train.csv").write_text("a,b\n5,6\n")  # after logging: v1 must keep what it was
-    r2 = exp.log_artifact(exp.create_artifact("dataset", ArtifactType.DATASET).add_file(str(data / "train.csv")), wait=True)[
-        "mlflow"
-    ]
+    r2 = exp.log_artifact(
+        exp.create_artifact("dataset", ArtifactType.DATASET).add_file(str(data / "train.csv")), wait=True
+    )["mlflow"]
     exp.log_artifact(exp.create_artifact("settings", ArtifactType.CONFIG).add_object({"lr": 0.1}, "cfg"), wait=True)
     assert r1.success and r2.success, (r1.error, r2.error)
     assert (r1.version, r2.version) == ("v1", "v2")
@@ -60,7 +60,9 @@ def test_files_objects_references_versions_round_trip(sqlite_uri: str, tmp_path:
 
     listed = exp.list_artifacts(backend="mlflow")
     assert sorted((a.name, a.version) for a in listed) == [("dataset", "v1"), ("dataset", "v2"), ("settings", "v1")]
-    assert [(a.name, a.version) for a in exp.list_artifacts(ArtifactType.CONFIG, backend="mlflow")] == [("settings", "v1")]
+    assert [(a.name, a.version) for a in exp.list_artifacts(ArtifactType.CONFIG, backend="mlflow")] == [
+        ("settings", "v1")
+    ]
     exp.stop()
 
     # What MLflow itself holds: the layout, the manifest, the reference as a tag (not uploaded).
@@ -68,7 +70,9 @@ def test_files_objects_references_versions_round_trip(sqlite_uri: str, tmp_path:
     run_id = mlflow_run_id(exp)
     stored = {f.path for f in client.list_artifacts(run_id, "dataset/v1")}
     assert stored == {"dataset/v1/files", "dataset/v1/objects", "dataset/v1/manifest.json"}
-    manifest = json.loads(Path(client.download_artifacts(run_id, "dataset/v1/manifest.json", str(tmp_path))).read_text())
+    manifest = json.loads(
+        Path(client.download_artifacts(run_id, "dataset/v1/manifest.json", str(tmp_path))).read_text()
+    )
     assert manifest["version"] == "v1" and manifest["format"] == "tracelet-artifact"
     assert {f["local_path"] for f in manifest["files"]} == {"files/train.csv", "files/splits/val.csv"}
     tag = json.loads(client.get_run(run_id).data.tags["tracelet.artifact.dataset"])
@@ -124,8 +128,12 @@ def test_torch_model_is_logged_in_mlflow_pytorch_format_and_as_state_dict(
 def test_artifact_round_trip_through_the_server(server: MlflowServer, tmp_path: Path) -> None:
     src = tmp_path / "report.md"
     src.write_text("# results\n")
-    exp = tracelet.start_logging("art-served", project="art-proj", backend="mlflow", config={"mlflow_tracking_uri": server.uri})
-    result = exp.log_artifact(exp.create_artifact("report", ArtifactType.REPORT).add_file(str(src)), wait=True)["mlflow"]
+    exp = tracelet.start_logging(
+        "art-served", project="art-proj", backend="mlflow", config={"mlflow_tracking_uri": server.uri}
+    )
+    result = exp.log_artifact(exp.create_artifact("report", ArtifactType.REPORT).add_file(str(src)), wait=True)[
+        "mlflow"
+    ]
     assert result.success and result.version == "v1", result.error
     back = exp.get_artifact("report", backend="mlflow")
     assert back is not None and Path(back.files[0].local_path).read_text() == "# results\n"
@@ -155,7 +163,9 @@ def test_spec_basic_usage_example_direct_api(tmp_path: Path) -> None:
     assert run.info.run_name == "my_experiment" and run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "my_project"
     assert run.data.params == {"learning_rate": "0.01", "batch_size": "32"}
-    assert {f.path for f in client.list_artifacts(run.info.run_id, "model.pth/v1/files")} == {"model.pth/v1/files/model.pth"}
+    assert {f.path for f in client.list_artifacts(run.info.run_id, "model.pth/v1/files")} == {
+        "model.pth/v1/files/model.pth"
+    }
 
 
 def test_logging_one_artifact_object_twice_stores_two_versions(sqlite_uri: str, tmp_path: Path) -> None:

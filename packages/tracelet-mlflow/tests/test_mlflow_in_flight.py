@@ -85,8 +85,12 @@ class RefusingMLflow(MLflowBackend):
 def test_a_batch_refused_for_good_among_good_ones(server: MlflowServer) -> None:
     register_plugin(RefusingMLflow, "mlrefuse")
     try:
-        exp = tracelet.start_logging("refused", project="in-flight", backend="mlrefuse",
-                                     config={"mlrefuse_tracking_uri": server.uri, "mlrefuse_stop_timeout": 300})
+        exp = tracelet.start_logging(
+            "refused",
+            project="in-flight",
+            backend="mlrefuse",
+            config={"mlrefuse_tracking_uri": server.uri, "mlrefuse_stop_timeout": 300},
+        )
         worker = exp.orchestrator.workers["mlrefuse"]  # type: ignore[union-attr]
         assert worker._window is not None and worker._window.size == inflight.DEFAULT_IN_FLIGHT
         _log(exp, 0, 1600)

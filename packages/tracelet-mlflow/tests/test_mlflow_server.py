@@ -38,7 +38,9 @@ def test_round_trip_through_the_server(server: MlflowServer) -> None:
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "served"
     expected = [(v, s, int(ts * 1000)) for _, n, v, s, ts in journal_metrics(exp.run_dir) if n == "loss"]
-    got = sorted(((m.value, m.step, m.timestamp) for m in client.get_metric_history(run_id, "loss")), key=lambda t: t[1])
+    got = sorted(
+        ((m.value, m.step, m.timestamp) for m in client.get_metric_history(run_id, "loss")), key=lambda t: t[1]
+    )
     assert got == expected and len(got) == 1500
     assert math.isnan(client.get_metric_history(run_id, "bad_name")[0].value)
     assert run.data.tags["tracelet.renamed.metric.bad_name"] == "bad:name"

@@ -99,7 +99,9 @@ def test_params_stringified_long_one_truncated_and_saved_relogged_one_kept_as_ta
     assert params["flag"] == "True" and params["none"] == "None"
     assert all(params[k] == str(v) for k, v in many.items())
     assert len(params["long"]) == MAX_PARAM_VALUE_LENGTH
-    assert params["long"].startswith(long_value[:5000]) and params["long"].endswith("full value: artifact long-params/v1/files/long.txt]")
+    assert params["long"].startswith(long_value[:5000]) and params["long"].endswith(
+        "full value: artifact long-params/v1/files/long.txt]"
+    )
     assert "...[truncated 7000 chars; " in params["long"]  # N is the full value's length, as the README says
     saved = client.download_artifacts(run_id, "long-params/v1/files/long.txt", str(Path.cwd() / "dl"))
     assert Path(saved).read_text() == long_value
@@ -170,9 +172,7 @@ def test_sigterm_ends_the_run_killed(sqlite_uri: str, python_env: dict[str, str]
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.terminate()
     assert proc.wait(timeout=60) == -15  # died of SIGTERM, after ending the run
-    runs = MlflowClient(sqlite_uri).search_runs(
-        [MlflowClient(sqlite_uri).get_experiment_by_name("proj").experiment_id]
-    )
+    runs = MlflowClient(sqlite_uri).search_runs([MlflowClient(sqlite_uri).get_experiment_by_name("proj").experiment_id])
     assert [(r.info.run_name, r.info.status, r.data.metrics) for r in runs] == [("sigterm", "KILLED", {"loss": 0.5})]
 
 
@@ -191,7 +191,9 @@ def test_tracking_uri_sources_and_precedence(tmp_path: Path, monkeypatch: pytest
     exp.stop()
     assert exp.report.backends["mlflow"].details["tracking_uri"] == uris["env"]
     for key, name in (("key", "a"), ("block", "b"), ("env", "c")):
-        runs = MlflowClient(uris[key]).search_runs([MlflowClient(uris[key]).get_experiment_by_name("default").experiment_id])
+        runs = MlflowClient(uris[key]).search_runs(
+            [MlflowClient(uris[key]).get_experiment_by_name("default").experiment_id]
+        )
         assert [r.info.run_name for r in runs] == [name]
 
 
@@ -220,7 +222,9 @@ def test_import_does_not_import_mlflow_and_telemetry_is_off_for_runs(
     tmp_path: Path, python_env: dict[str, str]
 ) -> None:
     # Outside pytest and CI, where MLflow would switch its usage telemetry on by itself.
-    env = {k: v for k, v in python_env.items() if k not in ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "DO_NOT_TRACK")}
+    env = {
+        k: v for k, v in python_env.items() if k not in ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "DO_NOT_TRACK")
+    }
     env.pop("MLFLOW_DISABLE_TELEMETRY", None)
     script = textwrap.dedent(
         f"""
@@ -314,8 +318,12 @@ def test_the_block_takes_experiment_name_and_warns_about_unknown_keys(
 ) -> None:
     """Upstream's docs name the MLflow experiment in the block; a key the backend does not know is warned about
     (it used to be ignored silently)."""
-    exp = tracelet.start_logging("named", project="tracelet-proj", backend="mlflow", config={
-        "mlflow": {"tracking_uri": sqlite_uri, "experiment_name": "from-the-block", "tracking_urri": "x"}})
+    exp = tracelet.start_logging(
+        "named",
+        project="tracelet-proj",
+        backend="mlflow",
+        config={"mlflow": {"tracking_uri": sqlite_uri, "experiment_name": "from-the-block", "tracking_urri": "x"}},
+    )
     exp.log_metric("m", 1.0, 0)
     exp.stop()
     client = MlflowClient(sqlite_uri)

@@ -119,5 +119,7 @@ def test_names_w_and_b_refuses_stay_distinct_artifacts_after_mapping(tmp_path: P
     assert records["模型"].name != records["数据"].name
     assert (records["模型"].type, records["数据"].type) == ("model", "dataset")
     assert (records["模型"].name, records["数据"].name) == (r_model.metadata["name"], r_data.metadata["name"])
-    assert all(set(a.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-               for a in records.values())  # names W&B accepts
+    assert all(
+        set(a.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+        for a in records.values()
+    )  # names W&B accepts

@@ -26,8 +26,13 @@ def _native_run(tmp_path: Path) -> Path:
     """A W&B run written offline by wandb itself; returns its .wandb file once W&B has finished writing it."""
     data = tmp_path / "data.csv"
     data.write_text("a,b\n1,2\n")
-    run = wandb.init(project="wbproj", name="native", config={"lr": 0.01, "model": {"depth": 4, "act": {"name": "relu"}}},
-                     tags=["a", "b"], reinit="create_new")
+    run = wandb.init(
+        project="wbproj",
+        name="native",
+        config={"lr": 0.01, "model": {"depth": 4, "act": {"name": "relu"}}},
+        tags=["a", "b"],
+        reinit="create_new",
+    )
     run.define_metric("epoch")
     run.define_metric("val/*", step_metric="epoch")
     for i in range(ROWS):
@@ -93,14 +98,18 @@ def test_import_an_offline_wandb_run(tmp_path: Path) -> None:
     # Again, from the run's .wandb file or from the folder above it: the same run, nothing written.
     before = (result.path / journal.EVENTS_FILE).stat().st_mtime_ns
     for source in (log, log.parent.parent):  # the folder above may hold earlier tests' runs too (W&B reuses it)
-        (again,) = [r for r in tracelet.import_runs(source, source="wandb", dir=runs_dir) if r.name == "native"
-                    and r.run_id == result.run_id]
+        (again,) = [
+            r
+            for r in tracelet.import_runs(source, source="wandb", dir=runs_dir)
+            if r.name == "native" and r.run_id == result.run_id
+        ]
         assert again.existing and again.events == 0
     assert (result.path / journal.EVENTS_FILE).stat().st_mtime_ns == before
 
 
-def test_a_torn_log_is_a_killed_run_and_an_unreadable_one_an_error(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_torn_log_is_a_killed_run_and_an_unreadable_one_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = _native_run(tmp_path)
     torn = tmp_path / "torn" / log.name
     torn.parent.mkdir()

@@ -89,7 +89,9 @@ class ArtifactStore:
             },
         )
 
-    def _model(self, artifact: TraceletArtifact, version: str, transfers: list[tuple[str, str]]) -> dict[str, str] | None:
+    def _model(
+        self, artifact: TraceletArtifact, version: str, transfers: list[tuple[str, str]]
+    ) -> dict[str, str] | None:
         """Register the weights as a ClearML output model; None when the artifact has no file to point at."""
         weights = _weights_file(artifact, transfers)
         if weights is None:

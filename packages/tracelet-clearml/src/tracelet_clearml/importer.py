@@ -42,14 +42,24 @@ from tracelet.plugin import ConfigurationError, SourceRun, TraceletArtifact
 TRACKER = "clearml"
 GENERAL = "General"
 PROPERTIES = "properties"
-STATUS = {"completed": "FINISHED", "published": "FINISHED", "closed": "FINISHED", "failed": "FAILED",
-          "stopped": "KILLED", "in_progress": "RUNNING", "queued": "RUNNING", "created": "RUNNING"}
+STATUS = {
+    "completed": "FINISHED",
+    "published": "FINISHED",
+    "closed": "FINISHED",
+    "failed": "FAILED",
+    "stopped": "KILLED",
+    "in_progress": "RUNNING",
+    "queued": "RUNNING",
+    "created": "RUNNING",
+}
 
 
 def import_runs(source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
     if config:
-        raise ConfigurationError(f"import --from clearml: unknown config {', '.join(sorted(config))} (it takes "
-                                 "none: name an offline session folder or zip, or a folder of sessions)")
+        raise ConfigurationError(
+            f"import --from clearml: unknown config {', '.join(sorted(config))} (it takes "
+            "none: name an offline session folder or zip, or a folder of sessions)"
+        )
     for session in _sessions(Path(source)):
         yield _source_run(session)
 
@@ -83,8 +93,11 @@ class _Session:
 
     def closed(self) -> bool:
         """ClearML writes the zip when the task is closed."""
-        return self.is_zip or self.path.with_suffix(".zip").is_file() or \
-            (self.path.parent / f"{self.path.name}.zip").is_file()
+        return (
+            self.is_zip
+            or self.path.with_suffix(".zip").is_file()
+            or (self.path.parent / f"{self.path.name}.zip").is_file()
+        )
 
     def fingerprint(self) -> list[Any]:
         paths = [self.path] if self.is_zip else [self.path / n for n in ("task.json", "metrics.jsonl")]
@@ -114,22 +127,40 @@ def _source_run(session: _Session) -> SourceRun:
     task_id = str(task.get("id") or session.path.stem)
     raw = str(task.get("status") or "")
     status = STATUS.get(raw) or ("FINISHED" if session.closed() else "KILLED")
-    metadata: dict[str, Any] = {"clearml": {"task_id": task_id, "type": task.get("type"), "status": raw or None,
-                                            "status_reason": task.get("status_reason")}}
+    metadata: dict[str, Any] = {
+        "clearml": {
+            "task_id": task_id,
+            "type": task.get("type"),
+            "status": raw or None,
+            "status_reason": task.get("status_reason"),
+        }
+    }
     script = task.get("script") or {}
     if script.get("entry_point"):
         metadata["source"] = script["entry_point"]
-    git = {k: script[s] for k, s in (("remote", "repository"), ("branch", "branch"), ("commit", "version_num"))
-           if script.get(s)}
+    git = {
+        k: script[s]
+        for k, s in (("remote", "repository"), ("branch", "branch"), ("commit", "version_num"))
+        if script.get(s)
+    }
     if git:
         metadata["git"] = git
     skipped: dict[str, int] = {}
     # The same session read from its folder or its zip is the same run: its identity is the folder path.
     where = session.path.with_suffix("") if session.is_zip else session.path
-    return SourceRun(TRACKER, task_id, str(where), str(task.get("name") or task_id),
-                     task.get("project_name") or None, lambda: _events(session, task, skipped),
-                     status=status, tags=[str(t) for t in task.get("tags") or []], metadata=metadata,
-                     fingerprint=session.fingerprint(), skipped=skipped)
+    return SourceRun(
+        TRACKER,
+        task_id,
+        str(where),
+        str(task.get("name") or task_id),
+        task.get("project_name") or None,
+        lambda: _events(session, task, skipped),
+        status=status,
+        tags=[str(t) for t in task.get("tags") or []],
+        metadata=metadata,
+        fingerprint=session.fingerprint(),
+        skipped=skipped,
+    )
 
 
 def _events(session: _Session, task: dict[str, Any], skipped: dict[str, int]) -> Iterator[tuple[Any, ...]]:
@@ -214,8 +245,9 @@ def _artifacts(task: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in (task.get("execution") or {}).get("artifacts") or [] if isinstance(a, dict)]
 
 
-def _artifact(session: _Session, offline: str, entry: dict[str, Any], at: float,
-              skipped: dict[str, int]) -> Iterator[tuple[Any, ...]]:
+def _artifact(
+    session: _Session, offline: str, entry: dict[str, Any], at: float, skipped: dict[str, int]
+) -> Iterator[tuple[Any, ...]]:
     uri = str(entry.get("uri") or "")
     rel = os.path.relpath(uri, offline) if offline and uri.startswith(offline) else None
     if rel is None or rel.startswith("..") or not session.exists(rel):
@@ -228,8 +260,12 @@ def _artifact(session: _Session, offline: str, entry: dict[str, Any], at: float,
             shutil.copyfileobj(src, dst)
         key = str(entry.get("key") or Path(rel).stem)
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in key).lstrip(".") or "clearml-artifact"
-        artifact = TraceletArtifact(name, "custom", "imported from ClearML",
-                                    metadata={"clearml_type": entry.get("type"), "sha256": entry.get("hash")})
+        artifact = TraceletArtifact(
+            name,
+            "custom",
+            "imported from ClearML",
+            metadata={"clearml_type": entry.get("type"), "sha256": entry.get("hash")},
+        )
         artifact.add_file(str(local), local.name)
         yield ("a", artifact, float(entry.get("timestamp") or at))
     finally:

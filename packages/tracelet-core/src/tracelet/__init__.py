@@ -27,7 +27,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tracelet' has no attribute {name!r}")
 
 
-
 def sync(run: Any, to: Any = None, **kwargs: Any) -> Any:
     """Deliver a local run to backends `to` later, resumably and without duplicates (`tracelet.transfer.sync`)."""
     from tracelet.transfer.sync import sync as _sync

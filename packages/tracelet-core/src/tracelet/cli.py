@@ -77,7 +77,9 @@ def _inspect_plugin(spec: discovery.PluginSpec, row: dict[str, Any]) -> None:
     """Load, instantiate and check the plugin as a run does (the core's `instantiate` and `register_checked`:
     a plugin is broken here exactly when selecting it fails), then read its metadata as the core completes it."""
     plugin = instantiate(spec.load())
-    row["hooks"] = sorted(implemented_hooks(plugin))  # listed for a broken plugin too: what its author meant to implement
+    row["hooks"] = sorted(
+        implemented_hooks(plugin)
+    )  # listed for a broken plugin too: what its author meant to implement
     pm = new_plugin_manager()
     try:
         undecorated = register_checked(pm, plugin, spec.name)
@@ -241,8 +243,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tracelet import store, verify
 
     try:
-        runs = [store.open_run(r, args.dir) for r in args.runs] if args.runs else (
-            store.list_runs(args.dir) if args.all else None)
+        runs = (
+            [store.open_run(r, args.dir) for r in args.runs]
+            if args.runs
+            else (store.list_runs(args.dir) if args.all else None)
+        )
     except LookupError as exc:
         print(f"tracelet: {exc}", file=sys.stderr)
         return 1
@@ -272,8 +277,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         again = verify.check(store.LocalRun(run.path))
         bad += 0 if again.ok else 1
     if bad and not args.repair:
-        print(f"tracelet verify: {bad} damaged run(s); `tracelet verify --repair RUN` writes clean copies "
-              "(the damaged files are kept)", file=sys.stderr)
+        print(
+            f"tracelet verify: {bad} damaged run(s); `tracelet verify --repair RUN` writes clean copies "
+            "(the damaged files are kept)",
+            file=sys.stderr,
+        )
     return 1 if bad else 0
 
 
@@ -291,13 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id, unique prefix, or folder")
     p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
     p.set_defaults(func=cmd_show)
-    p = sub.add_parser("verify", help="check runs' journals and run records; --repair writes clean copies",
-                       description="Exit status 0 when every run checked is sound (or, with --repair, was "
-                       "repaired), 1 when one is damaged.")
+    p = sub.add_parser(
+        "verify",
+        help="check runs' journals and run records; --repair writes clean copies",
+        description="Exit status 0 when every run checked is sound (or, with --repair, was "
+        "repaired), 1 when one is damaged.",
+    )
     p.add_argument("runs", nargs="*", help="run ids, unique prefixes, or folders")
     p.add_argument("--all", action="store_true", help="every run in the local store")
-    p.add_argument("--repair", action="store_true",
-                   help="write a clean copy of each damaged file; the damaged one is kept beside it")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="write a clean copy of each damaged file; the damaged one is kept beside it",
+    )
     p.add_argument("--dir", default=None, help="local store (default: TRACELET_DIR or ./tracelet-runs)")
     p.set_defaults(func=cmd_verify)
     from tracelet.transfer.cli import add_commands  # sync, import-tb

@@ -32,8 +32,11 @@ class LocalRun:
             self.meta = {}
             self.meta_error = f"{journal.META_FILE} is damaged or missing ({type(exc).__name__}: {exc})"
         wrong = [k for k, kinds in _SHAPE.items() if k in self.meta and not isinstance(self.meta[k], kinds)]
-        wrong += [k for k in ("delivery", "sync", "backend_runs") if isinstance(self.meta.get(k), dict)
-                  and not all(isinstance(v, dict) for v in self.meta[k].values())]
+        wrong += [
+            k
+            for k in ("delivery", "sync", "backend_runs")
+            if isinstance(self.meta.get(k), dict) and not all(isinstance(v, dict) for v in self.meta[k].values())
+        ]
         if wrong:  # a record edited by hand or damaged: what cannot be trusted is left out
             self.meta_error = f"{journal.META_FILE} is damaged: wrong types for {', '.join(sorted(set(wrong)))}"
             for k in wrong:
@@ -134,10 +137,23 @@ class LocalRun:
 DAMAGED = "DAMAGED"  # the status of a run whose run.json cannot be read
 # run.json's keys that readers rely on, and the JSON types they must have.
 _SHAPE: dict[str, type | tuple[type, ...]] = {
-    "run_id": str, "name": (str, type(None)), "project": (str, type(None)), "created_at": (str, type(None)),
-    "ended_at": (str, type(None)), "status": str, "tags": list, "metadata": dict, "events": int,
-    "delivery": dict, "sync": dict, "owner": dict, "progress": dict, "backend_runs": dict, "backends": list,
-    "backend_config": dict, "failed_artifacts": dict,
+    "run_id": str,
+    "name": (str, type(None)),
+    "project": (str, type(None)),
+    "created_at": (str, type(None)),
+    "ended_at": (str, type(None)),
+    "status": str,
+    "tags": list,
+    "metadata": dict,
+    "events": int,
+    "delivery": dict,
+    "sync": dict,
+    "owner": dict,
+    "progress": dict,
+    "backend_runs": dict,
+    "backends": list,
+    "backend_config": dict,
+    "failed_artifacts": dict,
 }
 
 

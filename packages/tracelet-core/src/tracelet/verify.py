@@ -105,8 +105,10 @@ def repair(run: Any, verdict: Verdict) -> list[str]:
         os.replace(events_path, kept)
         os.replace(tmp, events_path)
         lost = reader.events_lost
-        done.append(f"{journal.EVENTS_FILE}: clean copy with {count:,} events ({lost:,} known lost); the "
-                    f"original is kept as {kept.name}")
+        done.append(
+            f"{journal.EVENTS_FILE}: clean copy with {count:,} events ({lost:,} known lost); the "
+            f"original is kept as {kept.name}"
+        )
     else:
         for _ in reader.events():  # the count, for the record below
             pass
@@ -116,16 +118,29 @@ def repair(run: Any, verdict: Verdict) -> list[str]:
         if meta_path.exists():
             kept = meta_path.with_name(f"{journal.META_FILE}.damaged-{stamp}")
             os.replace(meta_path, kept)
-            done.append(f"{journal.META_FILE}: rebuilt from the folder and the journal (status KILLED); the "
-                        f"original is kept as {kept.name}")
+            done.append(
+                f"{journal.META_FILE}: rebuilt from the folder and the journal (status KILLED); the "
+                f"original is kept as {kept.name}"
+            )
         else:
             done.append(f"{journal.META_FILE}: rebuilt from the folder and the journal (status KILLED)")
         created = datetime.fromtimestamp(events_path.stat().st_mtime if events_path.exists() else 0, timezone.utc)
-        meta = {"run_id": path.name, "name": path.name, "project": path.parent.name,
-                "created_at": created.isoformat(), "status": RunStatus.KILLED.value, "tags": [], "metadata": {},
-                "events": reader.end_seq}
-    meta[REPAIRED_KEY] = {"at": datetime.now(timezone.utc).isoformat(), "journal_end": reader.end_seq,
-                          "events_lost": reader.events_lost, "problems": list(verdict.problems)}
+        meta = {
+            "run_id": path.name,
+            "name": path.name,
+            "project": path.parent.name,
+            "created_at": created.isoformat(),
+            "status": RunStatus.KILLED.value,
+            "tags": [],
+            "metadata": {},
+            "events": reader.end_seq,
+        }
+    meta[REPAIRED_KEY] = {
+        "at": datetime.now(timezone.utc).isoformat(),
+        "journal_end": reader.end_seq,
+        "events_lost": reader.events_lost,
+        "problems": list(verdict.problems),
+    }
     journal.write_meta(path, {k: v for k, v in meta.items() if k not in ("format", "version")})
     return done
 

@@ -120,7 +120,9 @@ def test_config_routing_overrides_the_backends_preferences() -> None:
     _write("w.ckpt", b"ck")
     _write("notes.md", b"# hi")
     routing = {"image": ["recorder"], "CHECKPOINT": ["local", "typed"]}
-    exp = tracelet.start_logging("override", backend=["local", "recorder", "typed"], config={"artifact_routing": routing})
+    exp = tracelet.start_logging(
+        "override", backend=["local", "recorder", "typed"], config={"artifact_routing": routing}
+    )
     assert set(exp.log_artifact("pic.png", wait=True)) == {"recorder"}
     assert set(exp.log_artifact("w.ckpt", wait=True)) == {"local", "typed"}  # typed takes it when told to
     assert set(exp.log_artifact("notes.md", wait=True)) == {"local", "recorder"}  # not overridden: declared

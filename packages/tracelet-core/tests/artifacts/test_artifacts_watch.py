@@ -50,7 +50,11 @@ def test_new_files_in_watched_folders_become_typed_artifacts(tmp_path: Path, mod
     (watch / "partial.pt.tmp").write_bytes(b"no")
     assert _until(lambda: len(exp.list_artifacts()) == 3)
     found = {a.name: a.type for a in exp.list_artifacts()}
-    assert found == {"epoch1.ckpt": ArtifactType.CHECKPOINT, "plot.png": ArtifactType.IMAGE, "cfg.yaml": ArtifactType.CONFIG}
+    assert found == {
+        "epoch1.ckpt": ArtifactType.CHECKPOINT,
+        "plot.png": ArtifactType.IMAGE,
+        "cfg.yaml": ArtifactType.CONFIG,
+    }
     # A rewritten file is a new version; a file still changing waits until it settles.
     (watch / "plot.png").write_bytes(b"png, epoch 2")
     assert _until(lambda: exp.get_artifact("plot.png").version == "v2")  # type: ignore[union-attr]
@@ -65,7 +69,9 @@ def test_new_files_in_watched_folders_become_typed_artifacts(tmp_path: Path, mod
 
 def test_a_file_is_logged_once_it_stops_changing(tmp_path: Path) -> None:
     logged: list[tuple[Path, bytes]] = []
-    w = ArtifactWatcher([tmp_path], lambda p: logged.append((p, p.read_bytes())), interval=0.05, settle=0.3, mode="polling")
+    w = ArtifactWatcher(
+        [tmp_path], lambda p: logged.append((p, p.read_bytes())), interval=0.05, settle=0.3, mode="polling"
+    )
     w.start()
     try:
         target = tmp_path / "growing.ckpt"
@@ -97,8 +103,11 @@ def test_watching_needs_enable_artifacts(tmp_path: Path, caplog: pytest.LogCaptu
     assert any("enable_artifacts" in r.getMessage() for r in caplog.records)
     exp.stop()
     on = Experiment(
-        "on", config=ExperimentConfig(artifact_watch_dirs=[str(tmp_path)], track_system_metrics=False),
-        backend=["local"], artifacts=True, automagic_artifacts=True,
+        "on",
+        config=ExperimentConfig(artifact_watch_dirs=[str(tmp_path)], track_system_metrics=False),
+        backend=["local"],
+        artifacts=True,
+        automagic_artifacts=True,
     )
     on.start()
     assert on._artifacts._watcher is not None

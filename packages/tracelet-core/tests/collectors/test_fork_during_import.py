@@ -45,8 +45,6 @@ CHILD = textwrap.dedent(
 
 
 def test_a_child_forked_during_the_collectors_import_can_import_the_module(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([sys.executable, "-c", CHILD], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "child 0", out.stdout + out.stderr  # -14: hung, killed by SIGALRM

@@ -99,7 +99,11 @@ def test_log_hyperparameter_and_params() -> None:
         exp.log_params({"lr": 0.01, "batch_size": 32, "layers": [1, 2], "opt": {"name": "adam"}})
         exp.log_hyperparameter("dropout", 0.1)
     assert open_run(exp.id).params() == {
-        "lr": 0.01, "batch_size": 32, "layers": [1, 2], "opt": {"name": "adam"}, "dropout": 0.1
+        "lr": 0.01,
+        "batch_size": 32,
+        "layers": [1, 2],
+        "opt": {"name": "adam"},
+        "dropout": 0.1,
     }
 
 

@@ -79,7 +79,11 @@ def test_a_child_process_leaves_the_parents_run_alone(mode: str, tmp_path: Path,
     script.write_text(SCRIPT)
     out = tmp_path / "child.json"
     proc = subprocess.run(
-        [sys.executable, str(script), mode, str(out)], cwd=tmp_path, env=python_env, capture_output=True, text=True,
+        [sys.executable, str(script), mode, str(out)],
+        cwd=tmp_path,
+        env=python_env,
+        capture_output=True,
+        text=True,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr

@@ -27,8 +27,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if not sys.platform.startswith("linux"):
         pytest.skip("a tmpfs can only be mounted on Linux")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     try:
@@ -52,8 +53,9 @@ def test_a_full_disk_mid_run_is_one_error_and_loses_nothing_elsewhere(
     recorded = RECORDS[f"recorder:{exp.id}"]
     assert [m.value for m in recorded["metrics"]] == [float(i) for i in range(points)]
     assert report.backends["recorder"].undelivered == 0 and report.backends["recorder"].dropped == 0
-    journal_errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "cannot write the journal" in
-                      r.getMessage()]
+    journal_errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and "cannot write the journal" in r.getMessage()
+    ]
     assert len(journal_errors) == 1 and "No space left on device" in journal_errors[0].getMessage()
     # What was written reads back: a prefix of the run, nothing invented, no traceback.
     run = store.open_run(str(exp.run_dir))

@@ -119,15 +119,19 @@ def test_tracelet_has_no_import_cycle() -> None:
     assert len(graph) > 20  # the real package was found
     cycles = find_cycles(graph)
     detail = "\n".join(
-        " <-> ".join(c) + "\n    " + "\n    ".join(f"{m} imports {sorted(graph[m] & set(c))}" for m in c) for c in cycles
+        " <-> ".join(c) + "\n    " + "\n    ".join(f"{m} imports {sorted(graph[m] & set(c))}" for m in c)
+        for c in cycles
     )
     assert not cycles, f"import cycles inside tracelet:\n{detail}"
 
 
 def test_core_imports_no_backend() -> None:
     graph = import_graph()
-    offenders = {m: sorted(t for t in deps if t.startswith("tracelet.backends")) for m, deps in graph.items()
-                 if m.startswith("tracelet.core")}
+    offenders = {
+        m: sorted(t for t in deps if t.startswith("tracelet.backends"))
+        for m, deps in graph.items()
+        if m.startswith("tracelet.core")
+    }
     assert not {m: d for m, d in offenders.items() if d}
 
 
@@ -140,10 +144,16 @@ def test_plugins_import_tracelet_only_through_its_public_modules() -> None:
         if "tracelet-core" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            offenders += [f"{path.relative_to(packages)}:{node.lineno} {n}" for n in names
-                          if (n == "tracelet" or n.startswith("tracelet.")) and n not in allowed]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            )
+            offenders += [
+                f"{path.relative_to(packages)}:{node.lineno} {n}"
+                for n in names
+                if (n == "tracelet" or n.startswith("tracelet.")) and n not in allowed
+            ]
     assert list(packages.glob("tracelet-mlflow/src/*/*.py")), "the plugin packages were found"
     assert not offenders, "plugins reach into tracelet's internals:\n" + "\n".join(offenders)
 

@@ -35,7 +35,18 @@ SEEN: dict[str, Any] = {}
 
 def _reset() -> None:
     SEEN.clear()
-    SEEN.update(points=Counter(), sizes=[], calls=0, delivered_calls=0, active=0, most=0, params=[], tags=[], busy_at_params=[], lock=threading.Lock())
+    SEEN.update(
+        points=Counter(),
+        sizes=[],
+        calls=0,
+        delivered_calls=0,
+        active=0,
+        most=0,
+        params=[],
+        tags=[],
+        busy_at_params=[],
+        lock=threading.Lock(),
+    )
 
 
 class Concurrent:

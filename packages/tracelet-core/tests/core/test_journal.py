@@ -90,8 +90,12 @@ def test_run_json_describes_the_run_and_its_delivery() -> None:
 def test_a_running_run_records_how_far_each_backend_got() -> None:
     """`progress` in run.json, every couple of seconds while backends advance: what `tracelet sync` resumes a
     dead run from. A backend that takes nothing stays at 0 beside the others."""
-    exp = tracelet.start_logging("progress", project="p", backend=["recorder", "failing"],
-                                 config={"track_system": False, "failing_stop_timeout": 0.2})
+    exp = tracelet.start_logging(
+        "progress",
+        project="p",
+        backend=["recorder", "failing"],
+        config={"track_system": False, "failing_stop_timeout": 0.2},
+    )
     for i in range(3000):
         exp.log_metric("x", float(i), i)
     assert exp.flush(timeout=1) is False  # the failing backend never takes its batch

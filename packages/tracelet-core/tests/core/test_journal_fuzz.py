@@ -163,8 +163,11 @@ run_json = st.one_of(
             "status": st.sampled_from(["RUNNING", "FINISHED", "KILLED", "???"]) | st.integers(),
             "events": st.integers(-5, 10**12) | st.text(max_size=3) | st.booleans(),
             "owner": st.integers() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-            "delivery": st.dictionaries(st.text(max_size=5), st.integers() | st.dictionaries(
-                st.text(max_size=5), st.integers(), max_size=3), max_size=2),
+            "delivery": st.dictionaries(
+                st.text(max_size=5),
+                st.integers() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+                max_size=2,
+            ),
             "sync": st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
             "tags": st.integers() | st.lists(st.text(max_size=5), max_size=2),
         },

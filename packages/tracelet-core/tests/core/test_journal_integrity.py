@@ -41,8 +41,12 @@ def frames(path: Path) -> list[tuple[int, int, int, list[tuple]]]:
 
 def untouched(layout: list[tuple[int, int, int, list[tuple]]], start: int, end: int) -> list[tuple[int, tuple]]:
     """The (seq, event) pairs of the frames that do not overlap bytes [start, end)."""
-    return [(first + i, e) for off, size, first, events in layout if off + size <= start or off >= end
-            for i, e in enumerate(events)]
+    return [
+        (first + i, e)
+        for off, size, first, events in layout
+        if off + size <= start or off >= end
+        for i, e in enumerate(events)
+    ]
 
 
 def write_journal(run_dir: Path, frames_of: list[int]) -> Path:
@@ -74,6 +78,7 @@ def flip(path: Path, start: int, count: int) -> None:
 
 # --- version 1 --------------------------------------------------------------------------------------------------
 
+
 def v1_frame(first_seq: int, events: list[tuple]) -> bytes:
     """Frozen copy of the version-1 writer's framing (tracelet before format 2): length, then the pickle."""
     buf = io.BytesIO()
@@ -95,10 +100,13 @@ def test_a_version_1_journal_still_reads_and_is_appended_to_in_version_1(tmp_pat
     writer = journal.JournalWriter(run_dir)  # a run resumed into an old folder keeps one format per file
     writer.append(4000, [("t", {"k": "v"}, 3.0)])
     writer.close()
-    assert path.read_bytes()[-len(v1_frame(4000, [("t", {"k": "v"}, 3.0)])):] == v1_frame(4000, [("t", {"k": "v"}, 3.0)])
+    assert path.read_bytes()[-len(v1_frame(4000, [("t", {"k": "v"}, 3.0)])) :] == v1_frame(
+        4000, [("t", {"k": "v"}, 3.0)]
+    )
     assert [e for _, e in journal.read_events(path)][-1] == ("t", {"k": "v"}, 3.0)
-    (run_dir / journal.META_FILE).write_text(json.dumps({"format": "tracelet-run", "version": 1, "run_id": "old",
-                                                          "status": "FINISHED", "events": 4001}))
+    (run_dir / journal.META_FILE).write_text(
+        json.dumps({"format": "tracelet-run", "version": 1, "run_id": "old", "status": "FINISHED", "events": 4001})
+    )
     assert store.LocalRun(run_dir).params() == {"lr": 0.5} and main(["verify", str(run_dir)]) == 0
 
 
@@ -114,6 +122,7 @@ def test_version_1_damage_is_skipped_where_the_lengths_allow(tmp_path: Path) -> 
 
 
 # --- damage in the middle ---------------------------------------------------------------------------------------
+
 
 def test_64_flipped_bytes_cost_only_the_frames_they_hit(tmp_path: Path, caplog) -> None:
     path = write_journal(tmp_path / "run", [1000] * 8)
@@ -206,8 +215,9 @@ def test_a_backend_catching_up_past_live_damage_gets_the_rest_and_the_stop_repor
             steps.extend(m.step for m in metrics)
 
     tracelet.register_plugin(Gated, name="gated")
-    exp = tracelet.start_logging("live-damage", project="integrity", backend=["local", "gated"],
-                                 config={"max_buffered": 2000})
+    exp = tracelet.start_logging(
+        "live-damage", project="integrity", backend=["local", "gated"], config={"max_buffered": 2000}
+    )
     total = 12_000
     exp.log_metric("loss", 0.0, 0)
     assert entered.wait(30)  # the backend holds its first batch (one point): the rest waits for it
@@ -240,6 +250,7 @@ def test_a_backend_catching_up_past_live_damage_gets_the_rest_and_the_stop_repor
 
 # --- the CLI and the store on a damaged real run ---------------------------------------------------------------
 
+
 def test_show_runs_verify_and_repair_on_a_flipped_real_run(capsys) -> None:
     run = real_run(3000)
     path = run.path / journal.EVENTS_FILE
@@ -255,7 +266,9 @@ def test_show_runs_verify_and_repair_on_a_flipped_real_run(capsys) -> None:
     assert [d.events_lost for d in damaged.damage()] == [lost]
     assert main(["show", run.id]) == 0 and main(["runs"]) == 0
     err = capsys.readouterr().err
-    assert f"events.bin damaged at byte {layout[[f[0] <= middle < f[0] + f[1] for f in layout].index(True)][0]:,}" in err
+    assert (
+        f"events.bin damaged at byte {layout[[f[0] <= middle < f[0] + f[1] for f in layout].index(True)][0]:,}" in err
+    )
     assert main(["verify", run.id]) == 1
     out = capsys.readouterr().out
     assert "DAMAGED" in out and "checksum mismatch" in out and f"{lost:,} events lost" in out

@@ -31,7 +31,9 @@ CHILD = textwrap.dedent(
 def _spawn(tmp_path: Path, env: dict[str, str], n: int) -> subprocess.Popen[str]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), str(n)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(n)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "logged"
     return proc

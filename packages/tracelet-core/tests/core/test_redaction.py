@@ -25,9 +25,7 @@ def test_redact_argv() -> None:
     assert redact_argv(argv) == ["train.py", "--api-key", MASK, f"--token={MASK}", "--lr", "0.1", f"PASSWORD={MASK}"]
 
 
-def test_backends_see_redacted_env_argv_config_and_git_remote(
-    monkeypatch: pytest.MonkeyPatch, tmp_path
-) -> None:
+def test_backends_see_redacted_env_argv_config_and_git_remote(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     subprocess.run(["git", "init", "-q"], check=True)
     subprocess.run(["git", "remote", "add", "origin", "https://bob:ghp_topsecret@github.com/o/r.git"], check=True)
     subprocess.run(

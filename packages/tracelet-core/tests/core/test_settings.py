@@ -29,7 +29,9 @@ ENV_CASES = [
 
 
 @pytest.mark.parametrize(("var", "raw", "field", "expected"), ENV_CASES, ids=[c[0] for c in ENV_CASES])
-def test_each_environment_variable(monkeypatch: pytest.MonkeyPatch, var: str, raw: str, field: str, expected: object) -> None:
+def test_each_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, raw: str, field: str, expected: object
+) -> None:
     monkeypatch.setenv(var, raw)
     assert getattr(TraceletSettings(), field) == expected
 
@@ -43,8 +45,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.artifact_watch_dirs == [] and s.dir == "./tracelet-runs" and s.local_store
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("False", False), ("1", True), ("0", False),
-                                             ("yes", True), ("NO", False)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), ("False", False), ("1", True), ("0", False), ("yes", True), ("NO", False)]
+)
 def test_boolean_words(text: str, value: bool) -> None:
     assert parse_bool(text) is value
 
@@ -128,5 +131,7 @@ def test_experiment_config_fields_in_a_config_dict_act() -> None:
 
 
 def test_experiment_takes_a_config_dict_as_start_logging_does() -> None:
-    exp = tracelet.Experiment("dict", config={"project": "p-dict", "track_git": False, "acme_key": 1}, backend=["local"])
+    exp = tracelet.Experiment(
+        "dict", config={"project": "p-dict", "track_git": False, "acme_key": 1}, backend=["local"]
+    )
     assert exp.project == "p-dict" and exp.config.track_git is False and exp.options["acme_key"] == 1

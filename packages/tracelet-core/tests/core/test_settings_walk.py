@@ -135,48 +135,132 @@ Probe = Callable[[Any, Path, pytest.LogCaptureFixture], Any]
 def _git_repo(tmp: Path) -> None:
     if not (tmp / ".git").exists():
         subprocess.run(["git", "init", "-q", str(tmp)], check=True)
-        subprocess.run(["git", "-C", str(tmp), "-c", "user.email=walk@example.com", "-c", "user.name=walk",
-                        "commit", "-q", "--allow-empty", "-m", "walk"], check=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(tmp),
+                "-c",
+                "user.email=walk@example.com",
+                "-c",
+                "user.name=walk",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "walk",
+            ],
+            check=True,
+        )
 
 
 SETTINGS_PROBES: dict[str, tuple[Any, Probe]] = {
     "project": ("walk-project", lambda v, t, c: _settings_run(c, {"project": v}).run.project),
     "backend": (["recorder"], lambda v, t, c: [b.name for b in _settings_run(c, {}, backend=v).exp.backends]),
-    "track_system": (False, lambda v, t, c: system_samples(
-        _settings_run(c, {"track_system": v, "metrics_interval": 0.05}, sleep(0.3)))),
+    "track_system": (
+        False,
+        lambda v, t, c: system_samples(_settings_run(c, {"track_system": v, "metrics_interval": 0.05}, sleep(0.3))),
+    ),
     "track_git": (False, lambda v, t, c: (_git_repo(t), "git" in metadata(_settings_run(c, {"track_git": v})))[1]),
     "track_env": (False, lambda v, t, c: "environment" in metadata(_settings_run(c, {"track_env": v}))),
-    "metrics_interval": (0.05, lambda v, t, c: system_samples(
-        _settings_run(c, {"track_system": True, "metrics_interval": v}, sleep(0.4))) > 3),
+    "metrics_interval": (
+        0.05,
+        lambda v, t, c: system_samples(_settings_run(c, {"track_system": True, "metrics_interval": v}, sleep(0.4))) > 3,
+    ),
     "enable_automagic": (True, lambda v, t, c: _automagic_settings(v, c)),
-    "automagic_frameworks": ({"no-such-framework"}, lambda v, t, c: frameworks_instrumented(
-        _settings_run(c, {"automagic_frameworks": v}))),
-    "enable_artifacts": (True, lambda v, t, c: artifact_names(_settings_run(
-        c, {**WATCH, "automagic_artifacts": True, "artifact_watch_dirs": [str(t / "watched")], "enable_artifacts": v},
-        write_watched(t)))),
-    "automagic_artifacts": (True, lambda v, t, c: artifact_names(_settings_run(
-        c, {**WATCH, "enable_artifacts": True, "artifact_watch_dirs": [str(t / "watched")], "automagic_artifacts": v},
-        write_watched(t)))),
-    "watch_filesystem": (True, lambda v, t, c: artifact_names(_settings_run(
-        c, {**WATCH, "enable_artifacts": True, "artifact_watch_dirs": [str(t / "watched")], "watch_filesystem": v},
-        write_watched(t)))),
-    "artifact_watch_dirs": (["watched"], lambda v, t, c: artifact_names(_settings_run(
-        c, {**WATCH, "enable_artifacts": True, "automagic_artifacts": True, "artifact_watch_dirs": v},
-        write_watched(t)))),
+    "automagic_frameworks": (
+        {"no-such-framework"},
+        lambda v, t, c: frameworks_instrumented(_settings_run(c, {"automagic_frameworks": v})),
+    ),
+    "enable_artifacts": (
+        True,
+        lambda v, t, c: artifact_names(
+            _settings_run(
+                c,
+                {
+                    **WATCH,
+                    "automagic_artifacts": True,
+                    "artifact_watch_dirs": [str(t / "watched")],
+                    "enable_artifacts": v,
+                },
+                write_watched(t),
+            )
+        ),
+    ),
+    "automagic_artifacts": (
+        True,
+        lambda v, t, c: artifact_names(
+            _settings_run(
+                c,
+                {
+                    **WATCH,
+                    "enable_artifacts": True,
+                    "artifact_watch_dirs": [str(t / "watched")],
+                    "automagic_artifacts": v,
+                },
+                write_watched(t),
+            )
+        ),
+    ),
+    "watch_filesystem": (
+        True,
+        lambda v, t, c: artifact_names(
+            _settings_run(
+                c,
+                {**WATCH, "enable_artifacts": True, "artifact_watch_dirs": [str(t / "watched")], "watch_filesystem": v},
+                write_watched(t),
+            )
+        ),
+    ),
+    "artifact_watch_dirs": (
+        ["watched"],
+        lambda v, t, c: artifact_names(
+            _settings_run(
+                c,
+                {**WATCH, "enable_artifacts": True, "automagic_artifacts": True, "artifact_watch_dirs": v},
+                write_watched(t),
+            )
+        ),
+    ),
     "dir": ("elsewhere", lambda v, t, c: _settings_run(c, {"dir": v}).exp.run_dir.parts[0]),
     "local_store": (False, lambda v, t, c: _settings_run(c, {"local_store": v}, backend="recorder").exp.run_dir),
-    "stop_timeout": (0.2, lambda v, t, c: _settings_run(
-        c, {"stop_timeout": v}, lambda e: e.log_metric("x", 1.0), backend=["local", "slow"]
-    ).report.backends["slow"].undelivered),
-    "start_timeout": (0.05, lambda v, t, c: "still starting" in _settings_run(
-        c, {"start_timeout": v}, backend=["local", "walk_slow_start"]).log),
-    "max_buffered": (1000, lambda v, t, c: _settings_run(
-        c, {"max_buffered": v, "local_store": False, "stop_timeout": 1.5}, _log_in_chunks, backend="slow"
-    ).report.backends["slow"].dropped > 0),
-    "track_stdout": (True, lambda v, t, c: "console" in artifact_names(
-        _settings_run(c, {"track_stdout": v}, lambda e: print("to the console")))),
-    "env_allowlist": (["WALK_VISIBLE"], lambda v, t, c: "WALK_VISIBLE" in metadata(
-        _settings_run(c, {"env_allowlist": v})).get("environment", {}).get("env", {})),
+    "stop_timeout": (
+        0.2,
+        lambda v, t, c: (
+            _settings_run(c, {"stop_timeout": v}, lambda e: e.log_metric("x", 1.0), backend=["local", "slow"])
+            .report.backends["slow"]
+            .undelivered
+        ),
+    ),
+    "start_timeout": (
+        0.05,
+        lambda v, t, c: (
+            "still starting" in _settings_run(c, {"start_timeout": v}, backend=["local", "walk_slow_start"]).log
+        ),
+    ),
+    "max_buffered": (
+        1000,
+        lambda v, t, c: (
+            _settings_run(
+                c, {"max_buffered": v, "local_store": False, "stop_timeout": 1.5}, _log_in_chunks, backend="slow"
+            )
+            .report.backends["slow"]
+            .dropped
+            > 0
+        ),
+    ),
+    "track_stdout": (
+        True,
+        lambda v, t, c: (
+            "console" in artifact_names(_settings_run(c, {"track_stdout": v}, lambda e: print("to the console")))
+        ),
+    ),
+    "env_allowlist": (
+        ["WALK_VISIBLE"],
+        lambda v, t, c: (
+            "WALK_VISIBLE" in metadata(_settings_run(c, {"env_allowlist": v})).get("environment", {}).get("env", {})
+        ),
+    ),
     "env_packages": (False, lambda v, t, c: "environment" in artifact_names(_settings_run(c, {"env_packages": v}))),
     "distributed": ("off", lambda v, t, c: _distributed({"distributed": v}, c)),
     "distributed_local_store": (True, lambda v, t, c: _distributed({"distributed_local_store": v}, c)),
@@ -214,15 +298,21 @@ def _automagic_config(cfg: AutomagicConfig, caplog: pytest.LogCaptureFixture) ->
     walk_learning_rate = 0.125
     walk_optimizer = "adam-with-a-long-descriptive-name"
     t0 = len(caplog.records)
-    exp = Experiment("walk", config=ExperimentConfig(track_system_metrics=False, track_stdout=False, enable_automagic=True),
-                     backend=["local"], automagic_config=cfg)
+    exp = Experiment(
+        "walk",
+        config=ExperimentConfig(track_system_metrics=False, track_stdout=False, enable_automagic=True),
+        backend=["local"],
+        automagic_config=cfg,
+    )
     exp.start()
     out = _finish(exp, caplog, t0)
     assert walk_learning_rate and walk_optimizer
     return {k: v for k, v in out.run.params().items() if k.startswith("walk_")}
 
 
-def _config_watch(field: str, value: Any, tmp: Path, caplog: pytest.LogCaptureFixture, name: str = "new.txt") -> set[str]:
+def _config_watch(
+    field: str, value: Any, tmp: Path, caplog: pytest.LogCaptureFixture, name: str = "new.txt"
+) -> set[str]:
     on = {"enable_artifacts": True, "automagic_artifacts": True, "artifact_watch_dirs": [str(tmp / "watched")]}
     if field == "watch_filesystem":
         on["automagic_artifacts"] = False
@@ -231,20 +321,36 @@ def _config_watch(field: str, value: Any, tmp: Path, caplog: pytest.LogCaptureFi
 
 
 CONFIG_PROBES: dict[str, tuple[Any, Probe]] = {
-    "track_metrics": (False, lambda v, t, c: metric_names(_config_run(c, {"track_metrics": v},
-                                                                      lambda e: e.log_metric("x", 1.0)))),
+    "track_metrics": (
+        False,
+        lambda v, t, c: metric_names(_config_run(c, {"track_metrics": v}, lambda e: e.log_metric("x", 1.0))),
+    ),
     "track_environment": (False, lambda v, t, c: "environment" in metadata(_config_run(c, {"track_environment": v}))),
     "track_args": (False, lambda v, t, c: "argv" in metadata(_config_run(c, {"track_args": v}))),
-    "track_stdout": (False, lambda v, t, c: "console" in artifact_names(
-        _config_run(c, {"track_stdout": v}, lambda e: print("to the console")))),
+    "track_stdout": (
+        False,
+        lambda v, t, c: (
+            "console" in artifact_names(_config_run(c, {"track_stdout": v}, lambda e: print("to the console")))
+        ),
+    ),
     "track_checkpoints": (False, lambda v, t, c: _config_watch("track_checkpoints", v, t, c, "model.ckpt")),
-    "track_system_metrics": (False, lambda v, t, c: system_samples(
-        _config_run(c, {"track_system_metrics": v}, sleep(0.2)))),
+    "track_system_metrics": (
+        False,
+        lambda v, t, c: system_samples(_config_run(c, {"track_system_metrics": v}, sleep(0.2))),
+    ),
     "track_git": (False, lambda v, t, c: (_git_repo(t), "git" in metadata(_config_run(c, {"track_git": v})))[1]),
-    "enable_automagic": (True, lambda v, t, c: bool(_automagic_config(AutomagicConfig(), c)) if v else bool(
-        {k for k in _config_run(c, {}).run.params() if k.startswith("walk_")})),
-    "automagic_frameworks": ({"no-such-framework"}, lambda v, t, c: frameworks_instrumented(
-        _config_run(c, {"automagic_frameworks": v}))),
+    "enable_automagic": (
+        True,
+        lambda v, t, c: (
+            bool(_automagic_config(AutomagicConfig(), c))
+            if v
+            else bool({k for k in _config_run(c, {}).run.params() if k.startswith("walk_")})
+        ),
+    ),
+    "automagic_frameworks": (
+        {"no-such-framework"},
+        lambda v, t, c: frameworks_instrumented(_config_run(c, {"automagic_frameworks": v})),
+    ),
     "enable_artifacts": (True, lambda v, t, c: _config_watch("enable_artifacts", v, t, c)),
     "automagic_artifacts": (True, lambda v, t, c: _config_watch("automagic_artifacts", v, t, c)),
     "artifact_watch_dirs": (["watched"], lambda v, t, c: _config_watch("artifact_watch_dirs", v, t, c)),
@@ -257,8 +363,11 @@ AUTOMAGIC_PROBES: dict[str, tuple[Any, Probe]] = {
     "ignore_names": ({"walk_learning_rate"}, lambda v, t, c: _automagic_config(AutomagicConfig(ignore_names=v), c)),
 }
 
-CLASSES = {"TraceletSettings": (TraceletSettings, SETTINGS_PROBES), "ExperimentConfig": (ExperimentConfig, CONFIG_PROBES),
-           "AutomagicConfig": (AutomagicConfig, AUTOMAGIC_PROBES)}
+CLASSES = {
+    "TraceletSettings": (TraceletSettings, SETTINGS_PROBES),
+    "ExperimentConfig": (ExperimentConfig, CONFIG_PROBES),
+    "AutomagicConfig": (AutomagicConfig, AUTOMAGIC_PROBES),
+}
 
 
 def _default(cls: type, field: str, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -75,7 +75,8 @@ def plugins() -> Iterator[None]:
 def test_hung_backends_do_not_add_up_and_the_others_complete(plugins: None) -> None:
     timeout = 2.0
     exp = tracelet.start_logging(
-        "hung", backend=["local", "hung1", "hung2", "hung3", "hung_end"],
+        "hung",
+        backend=["local", "hung1", "hung2", "hung3", "hung_end"],
         config={"stop_timeout": timeout, **QUIET},
     )
     for i in range(1000):

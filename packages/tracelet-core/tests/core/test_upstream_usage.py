@@ -36,8 +36,9 @@ def test_automagic_leaves_tracelets_own_config_objects_out() -> None:
     batch_size = 32
     config = ExperimentConfig(track_system_metrics=False, track_stdout=False, enable_automagic=True)
     automagic_config = AutomagicConfig()
-    exp = tracelet.Experiment("magic", config=config, backend=["local"], automagic=True,
-                              automagic_config=automagic_config)
+    exp = tracelet.Experiment(
+        "magic", config=config, backend=["local"], automagic=True, automagic_config=automagic_config
+    )
     exp.start()
     exp.stop()
     params = open_run(exp.id).params()

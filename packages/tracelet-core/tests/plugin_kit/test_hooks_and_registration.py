@@ -143,7 +143,9 @@ def test_register_plugin_refuses_an_argument_the_hookspec_lacks_naming_hook_and_
 def test_an_installed_plugin_with_a_bad_argument_is_broken_in_tracelet_plugins_and_refused_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _distribution(tmp_path / "site", "badarg-dist", "1.0", {"badarg": "tracelet_testplugin.backends:BadArgumentBackend"})
+    _distribution(
+        tmp_path / "site", "badarg-dist", "1.0", {"badarg": "tracelet_testplugin.backends:BadArgumentBackend"}
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     discovery.refresh()
     try:

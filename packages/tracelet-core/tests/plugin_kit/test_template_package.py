@@ -113,7 +113,9 @@ def test_the_guides_install_lines_install_the_template_in_a_fresh_venv_and_pass_
     assert sorted(w.name for w in wheels.glob("*.whl")) == [f"tracelet-{VERSION}-py3-none-any.whl"]
 
     work = tmp_path / "tracelet-backend-template"
-    shutil.copytree(TEMPLATE, work, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", "*.egg-info"))
+    shutil.copytree(
+        TEMPLATE, work, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", "*.egg-info")
+    )
     # `python` is this interpreter (the author's own Python); pip reads the machine's usual configuration.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**clean_env(), "WHEELS": str(wheels), "PATH": path}

@@ -41,14 +41,21 @@ def test_refresh_reads_only_what_was_appended(tmp_path: Path) -> None:
 
 def test_params_tags_and_summary(tmp_path: Path) -> None:
     w = journal.JournalWriter(tmp_path)
-    w.append(0, [("p", {"lr": 0.1}, 1.0), ("t", {"team": "a"}, 1.0), ("m", "acc", 0.5, 0, 2.0),
-                 ("p", {"lr": 0.2, "bs": 8}, 3.0), ("m", "acc", 0.75, 1, 4.0)])
+    w.append(
+        0,
+        [
+            ("p", {"lr": 0.1}, 1.0),
+            ("t", {"team": "a"}, 1.0),
+            ("m", "acc", 0.5, 0, 2.0),
+            ("p", {"lr": 0.2, "bs": 8}, 3.0),
+            ("m", "acc", 0.75, 1, 4.0),
+        ],
+    )
     w.close()
     cache = SeriesCache(tmp_path)
     cache.refresh()
     assert cache.index["params"] == {"lr": 0.2, "bs": 8} and cache.index["tags"] == {"team": "a"}
-    assert cache.summary()["acc"] == {"n": 2, "last": 0.75, "min": 0.5, "max": 0.75, "last_step": 1.0,
-                                      "last_time": 4.0}
+    assert cache.summary()["acc"] == {"n": 2, "last": 0.75, "min": 0.5, "max": 0.75, "last_step": 1.0, "last_time": 4.0}
 
 
 def test_a_replaced_or_shortened_journal_rebuilds_the_cache(tmp_path: Path) -> None:
@@ -138,8 +145,15 @@ def test_a_run_folder_without_room_for_the_cache_uses_the_user_cache_folder(
 
 def test_points_without_a_step_are_left_out_of_step_charts(tmp_path: Path) -> None:
     w = journal.JournalWriter(tmp_path)
-    w.append(0, [("m", "loss", 1.0, 0, 1.0), ("m", "loss", 2, 1, 2.0), ("m", "loss", 3.0, None, 3.0),
-                 ("m", "loss", 4.0, 3, 4.0)])
+    w.append(
+        0,
+        [
+            ("m", "loss", 1.0, 0, 1.0),
+            ("m", "loss", 2, 1, 2.0),
+            ("m", "loss", 3.0, None, 3.0),
+            ("m", "loss", 4.0, 3, 4.0),
+        ],
+    )
     w.close()
     cache = SeriesCache(tmp_path)
     cache.refresh()

@@ -41,8 +41,12 @@ def _png(path: Path) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = b"".join(b"\0" + b"\xff\0\0" * 2 for _ in range(2))
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     path.write_bytes(data)
     return data
 
@@ -88,9 +92,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
             exp.log_metric("loss", 1.0, i)
         ids["gamma"] = exp.id
     # A run whose process died mid-run.
-    code = ("import os, sys, tracelet; exp = tracelet.start_logging('dead', project='nlp', backend='local', "
-            "config={'dir': sys.argv[1], 'track_system': False}); exp.log_metric('loss', 1.0, 0); exp.flush(10); "
-            "print(exp.id, flush=True); os._exit(1)")
+    code = (
+        "import os, sys, tracelet; exp = tracelet.start_logging('dead', project='nlp', backend='local', "
+        "config={'dir': sys.argv[1], 'track_system': False}); exp.log_metric('loss', 1.0, 0); exp.flush(10); "
+        "print(exp.id, flush=True); os._exit(1)"
+    )
     died = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120)
     ids["dead"] = died.stdout.split()[0]
     with tracelet.start_logging("big", project="nlp", backend="local", config=config) as exp:
@@ -115,7 +121,9 @@ def wait(driver: Any, script: str, timeout: float = 15.0) -> Any:
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {script}; page says: {driver.find_element('tag name', 'main').text[:500]}")
+            raise AssertionError(
+                f"timed out waiting for {script}; page says: {driver.find_element('tag name', 'main').text[:500]}"
+            )
         time.sleep(0.1)
 
 
@@ -129,10 +137,14 @@ def chart(driver: Any, name: str) -> dict[str, Any]:
     return driver.execute_script(
         "const u = window.traceletCharts[arguments[0]]; if (!u) return null;"
         "return {series: u.series.map(s => s.label), data: u.data, x: [u.scales.x.min, u.scales.x.max],"
-        " y: [u.scales.y.min, u.scales.y.max], canvas: !!u.root.querySelector('canvas')};", name)
+        " y: [u.scales.y.min, u.scales.y.max], canvas: !!u.root.querySelector('canvas')};",
+        name,
+    )
 
 
-def test_runs_page_lists_the_runs_with_params_status_and_last_values(browser: Any, server: Served, store: Store) -> None:
+def test_runs_page_lists_the_runs_with_params_status_and_last_values(
+    browser: Any, server: Served, store: Store
+) -> None:
     open_page(browser, server.url)
     rows = browser.find_elements("css selector", "#runs-table tbody tr")
     assert sorted(r.get_attribute("data-run") for r in rows) == sorted(store.ids.values())
@@ -147,7 +159,10 @@ def test_runs_page_lists_the_runs_with_params_status_and_last_values(browser: An
     box.send_keys("x")  # clear() fires no input event: type and delete instead
     box.send_keys("\b")
     browser.find_element("css selector", "th[data-key='name']").click()  # sort by name, ascending
-    names = [r.find_element("css selector", "td.name a").text for r in browser.find_elements("css selector", "#runs-table tbody tr")]
+    names = [
+        r.find_element("css selector", "td.name a").text
+        for r in browser.find_elements("css selector", "#runs-table tbody tr")
+    ]
     assert names == sorted(names)
 
 
@@ -196,14 +211,17 @@ def test_smoothing_and_log_scale_change_the_drawn_series(browser: Any, server: S
     wait(browser, "window.traceletCharts['loss']")
     browser.find_element("id", "log-scale").click()
     wait(browser, "window.traceletCharts['loss'] && window.traceletCharts['loss'].scales.y.distr === 3")
-    browser.execute_script("const s = document.getElementById('smoothing'); s.value = '0.9';"
-                           "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'));")
+    browser.execute_script(
+        "const s = document.getElementById('smoothing'); s.value = '0.9';"
+        "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'));"
+    )
     wait(browser, "window.traceletCharts['loss'] && window.traceletCharts['loss'].data[1][120] < 2.0")
     smoothed = chart(browser, "loss")["data"][1]
     assert max(smoothed) < max(LOSS_A)  # the spike is smoothed away
     browser.find_element("id", "log-scale").click()  # leave the defaults for the next tests
-    browser.execute_script("const s = document.getElementById('smoothing'); s.value = '0';"
-                           "s.dispatchEvent(new Event('change'));")
+    browser.execute_script(
+        "const s = document.getElementById('smoothing'); s.value = '0';s.dispatchEvent(new Event('change'));"
+    )
 
 
 def test_compare_overlays_the_runs_and_highlights_differing_params(browser: Any, server: Served, store: Store) -> None:
@@ -211,7 +229,10 @@ def test_compare_overlays_the_runs_and_highlights_differing_params(browser: Any,
     for key in ("alpha", "beta"):
         browser.find_element("css selector", f"tr[data-run='{store.ids[key]}'] input.pick").click()
     browser.find_element("id", "compare").click()
-    wait(browser, "window.traceletState.page === 'compare' && window.traceletState.loaded && window.traceletCharts['loss']")
+    wait(
+        browser,
+        "window.traceletState.page === 'compare' && window.traceletState.loaded && window.traceletCharts['loss']",
+    )
     loss = chart(browser, "loss")
     assert len(loss["series"]) == 3 and "alpha" in loss["series"][1] and "beta" in loss["series"][2]
     assert loss["data"][1] == pytest.approx(LOSS_A) and loss["data"][2] == pytest.approx(LOSS_B)
@@ -257,12 +278,18 @@ def test_a_big_run_is_downsampled_keeping_its_spike_and_a_drag_zooms_in_at_full_
     # Drag over steps ~12,000..12,600: the chart asks for that range and gets every point of it.
     browser.execute_script(
         "const u = window.traceletCharts['loss']; const l = u.valToPos(12000, 'x'), r = u.valToPos(12600, 'x');"
-        "u.setSelect({left: l, width: r - l, top: 0, height: u.over.clientHeight});")
-    wait(browser, "window.traceletCharts['loss'].data[0].length < 700 && window.traceletCharts['loss'].data[0][0] >= 11950")
+        "u.setSelect({left: l, width: r - l, top: 0, height: u.over.clientHeight});"
+    )
+    wait(
+        browser,
+        "window.traceletCharts['loss'].data[0].length < 700 && window.traceletCharts['loss'].data[0][0] >= 11950",
+    )
     zoomed = chart(browser, "loss")
     steps = zoomed["data"][0]
     assert steps == list(range(int(steps[0]), int(steps[-1]) + 1)) and SPIKE in steps  # every point, spike too
-    browser.execute_script("window.traceletCharts['loss'].over.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))")
+    browser.execute_script(
+        "window.traceletCharts['loss'].over.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))"
+    )
     wait(browser, f"window.traceletCharts['loss'].scales.x.max === {BIG - 1}")
 
 

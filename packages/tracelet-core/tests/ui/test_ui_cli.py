@@ -17,8 +17,12 @@ from tracelet.cli import main
 
 
 def _start(args: list[str], store: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(store), "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(store), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     return proc, proc.stdout.readline()
 
@@ -50,8 +54,12 @@ def test_ui_on_a_busy_port_says_so(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(tmp_path), "--port", str(port)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(tmp_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 1 and "choose another with --port" in out.stderr
 
 
@@ -81,8 +89,13 @@ def test_open_opens_the_app_in_the_browser(tmp_path: Path) -> None:
     opened = tmp_path / "opened.txt"
     opener.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n")
     env = {**os.environ, "BROWSER": f"{sys.executable} {opener} %s"}
-    proc = subprocess.Popen([sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(tmp_path), "--port", "0", "--open"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracelet.cli", "ui", "--dir", str(tmp_path), "--port", "0", "--open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split(" at ")[1].split()[0]

@@ -153,8 +153,12 @@ class MLflowBackend:
             with self._io():
                 self._artifact_uri = str(self.client.get_run(self.run_id).info.artifact_uri or "")
         # artifact_uri: where this run's artifacts go; a local one is kept out of the artifact watcher's folders.
-        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
-                "artifact_uri": self._artifact_uri}
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "tracking_uri": self.tracking_uri,
+            "artifact_uri": self._artifact_uri,
+        }
 
     def _connect(self) -> None:
         telemetry.apply(self.config)  # before mlflow's first import, which would start its telemetry client

@@ -38,8 +38,7 @@ TRACKER = "mlflow"
 CONFIG_KEYS = {"experiment", "run_ids", "page_size"}
 PAGE = 10_000  # metric points per page read from a server
 SEARCH_PAGE = 500  # runs per search_runs page
-STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING",
-          "SCHEDULED": "RUNNING"}
+STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING", "SCHEDULED": "RUNNING"}
 _META_TAGS = {
     "mlflow.user": ("environment", "user"),
     "mlflow.source.name": ("source", None),
@@ -53,8 +52,9 @@ _META_TAGS = {
 def import_runs(source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
     unknown = sorted(set(config) - CONFIG_KEYS)
     if unknown:
-        raise ConfigurationError(f"import --from mlflow: unknown config {', '.join(unknown)} (it takes "
-                                 f"{', '.join(sorted(CONFIG_KEYS))})")
+        raise ConfigurationError(
+            f"import --from mlflow: unknown config {', '.join(unknown)} (it takes {', '.join(sorted(CONFIG_KEYS))})"
+        )
     from mlflow import MlflowClient
 
     uri = _normalise(source)
@@ -71,7 +71,7 @@ def import_runs(source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
 def _normalise(uri: str) -> str:
     """The same store always reads the same URI (the run identity includes it): sqlite paths made absolute."""
     if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if path and not path.startswith("/") and ":memory:" not in path:
             return "sqlite:///" + str(Path(path).resolve())
     elif "://" not in uri:
@@ -82,7 +82,7 @@ def _normalise(uri: str) -> str:
 def _runs(client: Any, config: dict[str, Any]) -> Iterator[Any]:
     ids = config.get("run_ids")
     if ids:
-        for run_id in ([i.strip() for i in ids.split(",")] if isinstance(ids, str) else [str(i) for i in ids]):
+        for run_id in [i.strip() for i in ids.split(",")] if isinstance(ids, str) else [str(i) for i in ids]:
             if run_id:
                 yield client.get_run(run_id)
         return
@@ -99,8 +99,9 @@ def _runs(client: Any, config: dict[str, Any]) -> Iterator[Any]:
     for exp_id in exp_ids:
         token = None
         while True:
-            runs = client.search_runs([exp_id], max_results=SEARCH_PAGE, page_token=token,
-                                      order_by=["attributes.start_time ASC"])
+            runs = client.search_runs(
+                [exp_id], max_results=SEARCH_PAGE, page_token=token, order_by=["attributes.start_time ASC"]
+            )
             yield from runs
             token = runs.token
             if not token:
@@ -109,8 +110,9 @@ def _runs(client: Any, config: dict[str, Any]) -> Iterator[Any]:
 
 def _source_run(client: Any, uri: str, run: Any, experiment: str, page: int) -> SourceRun:
     info, data = run.info, run.data
-    metadata: dict[str, Any] = {"mlflow": {"experiment_id": info.experiment_id, "experiment": experiment,
-                                           "artifact_uri": info.artifact_uri}}
+    metadata: dict[str, Any] = {
+        "mlflow": {"experiment_id": info.experiment_id, "experiment": experiment, "artifact_uri": info.artifact_uri}
+    }
     tags: dict[str, str] = {}
     parent = None
     name = info.run_name or data.tags.get("mlflow.runName") or info.run_id
@@ -145,8 +147,19 @@ def _source_run(client: Any, uri: str, run: Any, experiment: str, page: int) -> 
         yield from _metrics(client, info.run_id, keys, page)
         yield from _artifacts(client, info.run_id, end if end is not None else at)
 
-    return SourceRun(TRACKER, info.run_id, uri, name, experiment, events, status=STATUS.get(info.status, "FINISHED"),
-                     created_at=start, ended_at=end, metadata=metadata, parent=parent)
+    return SourceRun(
+        TRACKER,
+        info.run_id,
+        uri,
+        name,
+        experiment,
+        events,
+        status=STATUS.get(info.status, "FINISHED"),
+        created_at=start,
+        ended_at=end,
+        metadata=metadata,
+        parent=parent,
+    )
 
 
 def _metrics(client: Any, run_id: str, keys: list[str], page: int) -> Iterator[tuple[Any, ...]]:
@@ -167,8 +180,11 @@ def _sql_metrics(engine: Any, run_id: str) -> Iterator[tuple[Any, ...]]:
     from mlflow.store.tracking.dbmodels.models import SqlMetric
 
     m = SqlMetric
-    query: Any = (sa.select(m.key, m.value, m.step, m.timestamp, m.is_nan).where(m.run_uuid == run_id)
-             .order_by(m.timestamp, m.step, m.key, m.value))
+    query: Any = (
+        sa.select(m.key, m.value, m.step, m.timestamp, m.is_nan)
+        .where(m.run_uuid == run_id)
+        .order_by(m.timestamp, m.step, m.key, m.value)
+    )
     nan = math.nan
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(query)
@@ -198,8 +214,7 @@ def _artifacts(client: Any, run_id: str, at: float) -> Iterator[tuple[Any, ...]]
         try:
             local = Path(client.download_artifacts(run_id, entry.path, str(work)))
             name = _artifact_name(entry.path)
-            artifact = TraceletArtifact(name, "custom", "imported from MLflow",
-                                        metadata={"mlflow_path": entry.path})
+            artifact = TraceletArtifact(name, "custom", "imported from MLflow", metadata={"mlflow_path": entry.path})
             if local.is_dir():
                 for f in sorted(p for p in local.rglob("*") if p.is_file()):
                     artifact.add_file(str(f), f.relative_to(local).as_posix())

@@ -44,8 +44,10 @@ _OWN_KEYS = ("_step", "_runtime", "_timestamp", "_wandb")
 
 def import_runs(source: str, config: dict[str, Any]) -> Iterator[SourceRun]:
     if config:
-        raise ConfigurationError(f"import --from wandb: unknown config {', '.join(sorted(config))} (it takes "
-                                 "none: name a run's .wandb file or folder, or a folder of runs)")
+        raise ConfigurationError(
+            f"import --from wandb: unknown config {', '.join(sorted(config))} (it takes "
+            "none: name a run's .wandb file or folder, or a folder of runs)"
+        )
     files = _logs(Path(source))
     for path in files:
         yield _source_run(path)
@@ -78,16 +80,33 @@ def _source_run(path: Path) -> SourceRun:
         status = "FINISHED" if exit_rec.exit_code == 0 else "FAILED"
     start = run.start_time.seconds + run.start_time.nanos / 1e9 if run.HasField("start_time") else None
     stat = path.stat()
-    metadata: dict[str, Any] = {"wandb": {"run_id": run.run_id, "project": run.project, "entity": run.entity,
-                                          "group": run.run_group, "job_type": run.job_type,
-                                          "exit_code": None if exit_rec is None else exit_rec.exit_code}}
+    metadata: dict[str, Any] = {
+        "wandb": {
+            "run_id": run.run_id,
+            "project": run.project,
+            "entity": run.entity,
+            "group": run.run_group,
+            "job_type": run.job_type,
+            "exit_code": None if exit_rec is None else exit_rec.exit_code,
+        }
+    }
     if run.notes:
         metadata["description"] = run.notes
     if run.host:
         metadata["environment"] = {"hostname": run.host}
-    src = SourceRun(TRACKER, run.run_id, str(path), run.display_name or run.run_id, run.project or None,
-                    lambda: _events(path, src, start), status=status, created_at=start,
-                    tags=list(run.tags), metadata=metadata, fingerprint=[stat.st_size, stat.st_mtime_ns])
+    src = SourceRun(
+        TRACKER,
+        run.run_id,
+        str(path),
+        run.display_name or run.run_id,
+        run.project or None,
+        lambda: _events(path, src, start),
+        status=status,
+        created_at=start,
+        tags=list(run.tags),
+        metadata=metadata,
+        fingerprint=[stat.st_size, stat.st_mtime_ns],
+    )
     return src
 
 
@@ -139,8 +158,9 @@ def _events(path: Path, src: SourceRun, start: float | None) -> Iterator[tuple[A
         elif kind == "artifact":
             artifact = _artifact(record.artifact)
             if artifact is None:
-                src.skipped["artifact (files not on this machine)"] = \
+                src.skipped["artifact (files not on this machine)"] = (
                     src.skipped.get("artifact (files not on this machine)", 0) + 1
+                )
             else:
                 yield ("a", artifact, last)
     if summary:
@@ -190,9 +210,12 @@ def _artifact(record: Any) -> TraceletArtifact | None:
     except ValueError:
         kind = ArtifactType.CUSTOM
     name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.name).lstrip(".") or "wandb-artifact"
-    artifact = TraceletArtifact(name, kind, record.description or "imported from W&B",
-                                metadata={"wandb_type": record.type, "wandb_digest": record.digest,
-                                          "aliases": list(record.aliases)})
+    artifact = TraceletArtifact(
+        name,
+        kind,
+        record.description or "imported from W&B",
+        metadata={"wandb_type": record.type, "wandb_digest": record.digest, "aliases": list(record.aliases)},
+    )
     for entry in entries:
         artifact.add_file(entry.local_path, entry.path)
     return artifact

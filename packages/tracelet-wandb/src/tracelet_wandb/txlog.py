@@ -158,7 +158,7 @@ def records(path: str | os.PathLike[str], streamed: bool = False) -> Iterator[An
     block by block (`stream`) instead of the whole file at once."""
     from wandb.proto import wandb_internal_pb2
 
-    for payload in (stream(path) if streamed else payloads(path)):
+    for payload in stream(path) if streamed else payloads(path):
         record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # see _tail_records
         record.ParseFromString(payload)
         yield record

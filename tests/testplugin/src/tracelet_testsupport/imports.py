@@ -30,9 +30,18 @@ def write_mlflow_runs(uri: str, experiment: str, tmp: Path, steps: int = STEPS) 
     file and a folder) and a FINISHED nested child run; returns their MLflow run ids."""
     client = MlflowClient(uri)
     exp_id = client.create_experiment(experiment)
-    parent = client.create_run(exp_id, start_time=T0 - 5000, run_name="parent",
-                               tags={"team": "vision", "mlflow.user": "ada", "mlflow.source.name": "train.py",
-                                     "mlflow.source.git.commit": "abc123", "mlflow.note.content": "first try"})
+    parent = client.create_run(
+        exp_id,
+        start_time=T0 - 5000,
+        run_name="parent",
+        tags={
+            "team": "vision",
+            "mlflow.user": "ada",
+            "mlflow.source.name": "train.py",
+            "mlflow.source.git.commit": "abc123",
+            "mlflow.note.content": "first try",
+        },
+    )
     pid = parent.info.run_id
     batch: list[Metric] = []
     for step in range(steps):
@@ -41,8 +50,9 @@ def write_mlflow_runs(uri: str, experiment: str, tmp: Path, steps: int = STEPS) 
             if len(batch) == 1000:
                 client.log_batch(pid, metrics=batch)
                 batch = []
-    client.log_batch(pid, metrics=batch, params=[Param("lr", "0.01"), Param("optimizer", "adam")],
-                     tags=[RunTag("stage", "pretrain")])
+    client.log_batch(
+        pid, metrics=batch, params=[Param("lr", "0.01"), Param("optimizer", "adam")], tags=[RunTag("stage", "pretrain")]
+    )
     (tmp / "art").mkdir(parents=True, exist_ok=True)
     (tmp / "art" / "notes.txt").write_text("hello from mlflow\n")
     (tmp / "art" / "model").mkdir(exist_ok=True)
@@ -52,11 +62,13 @@ def write_mlflow_runs(uri: str, experiment: str, tmp: Path, steps: int = STEPS) 
     client.log_artifact(pid, str(tmp / "art" / "notes.txt"))
     client.log_artifacts(pid, str(tmp / "art" / "model"), artifact_path="model")
     client.set_terminated(pid, "FAILED", end_time=T0 + steps * 1500 + 999)
-    child = client.create_run(exp_id, start_time=T0 + 100, run_name="child",
-                              tags={"mlflow.parentRunId": pid})
+    child = client.create_run(exp_id, start_time=T0 + 100, run_name="child", tags={"mlflow.parentRunId": pid})
     cid = child.info.run_id
-    client.log_batch(cid, metrics=[Metric("fold/score", 0.5 + i / 10, T0 + 200 + i, i) for i in range(5)],
-                     params=[Param("fold", "1")])
+    client.log_batch(
+        cid,
+        metrics=[Metric("fold/score", 0.5 + i / 10, T0 + 200 + i, i) for i in range(5)],
+        params=[Param("fold", "1")],
+    )
     client.set_terminated(cid, "FINISHED", end_time=T0 + 9000)
     return {"parent": pid, "child": cid}
 
@@ -66,15 +78,18 @@ def mlflow_points(uri: str, run_id: str) -> dict[str, list[tuple[int, Any, int]]
     client = MlflowClient(uri)
     out = {}
     for key in client.get_run(run_id).data.metrics:
-        out[key] = sorted(((m.step, _nan(m.value), m.timestamp) for m in client.get_metric_history(run_id, key)),
-                          key=repr)
+        out[key] = sorted(
+            ((m.step, _nan(m.value), m.timestamp) for m in client.get_metric_history(run_id, key)), key=repr
+        )
     return out
 
 
 def imported_points(run: Any) -> dict[str, list[tuple[int, Any, int]]]:
     """metric -> sorted (step, value, timestamp ms) of an imported local run."""
-    return {name: sorted(((p.step, _nan(p.value), round(p.timestamp * 1000)) for p in points), key=repr)
-            for name, points in run.metrics().items()}
+    return {
+        name: sorted(((p.step, _nan(p.value), round(p.timestamp * 1000)) for p in points), key=repr)
+        for name, points in run.metrics().items()
+    }
 
 
 def _nan(v: float) -> Any:

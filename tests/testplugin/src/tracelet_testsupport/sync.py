@@ -25,13 +25,18 @@ def history(uri: str, mlflow_run: str, name: str) -> list[tuple[float, int, int]
 
 
 def expected(run_dir: Path, name: str) -> list[tuple[float, int, int]]:
-    return sorted(((v, s, int(ts * 1000)) for _, n, v, s, ts in journal_metrics(run_dir) if n == name),
-                  key=lambda t: (t[1], t[2]))
+    return sorted(
+        ((v, s, int(ts * 1000)) for _, n, v, s, ts in journal_metrics(run_dir) if n == name), key=lambda t: (t[1], t[2])
+    )
 
 
 def local_run(runs_dir: Path, name: str, points: int, project: str = "sync-proj") -> store.LocalRun:
-    exp = tracelet.Experiment(name, backend=["local"], project=project,
-                              settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False))
+    exp = tracelet.Experiment(
+        name,
+        backend=["local"],
+        project=project,
+        settings=tracelet.TraceletSettings(dir=str(runs_dir), track_system=False),
+    )
     exp.start()
     exp.log_params({"lr": 0.01, "layers": 3})
     exp.set_tags({"team": "vision"})

@@ -192,7 +192,9 @@ class EnvironmentCollector:
             # all) still holds where the run executed, beside what was installed there.
             facts = Path(tmp) / "environment.json"
             facts.write_text(json.dumps(environment_info(extra), indent=2, default=str) + "\n", encoding="utf-8")
-            artifact = TraceletArtifact("environment", ArtifactType.CONFIG, "where the run executed, and what was installed")
+            artifact = TraceletArtifact(
+                "environment", ArtifactType.CONFIG, "where the run executed, and what was installed"
+            )
             artifact.add_file(str(path), "requirements.txt")
             artifact.add_file(str(facts), "environment.json")
             artifact.metadata["distributions"] = len(lines)

@@ -33,7 +33,9 @@ _MB = 2**20
 # A fork waits for the import instead (once, for as long as the import takes).
 _importing = threading.Lock()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_importing.acquire, after_in_parent=_importing.release, after_in_child=_importing.release)
+    os.register_at_fork(
+        before=_importing.acquire, after_in_parent=_importing.release, after_in_child=_importing.release
+    )
 
 
 def _import_bindings() -> ModuleType:

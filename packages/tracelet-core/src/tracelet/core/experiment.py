@@ -226,7 +226,9 @@ class Experiment:
         )
         self._orchestrator = orch
         backend_metadata = {**metadata, "config": redact_mapping(self.options)}
-        for worker in bind_backends(specs, partial(self._context_for, metadata=backend_metadata), orch, clock=orch.clock):
+        for worker in bind_backends(
+            specs, partial(self._context_for, metadata=backend_metadata), orch, clock=orch.clock
+        ):
             orch.add_worker(worker)
         orch.start()  # binds the hot path's append (`_bind_append`)
         lifecycle.register(self)
@@ -325,7 +327,9 @@ class Experiment:
             failed = self._artifacts.failed_artifacts() if self._artifacts is not None else None
             self._record.end(status, self.report, failed)
         if not self.report.complete and self.run_dir is not None:
-            logger.warning("tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir)
+            logger.warning(
+                "tracelet: run %s ended with undelivered events; they are kept in %s", self._id, self.run_dir
+            )
         return self.report
 
     def _record_progress(self, cursors: dict[str, int]) -> None:

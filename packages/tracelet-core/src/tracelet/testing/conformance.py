@@ -475,7 +475,9 @@ class BackendConformance:
         if _implements(self.backend, "backend_log_params"):  # type: ignore[arg-type]
             want = 0.2 if self.relogged_params == "latest" else 0.1
             if not _same(tracked.params.get("lr"), want):
-                raise ConformanceError(f"with batches in flight, param 'lr' is {tracked.params.get('lr')!r}, not {want}")
+                raise ConformanceError(
+                    f"with batches in flight, param 'lr' is {tracked.params.get('lr')!r}, not {want}"
+                )
         if _implements(self.backend, "backend_log_tags") and not _same(tracked.tags.get("phase"), "last"):  # type: ignore[arg-type]
             raise ConformanceError(f"with batches in flight, tag 'phase' is {tracked.tags.get('phase')!r}, not 'last'")
 
@@ -531,8 +533,9 @@ class BackendConformance:
         results = import_runs(source, source=self.plugin_name, config=config, dir=target)
         failed = [r.error for r in results if r.error]
         if failed or len(results) != 1:
-            raise ConformanceError(f"importing {source!r} with {config}: expected one run, got "
-                                   f"{len(results)} ({failed or 'no errors'})")
+            raise ConformanceError(
+                f"importing {source!r} with {config}: expected one run, got {len(results)} ({failed or 'no errors'})"
+            )
         imported = LocalRun(results[0].path)
         self.check_metrics(run, TrackedRun(metrics=dict(imported.metrics())))
         if not _same(imported.params().get("lr"), 0.01):

@@ -33,13 +33,21 @@ def parse_config(items: list[str] | None) -> dict[str, Any]:
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("sync", help="deliver local runs to backends (resumable, idempotent)",
-                       description="Deliver local runs to any installed backend through the same hooks as a live "
-                       "run. Without --to, finish the backends a run did not fully reach (an outage, a crash).")
+    p = sub.add_parser(
+        "sync",
+        help="deliver local runs to backends (resumable, idempotent)",
+        description="Deliver local runs to any installed backend through the same hooks as a live "
+        "run. Without --to, finish the backends a run did not fully reach (an outage, a crash).",
+    )
     p.add_argument("runs", nargs="*", help="run ids, unique prefixes, or folders")
     p.add_argument("--to", action="append", default=[], metavar="BACKEND", help="target backend (repeatable)")
-    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend config (BACKEND.KEY=VALUE for one target); repeatable")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend config (BACKEND.KEY=VALUE for one target); repeatable",
+    )
     p.add_argument("--all", action="store_true", help="every run in the local store")
     p.add_argument("--project", default=None, help="only runs of this project")
     p.add_argument("--since", default=None, help="only runs created since (2026-11-28, 2026-11-28T04:00, 6h, 2d)")
@@ -48,27 +56,47 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dir", default=None, help=_DIR_HELP)
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("import", help="import runs of another tracker (MLflow, W&B, ClearML, TensorBoard)",
-                       description="Bring runs of a tracker into the local store with their original steps and "
-                       "timestamps; then `tracelet sync --to X` moves them to any tracker. Importing again adds "
-                       "nothing, or what the source gained since.")
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="mlflow: tracking URI; wandb: offline run folder or .wandb file; clearml: offline session "
-                   "folder or zip; tensorboard: log directory")
-    p.add_argument("--from", dest="source", required=True, metavar="TRACKER",
-                   help="mlflow, wandb, clearml, tensorboard, or any backend that can import")
+    p = sub.add_parser(
+        "import",
+        help="import runs of another tracker (MLflow, W&B, ClearML, TensorBoard)",
+        description="Bring runs of a tracker into the local store with their original steps and "
+        "timestamps; then `tracelet sync --to X` moves them to any tracker. Importing again adds "
+        "nothing, or what the source gained since.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="mlflow: tracking URI; wandb: offline run folder or .wandb file; clearml: offline session "
+        "folder or zip; tensorboard: log directory",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="TRACKER",
+        help="mlflow, wandb, clearml, tensorboard, or any backend that can import",
+    )
     p.add_argument("--project", default=None, help="project of the imported runs (default: the source's)")
-    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                   help="for the source (mlflow: experiment=NAME, run_ids=ID,ID; tensorboard: with_media=true); "
-                   "BACKEND.KEY=VALUE for a --to target; repeatable")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="for the source (mlflow: experiment=NAME, run_ids=ID,ID; tensorboard: with_media=true); "
+        "BACKEND.KEY=VALUE for a --to target; repeatable",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs that would be imported; write nothing")
     p.add_argument("--to", action="append", default=[], metavar="BACKEND", help="then sync them there (repeatable)")
     p.add_argument("--dir", default=None, help=_DIR_HELP)
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("import-tb", help="import TensorBoard event files as local runs (import --from tensorboard)",
-                       description="One local run per TensorBoard run directory (nested folders become name "
-                       "prefixes); a second import of the same files is recognised.")
+    p = sub.add_parser(
+        "import-tb",
+        help="import TensorBoard event files as local runs (import --from tensorboard)",
+        description="One local run per TensorBoard run directory (nested folders become name "
+        "prefixes); a second import of the same files is recognised.",
+    )
     p.add_argument("logdir", help="TensorBoard log directory")
     p.add_argument("--project", default=None, help="project of the imported runs (default: the logdir's name)")
     p.add_argument("--to", action="append", default=[], metavar="BACKEND", help="then sync them there (repeatable)")
@@ -98,8 +126,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     failed = 0
     for run in runs:
         try:
-            report = sync(run, args.to or None, config=config, timeout=args.timeout, dry_run=args.dry_run,
-                          progress=True, out=sys.stderr)
+            report = sync(
+                run,
+                args.to or None,
+                config=config,
+                timeout=args.timeout,
+                dry_run=args.dry_run,
+                progress=True,
+                out=sys.stderr,
+            )
         except KeyboardInterrupt:
             print("tracelet: sync interrupted; run it again to resume", file=sys.stderr)
             return 130
@@ -118,8 +153,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     print(f"{run.id}: {name}: up to date (run {b.run_id or '-'})")
                 else:
                     where = f"into run {b.run_id}" if b.run_id else "into a new run"
-                    print(f"{run.id} ({run.name}, {report.status}): {name} <- {b.events - b.cursor:,} events "
-                          f"from #{b.cursor:,} {where}, then end it {report.status}")
+                    print(
+                        f"{run.id} ({run.name}, {report.status}): {name} <- {b.events - b.cursor:,} events "
+                        f"from #{b.cursor:,} {where}, then end it {report.status}"
+                    )
             continue
         if not report.complete:
             failed += 1
@@ -134,8 +171,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         config = parse_config(args.config)
         sync_config = {k: v for k, v in config.items() if "." in k}  # BACKEND.KEY=VALUE: for --to targets
         source_config = {k: v for k, v in config.items() if "." not in k}
-        runs = import_runs(args.sources, source=args.source, project=args.project, config=source_config,
-                           dir=args.dir, dry_run=args.dry_run, progress=True, out=sys.stderr)
+        runs = import_runs(
+            args.sources,
+            source=args.source,
+            project=args.project,
+            config=source_config,
+            dir=args.dir,
+            dry_run=args.dry_run,
+            progress=True,
+            out=sys.stderr,
+        )
     except KeyboardInterrupt:  # the run being written is removed; the ones before it are complete
         print("tracelet: import interrupted; run it again to import the rest", file=sys.stderr)
         return 130
@@ -150,8 +195,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.dry_run:
             note = "already imported" if r.existing else "would be imported"
         else:
-            note = ("unchanged, already imported" if r.existing else
-                    f"{r.events:,} events{', replacing the earlier import' if r.updated else ''}")
+            note = (
+                "unchanged, already imported"
+                if r.existing
+                else f"{r.events:,} events{', replacing the earlier import' if r.updated else ''}"
+            )
         print(f"{r.run_id}  {r.name}  ({note})  <- {r.source}")
     if args.to and not args.dry_run:
         failed += _sync_each([r.path for r in runs if not r.error], args.to, sync_config)
@@ -164,8 +212,9 @@ def cmd_import_tb(args: argparse.Namespace) -> int:
 
     try:
         config = parse_config(args.config)
-        runs = import_tb(args.logdir, project=args.project, dir=args.dir, with_media=args.with_media,
-                         progress=True, out=sys.stderr)
+        runs = import_tb(
+            args.logdir, project=args.project, dir=args.dir, with_media=args.with_media, progress=True, out=sys.stderr
+        )
     except (TraceletException, OSError) as exc:
         return _fail(exc)
     for r in runs:

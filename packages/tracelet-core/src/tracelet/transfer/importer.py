@@ -111,8 +111,11 @@ def import_runs(
             for src in found:
                 results.append(_import_one(src, project, root, dry_run, progress, out))
         except Exception as exc:  # a source that cannot be read: say which, and go on with the next
-            results.append(ImportedRun("", "", Path(path), source=f"{source} {path}",
-                                       error=f"{source} {path}: {type(exc).__name__}: {exc}"))
+            results.append(
+                ImportedRun(
+                    "", "", Path(path), source=f"{source} {path}", error=f"{source} {path}: {type(exc).__name__}: {exc}"
+                )
+            )
     return results
 
 
@@ -128,19 +131,24 @@ def _importer(name: str) -> Any:
     if not pm.hook.backend_import_runs.get_hookimpls():
         raise ConfigurationError(
             f"import: backend {spec.name!r} ({spec.distribution}) cannot import runs (it implements no "
-            f"`{HOOK}`); trackers that can: see `tracelet plugins` (capability 'import')")
+            f"`{HOOK}`); trackers that can: see `tracelet plugins` (capability 'import')"
+        )
     return pm.hook
 
 
-def _import_one(src: SourceRun, project: str | None, root: Path, dry_run: bool, progress: bool | None,
-                out: TextIO | None) -> ImportedRun:
+def _import_one(
+    src: SourceRun, project: str | None, root: Path, dry_run: bool, progress: bool | None, out: TextIO | None
+) -> ImportedRun:
     run_id = local_run_id(src.tracker, src.uri, src.id)
     proj = project or src.project or src.tracker
     dest = root / _safe(proj) / run_id
     result = ImportedRun(run_id, src.name, dest, source=f"{src.tracker} {src.uri} run {src.id}")
     old = journal.read_meta(dest) if (dest / journal.META_FILE).exists() else None
-    if old is not None and src.fingerprint is not None and (old.get("import") or {}).get("fingerprint") == \
-            _plain(src.fingerprint):
+    if (
+        old is not None
+        and src.fingerprint is not None
+        and (old.get("import") or {}).get("fingerprint") == _plain(src.fingerprint)
+    ):
         result.existing = True
         return result
     if dry_run:
@@ -182,8 +190,9 @@ def _replayed(old: dict[str, Any]) -> dict[str, Any]:
     return synced
 
 
-def _write(src: SourceRun, project: str, run_id: str, out: Path, result: ImportedRun, bar: Progress,
-           synced: dict[str, Any]) -> None:
+def _write(
+    src: SourceRun, project: str, run_id: str, out: Path, result: ImportedRun, bar: Progress, synced: dict[str, Any]
+) -> None:
     """Stream `src`'s events into a fresh run folder `out`; run.json last (a folder without it is no run)."""
     if out.exists():
         shutil.rmtree(out)
@@ -225,20 +234,23 @@ def _write(src: SourceRun, project: str, run_id: str, out: Path, result: Importe
     if src.parent:
         record["parent_run_id"] = src.parent
         record["parent"] = local_run_id(src.tracker, src.uri, src.parent)
-    journal.write_meta(out, {
-        "run_id": run_id,
-        "name": src.name or src.id,
-        "project": project,
-        "created_at": _iso(created),
-        "ended_at": _iso(ended) if status != "RUNNING" else None,
-        "status": status,
-        "tags": list(src.tags),
-        "backends": ["local"],
-        "events": count,
-        "metadata": _plain({**src.metadata, "imported_from": src.tracker}),
-        "import": {**record, "skipped": result.skipped} if result.skipped else record,
-        **({SYNC_KEY: synced} if synced else {}),
-    })
+    journal.write_meta(
+        out,
+        {
+            "run_id": run_id,
+            "name": src.name or src.id,
+            "project": project,
+            "created_at": _iso(created),
+            "ended_at": _iso(ended) if status != "RUNNING" else None,
+            "status": status,
+            "tags": list(src.tags),
+            "backends": ["local"],
+            "events": count,
+            "metadata": _plain({**src.metadata, "imported_from": src.tracker}),
+            "import": {**record, "skipped": result.skipped} if result.skipped else record,
+            **({SYNC_KEY: synced} if synced else {}),
+        },
+    )
 
 
 def _artifact_event(run_dir: Path, event: tuple[Any, ...], tracker: str) -> tuple[Any, ...]:
@@ -252,17 +264,26 @@ def _artifact_event(run_dir: Path, event: tuple[Any, ...], tracker: str) -> tupl
         raise TypeError(f"an artifact event holds a TraceletArtifact, not {type(given).__name__}")
     token = uuid.uuid4().hex
     staging = journal.staging_root(run_dir) / token
-    artifact = TraceletArtifact(given.name, given.type, given.description or f"imported from {tracker}",
-                                metadata=dict(given.metadata),
-                                created_at=datetime.fromtimestamp(float(ts), timezone.utc))
+    artifact = TraceletArtifact(
+        given.name,
+        given.type,
+        given.description or f"imported from {tracker}",
+        metadata=dict(given.metadata),
+        created_at=datetime.fromtimestamp(float(ts), timezone.utc),
+    )
     for f in given.files:
         dst = staging / "files" / f.artifact_path
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f.local_path, dst)
         artifact.add_file(str(dst), f.artifact_path, f.description)
     local_folder.store(journal.artifacts_root(run_dir), artifact)
-    payload = {"token": token, "targets": ["local"], "staging": str(staging), "artifact": artifact.to_dict(),
-               "snapshots": {}}
+    payload = {
+        "token": token,
+        "targets": ["local"],
+        "staging": str(staging),
+        "artifact": artifact.to_dict(),
+        "snapshots": {},
+    }
     return (ARTIFACT, payload, float(ts))
 
 
@@ -288,28 +309,51 @@ def _comparable(event: tuple[Any, ...]) -> Any:
     return (ARTIFACT, art.get("name"), art.get("type"), files, event[2])
 
 
-def _tensorboard(paths: list[str], project: str | None, config: dict[str, Any], root: Path, dry_run: bool,
-                 progress: bool | None, out: TextIO | None) -> list[ImportedRun]:
+def _tensorboard(
+    paths: list[str],
+    project: str | None,
+    config: dict[str, Any],
+    root: Path,
+    dry_run: bool,
+    progress: bool | None,
+    out: TextIO | None,
+) -> list[ImportedRun]:
     from tracelet.settings import parse_bool
     from tracelet.transfer.tbimport import import_tb
 
     unknown = sorted(set(config) - {"with_media"})
     if unknown:
-        raise ConfigurationError(f"import --from tensorboard: unknown config {', '.join(unknown)} "
-                                 "(it takes with_media=true)")
+        raise ConfigurationError(
+            f"import --from tensorboard: unknown config {', '.join(unknown)} (it takes with_media=true)"
+        )
     if dry_run:
         raise ConfigurationError("import --from tensorboard: --dry-run is not supported yet for TensorBoard")
     results = []
     for path in paths:
         try:
-            runs = import_tb(path, project=project, dir=root, with_media=parse_bool(config.get("with_media", False)),
-                             progress=progress, out=out)
+            runs = import_tb(
+                path,
+                project=project,
+                dir=root,
+                with_media=parse_bool(config.get("with_media", False)),
+                progress=progress,
+                out=out,
+            )
         except Exception as exc:
-            results.append(ImportedRun("", "", Path(path), source=f"tensorboard {path}",
-                                       error=f"tensorboard {path}: {type(exc).__name__}: {exc}"))
+            results.append(
+                ImportedRun(
+                    "",
+                    "",
+                    Path(path),
+                    source=f"tensorboard {path}",
+                    error=f"tensorboard {path}: {type(exc).__name__}: {exc}",
+                )
+            )
             continue
-        results.extend(ImportedRun(r.run_id, r.name, r.path, r.events, r.existing, skipped=r.skipped,
-                                   source=f"tensorboard {path}") for r in runs)
+        results.extend(
+            ImportedRun(r.run_id, r.name, r.path, r.events, r.existing, skipped=r.skipped, source=f"tensorboard {path}")
+            for r in runs
+        )
     return results
 
 

@@ -14,8 +14,9 @@ BAR_WIDTH = 28
 class Progress:
     """Quiet by default; see `create`."""
 
-    def __init__(self, out: TextIO | None = None, label: str = "", total: int | None = None,
-                 unit: str = "events") -> None:
+    def __init__(
+        self, out: TextIO | None = None, label: str = "", total: int | None = None, unit: str = "events"
+    ) -> None:
         self.out = out
         self.label = label
         self.total = total
@@ -25,8 +26,7 @@ class Progress:
         self._last = 0.0
 
     @staticmethod
-    def create(mode: bool | None, out: TextIO | None, label: str, total: int | None,
-               unit: str = "events") -> Progress:
+    def create(mode: bool | None, out: TextIO | None, label: str, total: int | None, unit: str = "events") -> Progress:
         """`mode` True: a bar when `out` (default stderr) is a terminal, else lines; None: lines; False: nothing."""
         if mode is False:
             return Progress()
@@ -55,11 +55,14 @@ class Progress:
             if r.error:  # with a status the run was delivered and ended, short of what `error` says
                 lines.append(f"  {r.backend}: {'' if r.status else 'failed to start: '}{r.error}")
             elif r.complete:
-                lines.append(f"  {r.backend}: {r.delivered:,} {self.unit} delivered, run {r.run_id or '-'} ended "
-                             f"{r.status}")
+                lines.append(
+                    f"  {r.backend}: {r.delivered:,} {self.unit} delivered, run {r.run_id or '-'} ended {r.status}"
+                )
             else:
-                lines.append(f"  {r.backend}: {r.delivered:,} delivered, {max(r.events - r.cursor, 0):,} behind; "
-                             "run the same sync again to resume")
+                lines.append(
+                    f"  {r.backend}: {r.delivered:,} delivered, {max(r.events - r.cursor, 0):,} behind; "
+                    "run the same sync again to resume"
+                )
         if note:
             lines.append(f"  {note}")
         return "\n".join(lines)

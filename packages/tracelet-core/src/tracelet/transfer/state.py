@@ -84,10 +84,28 @@ def _starting_point(meta: dict[str, Any], name: str, dead: bool) -> dict[str, An
         # Resume from the live run's last progress checkpoint (a lower bound of what the backend took, a
         # couple of seconds old: those last events may reach it twice, none is lost), else from the start.
         cursor = max(int((meta.get("progress") or {}).get(name) or 0), 0)
-        return {"run_id": details.get("run_id"), "details": details, "config": _stored_config(meta, name),
-                "cursor": cursor, "events": None, "ended": False, "status": None, "artifacts": [], "live": True}
-    return {"run_id": None, "details": {}, "config": {}, "cursor": 0, "events": None, "ended": False,
-            "status": None, "artifacts": [], "fresh": True}
+        return {
+            "run_id": details.get("run_id"),
+            "details": details,
+            "config": _stored_config(meta, name),
+            "cursor": cursor,
+            "events": None,
+            "ended": False,
+            "status": None,
+            "artifacts": [],
+            "live": True,
+        }
+    return {
+        "run_id": None,
+        "details": {},
+        "config": {},
+        "cursor": 0,
+        "events": None,
+        "ended": False,
+        "status": None,
+        "artifacts": [],
+        "fresh": True,
+    }
 
 
 def _stored_config(meta: dict[str, Any], name: str) -> dict[str, Any]:

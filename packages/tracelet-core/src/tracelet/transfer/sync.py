@@ -269,12 +269,17 @@ class JournalSource:
                 continue
             payload = payloads.get(token)
             if payload is None:  # the journal lost it (a torn tail): nothing can send it; say so, once
-                logger.warning("tracelet: artifact event %s is not in %s's journal; it cannot be sent to %r",
-                               token, self.run_id, self.name)
+                logger.warning(
+                    "tracelet: artifact event %s is not in %s's journal; it cannot be sent to %r",
+                    token,
+                    self.run_id,
+                    self.name,
+                )
                 self.state.refuse_artifact(self.name, token)
                 continue
             if self.name not in (payload.get("targets") or ()):
                 continue  # the live run never sent it here (routing): nothing is owed
+
             def send(p: dict[str, Any] = payload) -> None:
                 self.deliver_artifact(backend, p)
 
@@ -317,9 +322,10 @@ class JournalSource:
             raise ConfigurationError(
                 f"artifact {artifact.name!r}: stored copy {missing[0]} is missing from the run folder"
             )
-        accepted = not backend.implements("backend_accepts_artifact") or backend.call(
-            "backend_accepts_artifact", artifact=artifact
-        ) is not False
+        accepted = (
+            not backend.implements("backend_accepts_artifact")
+            or backend.call("backend_accepts_artifact", artifact=artifact) is not False
+        )
         if accepted:
             # A backend's own snapshot (e.g. an MLflow model folder) is only meaningful to that backend.
             snapshot = (payload.get("snapshots") or {}).get(backend.name)
@@ -388,7 +394,7 @@ def final_status(run: Any) -> str:
         )
     raise TraceletException(
         f"run {run.id} says RUNNING and whether its process is alive cannot be told (no owner record, or its "
-        f"folder cannot be locked). If it is dead, set \"status\" in {run.path / journal.META_FILE} and sync again"
+        f'folder cannot be locked). If it is dead, set "status" in {run.path / journal.META_FILE} and sync again'
     )
 
 
@@ -489,8 +495,12 @@ def sync(
             plan = _Plan(name, point, cfg, spec)
             res = plan.result
             res.run_id, res.cursor, res.events = point.get("run_id"), int(point.get("cursor") or 0), total
-            if (point.get("ended") and res.cursor >= total and point.get("status") in (status, None)
-                    and not point.get("pending_artifacts")):
+            if (
+                point.get("ended")
+                and res.cursor >= total
+                and point.get("status") in (status, None)
+                and not point.get("pending_artifacts")
+            ):
                 res.skipped, res.complete, res.status = "up to date", True, point.get("status") or status
             elif dry_run:
                 res.skipped = "dry run"
@@ -498,24 +508,47 @@ def sync(
             report.backends[name] = res
         if dry_run or all(p.result.skipped for p in plans):
             return report
-        _run(local, [p for p in plans if not p.result.skipped], total, RunStatus(status), timeout,
-             Progress.create(progress, out, f"sync {local.id}",
-                             sum(total - p.result.cursor for p in plans if not p.result.skipped)))
+        _run(
+            local,
+            [p for p in plans if not p.result.skipped],
+            total,
+            RunStatus(status),
+            timeout,
+            Progress.create(
+                progress, out, f"sync {local.id}", sum(total - p.result.cursor for p in plans if not p.result.skipped)
+            ),
+        )
     return report
 
 
-def _run(local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout: float | None,
-         progress: Progress) -> None:
+def _run(
+    local: Any, plans: list[_Plan], total: int, status: RunStatus, timeout: float | None, progress: Progress
+) -> None:
     state = SyncState(local.path, local.meta)
     secret_free = _non_secret
     for plan in plans:
         start = min(plan.result.cursor, total)
-        state.update(plan.name, run_id=plan.point.get("run_id"), details=plan.point.get("details") or {},
-                     config=secret_free(plan.config), cursor=start, events=total, ended=False, status=None,
-                     artifacts=list(plan.point.get("artifacts") or []))
-        plan.source = JournalSource(local.path, local.id, total, plan.name, state, start,
-                                    resume_run=plan.point.get("run_id"),
-                                    pending=plan.point.get("pending_artifacts") or ())
+        state.update(
+            plan.name,
+            run_id=plan.point.get("run_id"),
+            details=plan.point.get("details") or {},
+            config=secret_free(plan.config),
+            cursor=start,
+            events=total,
+            ended=False,
+            status=None,
+            artifacts=list(plan.point.get("artifacts") or []),
+        )
+        plan.source = JournalSource(
+            local.path,
+            local.id,
+            total,
+            plan.name,
+            state,
+            start,
+            resume_run=plan.point.get("run_id"),
+            pending=plan.point.get("pending_artifacts") or (),
+        )
         context_for = partial(_context, local, config=plan.config)
         plan.worker = bind_backends([plan.spec], context_for, plan.source, cursor=start)[0]
         plan.source.worker = plan.worker
@@ -598,11 +631,14 @@ def _wrap_up(plans: list[_Plan], state: SyncState, total: int, status: RunStatus
         res.complete = ended
         if plan.source is not None and plan.source.still_pending:
             res.complete = False  # the backend run is ended, yet lacks these: the next sync sends them
-            res.error = (f"{len(plan.source.still_pending)} artifact(s) the live run failed to deliver failed "
-                         f"again; run `tracelet sync {plan.source.run_id}` again to send them")
+            res.error = (
+                f"{len(plan.source.still_pending)} artifact(s) the live run failed to deliver failed "
+                f"again; run `tracelet sync {plan.source.run_id}` again to send them"
+            )
         res.status = status.value if ended else None
-        state.update(plan.name, run_id=res.run_id, details=details or None, cursor=cursor,
-                     ended=ended, status=res.status)
+        state.update(
+            plan.name, run_id=res.run_id, details=details or None, cursor=cursor, ended=ended, status=res.status
+        )
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -713,8 +749,7 @@ def sync_runs(
     reports = []
     for run in runs:
         try:
-            reports.append(sync(run, to, config=config, timeout=timeout, dry_run=dry_run, progress=progress,
-                                out=out))
+            reports.append(sync(run, to, config=config, timeout=timeout, dry_run=dry_run, progress=progress, out=out))
         except (TraceletException, LookupError) as exc:
             if on_error is None:
                 raise

@@ -122,8 +122,15 @@ def import_tb(
         rel = run_dir.relative_to(base).as_posix()
         name = rel if rel != "." else base.resolve().name
         files = _event_files(run_dir)
-        result = _import_one(run_dir, files, name, project, root / _safe(project), with_media,
-                             lambda n, base=done_bytes: bar.update(base + n))
+        result = _import_one(
+            run_dir,
+            files,
+            name,
+            project,
+            root / _safe(project),
+            with_media,
+            lambda n, base=done_bytes: bar.update(base + n),
+        )
         done_bytes += sum(f.stat().st_size for f in files)
         bar.update(done_bytes)
         results.append(result)
@@ -155,8 +162,9 @@ class _Writer:
         self.journal.close()
 
 
-def _import_one(src: Path, files: list[Path], name: str, project: str, project_dir: Path, with_media: bool,
-                on_bytes: Any) -> ImportedRun:
+def _import_one(
+    src: Path, files: list[Path], name: str, project: str, project_dir: Path, with_media: bool, on_bytes: Any
+) -> ImportedRun:
     run_id = _run_id(src)
     dest = project_dir / run_id
     fingerprint = _fingerprint(files)
@@ -181,9 +189,18 @@ def _import_one(src: Path, files: list[Path], name: str, project: str, project_d
         raise
 
 
-def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: str, out: Path,
-               fingerprint: dict[str, int], with_media: bool, on_bytes: Any,
-               synced: dict[str, Any]) -> ImportedRun:
+def _write_run(
+    src: Path,
+    files: list[Path],
+    name: str,
+    project: str,
+    run_id: str,
+    out: Path,
+    fingerprint: dict[str, int],
+    with_media: bool,
+    on_bytes: Any,
+    synced: dict[str, Any],
+) -> ImportedRun:
     # The legacy loader, as TensorBoard's EventAccumulator reads: legacy values (simple_value, histo, image) are
     # handled as they are, without converting each into a tensor first.
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
@@ -215,26 +232,41 @@ def _write_run(src: Path, files: list[Path], name: str, project: str, run_id: st
     created = datetime.fromtimestamp(first if first is not None else os.path.getmtime(files[0]), timezone.utc)
     ended = datetime.fromtimestamp(last if last is not None else created.timestamp(), timezone.utc)
     result.events = writer.count
-    journal.write_meta(out, {
-        "run_id": run_id,
-        "name": name,
-        "project": project,
-        "created_at": created.isoformat(),
-        "ended_at": ended.isoformat(),
-        "status": "FINISHED",
-        "tags": [IMPORT_TAG],
-        "backends": ["local"],
-        "events": writer.count,
-        "metadata": {"source": "tensorboard", "logdir": str(src.resolve())},
-        "import": {"source": "tensorboard", "path": str(src.resolve()), "files": fingerprint,
-                   "skipped": result.skipped},
-        **({SYNC_KEY: synced} if synced else {}),
-    })
+    journal.write_meta(
+        out,
+        {
+            "run_id": run_id,
+            "name": name,
+            "project": project,
+            "created_at": created.isoformat(),
+            "ended_at": ended.isoformat(),
+            "status": "FINISHED",
+            "tags": [IMPORT_TAG],
+            "backends": ["local"],
+            "events": writer.count,
+            "metadata": {"source": "tensorboard", "logdir": str(src.resolve())},
+            "import": {
+                "source": "tensorboard",
+                "path": str(src.resolve()),
+                "files": fingerprint,
+                "skipped": result.skipped,
+            },
+            **({SYNC_KEY: synced} if synced else {}),
+        },
+    )
     return result
 
 
-def _value(value: Any, step: int, wall: float, plugins: dict[str, str], writer: _Writer,
-           texts: dict[str, list[tuple[int, float, str]]], media: _Media, result: ImportedRun) -> None:
+def _value(
+    value: Any,
+    step: int,
+    wall: float,
+    plugins: dict[str, str],
+    writer: _Writer,
+    texts: dict[str, list[tuple[int, float, str]]],
+    media: _Media,
+    result: ImportedRun,
+) -> None:
     kind = value.WhichOneof("value")
     if kind == "simple_value":  # the common case first: a legacy scalar (torch's add_scalar)
         writer.add((METRIC, value.tag, float(value.simple_value), step, wall))
@@ -397,8 +429,13 @@ class _Media:
             shutil.copyfile(path, dst)
             artifact.add_file(str(dst), rel)
         local_folder.store(journal.artifacts_root(self.run_dir), artifact)
-        payload = {"token": token, "targets": ["local"], "staging": str(staging), "artifact": artifact.to_dict(),
-                   "snapshots": {}}
+        payload = {
+            "token": token,
+            "targets": ["local"],
+            "staging": str(staging),
+            "artifact": artifact.to_dict(),
+            "snapshots": {},
+        }
         writer.add((ARTIFACT, payload, wall))
 
 

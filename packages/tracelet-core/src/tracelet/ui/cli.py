@@ -14,18 +14,27 @@ DEFAULT_PORT = 6099
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("ui", help="look at runs in a local web app (charts, compare, live updates)",
-                       description="Serve a read-only web app over the local store: runs list, one page per run "
-                       "(charts, params, artifacts, console, delivery), compare, live updates of running runs.")
+    p = sub.add_parser(
+        "ui",
+        help="look at runs in a local web app (charts, compare, live updates)",
+        description="Serve a read-only web app over the local store: runs list, one page per run "
+        "(charts, params, artifacts, console, delivery), compare, live updates of running runs.",
+    )
     p.add_argument("--dir", default=None, help=_DIR_HELP)
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; another one is reachable by others: warned)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; another one is reachable by others: warned)",
+    )
     p.add_argument("--open", action="store_true", help="open the app in the default browser")
     p.set_defaults(func=cmd_ui)
-    p = sub.add_parser("report", help="write runs' charts and tables to one self-contained HTML file",
-                       description="Write the run page (one run) or the compare page (several runs) as one HTML "
-                       "file that opens from disk: no server, no network.")
+    p = sub.add_parser(
+        "report",
+        help="write runs' charts and tables to one self-contained HTML file",
+        description="Write the run page (one run) or the compare page (several runs) as one HTML "
+        "file that opens from disk: no server, no network.",
+    )
     p.add_argument("runs", nargs="+", help="run ids, unique prefixes, or folders")
     p.add_argument("-o", "--output", default="report.html", help="file to write (default report.html)")
     p.add_argument("--dir", default=None, help=_DIR_HELP)

@@ -20,8 +20,15 @@ from tracelet.ui.series import SeriesCache
 
 CONSOLE_ARTIFACT = "console"
 CONSOLE_LIMIT = 256 * 1024  # the console's last bytes shown; the whole log is a download away
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".webp": "image/webp", ".svg": "image/svg+xml", ".bmp": "image/bmp"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+    ".bmp": "image/bmp",
+}
 
 
 class RefusedPath(Exception):
@@ -141,8 +148,9 @@ class Store:
         row["metadata"] = _jsonable(run.meta.get("metadata") or {})
         return row
 
-    def series_view(self, run_id: str, metric: str, x: str, width: int, xmin: float | None = None,
-                    xmax: float | None = None) -> dict[str, Any]:
+    def series_view(
+        self, run_id: str, metric: str, x: str, width: int, xmin: float | None = None, xmax: float | None = None
+    ) -> dict[str, Any]:
         run = self.run(run_id)
         return self.cache(run).series(metric, x, width, xmin, xmax)
 
@@ -178,20 +186,32 @@ def artifacts_view(run: store.LocalRun) -> list[dict[str, Any]]:
     except OSError:
         return out
     for a in artifacts:
-        files = [{"path": f.artifact_path, "size": f.size_bytes, "checksum": f.checksum,
-                  "image": Path(f.artifact_path).suffix.lower() in IMAGE_TYPES} for f in a.files]
-        files += [{"path": f"objects/{o.name}", "size": o.size_bytes, "checksum": None, "image": False}
-                  for o in a.objects if o.path]
-        out.append({
-            "name": a.name,
-            "version": a.version,
-            "type": getattr(a.type, "value", str(a.type)),
-            "description": a.description,
-            "created_at": a.created_at.isoformat() if a.created_at else None,
-            "metadata": _jsonable(a.metadata),
-            "size": a.size_bytes,
-            "files": files,
-        })
+        files = [
+            {
+                "path": f.artifact_path,
+                "size": f.size_bytes,
+                "checksum": f.checksum,
+                "image": Path(f.artifact_path).suffix.lower() in IMAGE_TYPES,
+            }
+            for f in a.files
+        ]
+        files += [
+            {"path": f"objects/{o.name}", "size": o.size_bytes, "checksum": None, "image": False}
+            for o in a.objects
+            if o.path
+        ]
+        out.append(
+            {
+                "name": a.name,
+                "version": a.version,
+                "type": getattr(a.type, "value", str(a.type)),
+                "description": a.description,
+                "created_at": a.created_at.isoformat() if a.created_at else None,
+                "metadata": _jsonable(a.metadata),
+                "size": a.size_bytes,
+                "files": files,
+            }
+        )
     return out
 
 
@@ -211,8 +231,12 @@ def console_text(run: store.LocalRun) -> dict[str, Any] | None:
             data = fh.read()
     except OSError:
         return None
-    return {"text": data.decode("utf-8", "replace"), "truncated": size > CONSOLE_LIMIT, "version": artifact.version,
-            "path": f.artifact_path}
+    return {
+        "text": data.decode("utf-8", "replace"),
+        "truncated": size > CONSOLE_LIMIT,
+        "version": artifact.version,
+        "path": f.artifact_path,
+    }
 
 
 def delivery_view(run: store.LocalRun) -> dict[str, Any]:

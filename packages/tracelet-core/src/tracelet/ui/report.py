@@ -22,8 +22,10 @@ from tracelet.ui.model import IMAGE_TYPES, RefusedPath, Store
 from tracelet.ui.server import static_bytes
 
 IMAGE_LIMIT = 512 * 1024  # image artifacts embedded for preview up to this size each
-REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
-              "base-uri 'none'; form-action 'none'")
+REPORT_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 
 def report_data(runs: list[store.LocalRun], width: int = 1200) -> dict[str, Any]:
@@ -62,19 +64,26 @@ def _inline_images(views: Store, view: dict[str, Any]) -> None:
 
 def render(runs: list[store.LocalRun], width: int = 1200) -> str:
     ids = [r.id for r in runs]
-    start = f"#/run/{quote(ids[0], safe='')}" if len(ids) == 1 else "#/compare/" + ",".join(quote(i, safe="") for i in ids)
+    start = (
+        f"#/run/{quote(ids[0], safe='')}" if len(ids) == 1 else "#/compare/" + ",".join(quote(i, safe="") for i in ids)
+    )
     payload = {"start": start, "data": report_data(runs, width)}
     blob = json.dumps(payload, allow_nan=False, default=str).replace("<", "\\u003c")
     page = static_bytes("index.html").decode()
     css = static_bytes("uPlot.min.css").decode() + "\n" + static_bytes("app.css").decode()
-    scripts = (f"<script>window.TRACELET_REPORT = {blob};</script>\n"
-               f"<script>{_script(static_bytes('uPlot.iife.min.js').decode())}</script>\n"
-               f"<script>{_script(static_bytes('app.js').decode())}</script>")
+    scripts = (
+        f"<script>window.TRACELET_REPORT = {blob};</script>\n"
+        f"<script>{_script(static_bytes('uPlot.iife.min.js').decode())}</script>\n"
+        f"<script>{_script(static_bytes('app.js').decode())}</script>"
+    )
     page = page.replace('<link rel="stylesheet" href="/static/uPlot.min.css">\n', "")
-    page = page.replace('<link rel="stylesheet" href="/static/app.css">',
-                        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n<style>{css}</style>')
-    page = page.replace('<script src="/static/uPlot.iife.min.js"></script>\n<script src="/static/app.js"></script>',
-                        scripts)
+    page = page.replace(
+        '<link rel="stylesheet" href="/static/app.css">',
+        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n<style>{css}</style>',
+    )
+    page = page.replace(
+        '<script src="/static/uPlot.iife.min.js"></script>\n<script src="/static/app.js"></script>', scripts
+    )
     page = page.replace("<title>Tracelet</title>", "<title>Tracelet report</title>")
     if "/static/" in page:
         raise RuntimeError("report template out of date: it still links /static/ files")

@@ -319,12 +319,22 @@ class SeriesCache:
                 head = f.read(_HEAD)
         except FileNotFoundError:
             return {"inode": None, "head": None, "journal_version": journal.VERSION}
-        return {"inode": st.st_ino, "head": hashlib.sha256(head).hexdigest() if len(head) == _HEAD else None,
-                "journal_version": journal.VERSION}
+        return {
+            "inode": st.st_ino,
+            "head": hashlib.sha256(head).hexdigest() if len(head) == _HEAD else None,
+            "journal_version": journal.VERSION,
+        }
 
     def _fresh_index(self) -> dict[str, Any]:
-        return {"cache_version": CACHE_VERSION, "source": self._identity(), "offset": 0, "events": 0,
-                "params": {}, "tags": {}, "metrics": {}}
+        return {
+            "cache_version": CACHE_VERSION,
+            "source": self._identity(),
+            "offset": 0,
+            "events": 0,
+            "params": {},
+            "tags": {},
+            "metrics": {},
+        }
 
     def _load(self) -> None:
         try:
@@ -427,8 +437,15 @@ class SeriesCache:
         m = self.metrics.get(name)
         if m is None:
             stem = f"m{len(self.metrics)}"
-            self.index["metrics"][name] = {"stem": stem, "n": 0, "last": None, "min": None, "max": None,
-                                           "last_step": None, "last_time": None}
+            self.index["metrics"][name] = {
+                "stem": stem,
+                "n": 0,
+                "last": None,
+                "min": None,
+                "max": None,
+                "last_step": None,
+                "last_time": None,
+            }
             m = self.metrics[name] = _Metric(self.folder, stem, self.index["metrics"][name])
         return m
 
@@ -446,8 +463,9 @@ class SeriesCache:
         """Per metric: points, last, min, max, last step and time (as of the last refresh)."""
         return {name: {k: v for k, v in m.info.items() if k != "stem"} for name, m in self.metrics.items()}
 
-    def series(self, name: str, x: str = "step", width: int = 1000, xmin: float | None = None,
-               xmax: float | None = None) -> dict[str, Any]:
+    def series(
+        self, name: str, x: str = "step", width: int = 1000, xmin: float | None = None, xmax: float | None = None
+    ) -> dict[str, Any]:
         """One metric downsampled for a chart; KeyError for an unknown metric."""
         with self._lock:  # not while a refresh is appending (the point count and the block files move apart)
             m = self.metrics[name]

@@ -35,8 +35,10 @@ from urllib.parse import parse_qs, urlsplit
 from tracelet.ui.model import IMAGE_TYPES, RefusedPath, Store
 
 STATIC_FILES = ("index.html", "app.js", "app.css", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE")
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def static_bytes(name: str) -> bytes:
@@ -59,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, static_bytes("index.html"), "text/html; charset=utf-8")
             elif url.path.startswith("/static/"):
-                name = url.path[len("/static/"):]
+                name = url.path[len("/static/") :]
                 if name not in STATIC_FILES:
                     self._error(HTTPStatus.NOT_FOUND, "no such file")
                     return
@@ -70,9 +72,16 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/api/run":
                 self._json(self.server.store.run_view(query["id"]))
             elif url.path == "/api/series":
-                self._json(self.server.store.series_view(
-                    query["id"], query["metric"], query.get("x", "step"), int(query.get("width", 1000)),
-                    _number(query.get("xmin")), _number(query.get("xmax"))))
+                self._json(
+                    self.server.store.series_view(
+                        query["id"],
+                        query["metric"],
+                        query.get("x", "step"),
+                        int(query.get("width", 1000)),
+                        _number(query.get("xmin")),
+                        _number(query.get("xmax")),
+                    )
+                )
             elif url.path == "/api/artifact":
                 self._artifact(query)
             else:
@@ -91,8 +100,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _artifact(self, query: dict[str, str]) -> None:
         try:
-            path = self.server.store.artifact_file(query["id"], query["name"], query.get("version", "latest"),
-                                                   query["path"])
+            path = self.server.store.artifact_file(
+                query["id"], query["name"], query.get("version", "latest"), query["path"]
+            )
         except RefusedPath as exc:
             self._error(HTTPStatus.FORBIDDEN, str(exc))
             return
@@ -144,8 +154,9 @@ def _quote(name: str) -> str:
 class UIServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 0,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 0, verbose: bool = False
+    ) -> None:
         self.store = Store(root)
         self.verbose = verbose
         super().__init__((host, port), Handler)
@@ -163,9 +174,11 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def serve(root: str | os.PathLike[str] | None, host: str, port: int, open_browser: bool) -> int:
     """Run the server until interrupted (the `tracelet ui` command)."""
     if host not in LOCAL_HOSTS:
-        print(f"tracelet ui: warning: serving on {host}, not 127.0.0.1: anyone who can reach port {port} can read "
-              "every run of this store (params, console, artifacts). Use --host 127.0.0.1 unless you mean it.",
-              file=sys.stderr)
+        print(
+            f"tracelet ui: warning: serving on {host}, not 127.0.0.1: anyone who can reach port {port} can read "
+            "every run of this store (params, console, artifacts). Use --host 127.0.0.1 unless you mean it.",
+            file=sys.stderr,
+        )
     root_path = Path(root) if root is not None else None
     try:
         server = UIServer(root_path, host, port)

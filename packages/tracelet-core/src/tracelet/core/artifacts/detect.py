@@ -7,7 +7,7 @@ from typing import Any
 
 
 def detect_framework(model: Any) -> str:
-    """"pytorch" for a torch nn.Module (Lightning included), "sklearn" for an estimator, else "unknown"."""
+    """ "pytorch" for a torch nn.Module (Lightning included), "sklearn" for an estimator, else "unknown"."""
     for klass in type(model).__mro__:
         if klass.__name__ == "Module" and (klass.__module__ or "").startswith("torch.nn"):
             return "pytorch"

@@ -52,7 +52,9 @@ EXTENSION_TYPES: dict[str, ArtifactType] = {
     **dict.fromkeys((".pt", ".pth", ".ckpt"), ArtifactType.CHECKPOINT),
     **dict.fromkeys((".safetensors", ".bin", ".h5", ".weights"), ArtifactType.WEIGHTS),
     **dict.fromkeys((".onnx", ".pkl", ".joblib", ".pb", ".tflite", ".keras", ".mlmodel"), ArtifactType.MODEL),
-    **dict.fromkeys((".csv", ".tsv", ".parquet", ".npy", ".npz", ".arrow", ".tfrecord", ".jsonl"), ArtifactType.DATASET),
+    **dict.fromkeys(
+        (".csv", ".tsv", ".parquet", ".npy", ".npz", ".arrow", ".tfrecord", ".jsonl"), ArtifactType.DATASET
+    ),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"), ArtifactType.IMAGE),
     **dict.fromkeys((".wav", ".mp3", ".flac", ".ogg", ".m4a"), ArtifactType.AUDIO),
     **dict.fromkeys((".mp4", ".avi", ".mov", ".mkv", ".webm"), ArtifactType.VIDEO),

@@ -203,9 +203,9 @@ class ArtifactManager:
             shutil.rmtree(self._staging, ignore_errors=True)
 
     # -- logging -----------------------------------------------------------------------------------------------
-    def log(self, artifact_or_path: TraceletArtifact | str | os.PathLike[str], wait: bool | float = False) -> dict[
-        str, ArtifactResult
-    ]:
+    def log(
+        self, artifact_or_path: TraceletArtifact | str | os.PathLike[str], wait: bool | float = False
+    ) -> dict[str, ArtifactResult]:
         """Route, snapshot and queue an artifact; `wait` (True or seconds) blocks until the backends answer."""
         if self._stopped:
             logger.warning("tracelet: log_artifact after the experiment stopped is ignored")
@@ -329,8 +329,9 @@ class ArtifactManager:
             table[kind] = [str(n) for n in names]
             for n in names:
                 if n not in self._backend_names:
-                    logger.warning("tracelet: artifact_routing sends %s to %r, which is not an active backend",
-                                   kind.value, n)
+                    logger.warning(
+                        "tracelet: artifact_routing sends %s to %r, which is not an active backend", kind.value, n
+                    )
         return table
 
     def _artifact_backends(self) -> list[Backend]:
@@ -391,8 +392,9 @@ class ArtifactManager:
             except OSError as exc:
                 raise _snapshot_error(exc, f.local_path, artifact.name, staging) from exc
             if f.checksum and checksum != f.checksum:
-                logger.info("tracelet: %s changed between add_file and log_artifact; logging it as it is now",
-                            f.local_path)
+                logger.info(
+                    "tracelet: %s changed between add_file and log_artifact; logging it as it is now", f.local_path
+                )
             snap.files.append(ArtifactFile(str(dst), rel, f.description, size, checksum))
         for o in artifact.objects:
             path = artifact.serialize_object(o, str(staging / "objects"))
@@ -409,7 +411,9 @@ class ArtifactManager:
             if b.name not in targets or not b.implements("backend_snapshot_artifact"):
                 continue
             try:
-                extra = b.call("backend_snapshot_artifact", artifact=artifact, staging_dir=str(staging / "backends" / b.name))
+                extra = b.call(
+                    "backend_snapshot_artifact", artifact=artifact, staging_dir=str(staging / "backends" / b.name)
+                )
             except Exception as exc:  # this backend's failure is its result; the others still get the artifact
                 failed[b.name] = _failed(b.name, f"backend_snapshot_artifact: {type(exc).__name__}: {exc}")
                 continue
@@ -475,8 +479,12 @@ class ArtifactManager:
             complete = pending is not None and not pending
             if complete:
                 del self._results[token]
-            cleanup = self._staging is not None and complete and (
-                self._temporary_staging or (self._stored.get(token, ("", ""))[1] != "" and token not in self._keep)
+            cleanup = (
+                self._staging is not None
+                and complete
+                and (
+                    self._temporary_staging or (self._stored.get(token, ("", ""))[1] != "" and token not in self._keep)
+                )
             )
             stored = self._stored.pop(token, None) if complete else None
             if complete:
@@ -529,7 +537,9 @@ class ArtifactManager:
                 found = b.call(hook, **kwargs)
             except Exception as exc:
                 if backend is not None:
-                    raise BackendError(f"backend {b.name!r} {hook} failed: {type(exc).__name__}: {exc}", b.name) from exc
+                    raise BackendError(
+                        f"backend {b.name!r} {hook} failed: {type(exc).__name__}: {exc}", b.name
+                    ) from exc
                 logger.warning("tracelet: backend %r %s failed: %s", b.name, hook, exc)
                 continue
             if found is not None:
@@ -547,9 +557,7 @@ class ArtifactManager:
         artifact = found if isinstance(found, TraceletArtifact) else TraceletArtifact.from_dict(found)
         return artifact.load_objects(unsafe=load)
 
-    def list(self, type_filter: ArtifactType | str | None = None, backend: str | None = None) -> list[
-        TraceletArtifact
-    ]:
+    def list(self, type_filter: ArtifactType | str | None = None, backend: str | None = None) -> list[TraceletArtifact]:
         """Every artifact version a backend holds (the local store first), optionally of one type."""
         kind = to_artifact_type(type_filter) if type_filter is not None else None
         found = self._read("backend_list_artifacts", backend, type_filter=kind)
@@ -567,7 +575,7 @@ def _local_path(value: Any) -> Path | None:
     if value.startswith("file:"):
         text = unquote(urlparse(value).path)
     elif value.startswith("sqlite:///"):
-        text = value[len("sqlite:///"):].split("?", 1)[0]  # sqlite:////abs/db -> /abs/db; sqlite:///db: relative
+        text = value[len("sqlite:///") :].split("?", 1)[0]  # sqlite:////abs/db -> /abs/db; sqlite:///db: relative
         if text and not os.path.isabs(text):
             text = os.path.abspath(text)
     else:
@@ -604,8 +612,7 @@ def stored_copy(run_dir: str | os.PathLike[str], token: str) -> TraceletArtifact
 def _snapshot_error(exc: OSError, source: str, name: str, staging: Path) -> OSError:
     """The same kind of OSError (FileNotFoundError, PermissionError, ...), saying which artifact and what to do."""
     hint = _SNAPSHOT_HINTS.get(exc.errno or 0, "nothing was logged")
-    message = (f"cannot copy a file of artifact {name!r} into the run ({staging.parent}): "
-               f"{exc.strerror or exc}; {hint}")
+    message = f"cannot copy a file of artifact {name!r} into the run ({staging.parent}): {exc.strerror or exc}; {hint}"
     return OSError(exc.errno, message, source) if exc.errno else OSError(message)
 
 

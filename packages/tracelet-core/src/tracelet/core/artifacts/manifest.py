@@ -82,7 +82,7 @@ def load(version_dir: Path, drop: tuple[str, ...] = ()) -> TraceletArtifact:
 
 
 def version_number(version: Any) -> int | None:
-    """"v3", "3" or 3 -> 3; anything else None."""
+    """ "v3", "3" or 3 -> 3; anything else None."""
     text = str(version).strip().lower()
     text = text[1:] if text.startswith("v") else text
     return int(text) if text.isdigit() and int(text) > 0 else None

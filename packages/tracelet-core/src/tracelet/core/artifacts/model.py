@@ -372,5 +372,3 @@ def _structure_object(d: dict[str, Any], _: Any) -> ArtifactObject:
 
 _converter.register_unstructure_hook(ArtifactObject, _unstructure_object)
 _converter.register_structure_hook(ArtifactObject, _structure_object)
-
-

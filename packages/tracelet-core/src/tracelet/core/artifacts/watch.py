@@ -94,7 +94,9 @@ class ArtifactWatcher:
             from watchdog.observers import Observer
         except ImportError:
             if self.mode == "watchdog":
-                raise ImportError("artifact_watcher='watchdog' needs the watchdog package: pip install watchdog") from None
+                raise ImportError(
+                    "artifact_watcher='watchdog' needs the watchdog package: pip install watchdog"
+                ) from None
             return None
         dirty, lock = self._dirty, self._dirty_lock
 

@@ -104,8 +104,10 @@ def _union(value: Any, tp: Any) -> Any:
             pass
     for member in members:  # a value already of one of the types stays as it is
         origin = typing.get_origin(member) or member
-        if isinstance(origin, type) and isinstance(value, origin) and not (
-            isinstance(value, bool) and origin is not bool
+        if (
+            isinstance(origin, type)
+            and isinstance(value, origin)
+            and not (isinstance(value, bool) and origin is not bool)
         ):
             return _converter.structure(value, member)
     wanted: list[str] = []

@@ -61,4 +61,6 @@ class Backend(BoundPlugin):
     def journal_record(self) -> frozenset[str]:
         """The kinds of event ("metrics", "params", "tags", "summary") whose record is the run's journal itself: the
         plugin's `journal_record` attribute (docs/plugins.md), read once its run has started."""
-        return frozenset(str(kind) for kind in getattr(self.plugin, "journal_record", BackendPlugin.journal_record) or ())
+        return frozenset(
+            str(kind) for kind in getattr(self.plugin, "journal_record", BackendPlugin.journal_record) or ()
+        )

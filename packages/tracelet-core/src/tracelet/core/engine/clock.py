@@ -53,11 +53,11 @@ SYSTEM: Clock = SystemClock()
 
 class ManualClock:
     """Time that moves only when `advance` is called: sleeps and waits block until it has moved far enough (or
-    their event is set), and every one asked for is kept in `requested`, in order (with the name of the thread that
-asked in `askers`).
+        their event is set), and every one asked for is kept in `requested`, in order (with the name of the thread that
+    asked in `askers`).
 
-    For tests: they drive the engine's deadlines step by step and assert what happened before and after each,
-    the same on a loaded machine as on an idle one.
+        For tests: they drive the engine's deadlines step by step and assert what happened before and after each,
+        the same on a loaded machine as on an idle one.
     """
 
     def __init__(self, start: float = 0.0) -> None:

@@ -95,8 +95,7 @@ def window_size(name: str, plugin: Any, asked: int | None) -> int:
         return DEFAULT_IN_FLIGHT if asked is None else asked
     if asked is not None and asked > 1:
         logger.warning(
-            "tracelet: backend %r does not declare %s, so %s=%d is not supported by it; it gets one batch at a "
-            "time",
+            "tracelet: backend %r does not declare %s, so %s=%d is not supported by it; it gets one batch at a time",
             name,
             CAPABILITY,
             CONFIG_KEY,
@@ -204,7 +203,9 @@ class Window:
         self._threads = []
 
     def _send_loop(self) -> None:
-        backoff.bind_deadline(self._deadline, self._finishing, self._clock)  # retries here stop at the run's stop deadline
+        backoff.bind_deadline(
+            self._deadline, self._finishing, self._clock
+        )  # retries here stop at the run's stop deadline
         while True:
             item = self._jobs.get()
             if item is None:

@@ -332,9 +332,11 @@ def _decode(payload: bytes) -> tuple[int, list[tuple]]:
             raise _Refused("an event is not a tuple starting with its kind")
         kind = e[0]
         arity = _ARITY.get(kind)
-        if arity is not None and (len(e) != arity or (kind in _MAPPING_KINDS and type(e[1]) is not dict) or (
-            kind == "m" and (type(e[2]) not in _NUMBER or type(e[3]) not in _STEP or type(e[4]) not in _NUMBER)
-        )):
+        if arity is not None and (
+            len(e) != arity
+            or (kind in _MAPPING_KINDS and type(e[1]) is not dict)
+            or (kind == "m" and (type(e[2]) not in _NUMBER or type(e[3]) not in _STEP or type(e[4]) not in _NUMBER))
+        ):
             raise _Refused(f"a malformed {kind!r} event")
     return first, events
 
@@ -436,9 +438,15 @@ class JournalReader:
                             continue
                         if expected is not None and first < expected:
                             if first + len(events) <= expected:
-                                self._add(Damage(pos, HEAD_SIZE + length,
-                                                 f"frame repeats events #{first:,}..#{first + len(events) - 1:,}"
-                                                 " already read", first, 0))
+                                self._add(
+                                    Damage(
+                                        pos,
+                                        HEAD_SIZE + length,
+                                        f"frame repeats events #{first:,}..#{first + len(events) - 1:,} already read",
+                                        first,
+                                        0,
+                                    )
+                                )
                                 pos += HEAD_SIZE + length
                                 continue
                             events = events[expected - first :]  # overlaps: only the new ones
@@ -487,8 +495,10 @@ class JournalReader:
                 if bad is None:
                     self.torn = Damage(pos, size - pos, "last frame cut short")
                     return
-                bad.reason += "; then a length past the end of the file (version 1 has no frame markers to " \
+                bad.reason += (
+                    "; then a length past the end of the file (version 1 has no frame markers to "
                     "find the next frame by)"
+                )
                 break
             try:
                 first, events = _decode(f.read(length))

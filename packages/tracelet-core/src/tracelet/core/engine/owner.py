@@ -139,7 +139,7 @@ def _process_alive(info: dict[str, Any]) -> bool | None:
 
 
 def liveness(run_dir: str | os.PathLike[str], meta: dict[str, Any]) -> str:
-    """"alive", "dead" or "unknown" for a run whose run.json says RUNNING (see the module docstring)."""
+    """ "alive", "dead" or "unknown" for a run whose run.json says RUNNING (see the module docstring)."""
     info = meta.get("owner")
     if not isinstance(info, dict):
         return "unknown"

@@ -73,7 +73,6 @@ class DistributedRun(Protocol):
     def end(self) -> Any: ...
 
 
-
 def parse_mode(value: Any) -> str:
     mode = str(value or RANK0).strip().lower().replace("-", "_")
     if mode not in MODES:
@@ -82,7 +81,6 @@ def parse_mode(value: Any) -> str:
             "the default), per_rank (one run per rank, grouped) or off (every process independent)"
         )
     return mode
-
 
 
 # -- what a run does on this rank ------------------------------------------------------------------------------
@@ -116,7 +114,6 @@ class Plan:
         """`system/cpu_percent` -> `system/<node>/cpu_percent` (other names get `system/<node>/` in front)."""
         rest = name[len("system/") :] if name.startswith("system/") else name
         return f"system/{self.info.node}/{rest}"
-
 
 
 def plan(experiment: DistributedRun, info: RankInfo | None = None) -> Plan:
@@ -159,4 +156,3 @@ def system_log_metric(log_metric: Callable[..., None], p: Plan | None) -> Callab
         log_metric(label, value, iteration)
 
     return labelled
-

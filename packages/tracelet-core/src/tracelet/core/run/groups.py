@@ -34,7 +34,6 @@ def _next_sequence(name: str) -> int:
         return _sequence[name]
 
 
-
 def _store_exchange(key: str, value: str, info: RankInfo, timeout: float, env: Mapping[str, str]) -> str | None:
     """Rank 0 publishes `value` under `key` in torchrun's launcher store; the other ranks read it.
 

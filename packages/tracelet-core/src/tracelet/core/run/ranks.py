@@ -64,7 +64,6 @@ class RankInfo:
         return attrs.asdict(self)
 
 
-
 def warn_once(key: str, message: str, *args: Any) -> None:
     """Log `message` the first time `key` is seen in this process (a broken environment is said once)."""
     if key not in _warned:
@@ -176,4 +175,3 @@ def detect(env: Mapping[str, str] | None = None) -> RankInfo:
     if node is None:
         node = rank // local_world if local_world else 0
     return RankInfo(rank, local, world, node, local_world, launcher, node_name(env))
-
