@@ -25,7 +25,7 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -516,14 +516,21 @@ def _members(plugin: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def _hookimpls(
+    plugin: Any, members: list[tuple[str, Any]] | None = None
+) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:
+    """(attribute, hook name, routine, `@hookimpl` options) for each routine of a plugin marked `@hookimpl`;
+    `members`: the plugin's `_members`, when the caller has them already."""
+    for attr, value in _members(plugin) if members is None else members:
+        opts = getattr(value, _IMPL_ATTR, None)
+        if isinstance(opts, dict):
+            yield attr, opts.get("specname") or attr, value, opts
+
+
 def implemented_hooks(plugin: Any) -> list[str]:
     """The hooks a plugin (a class, an object or a module) implements with `@hookimpl`, by hook name, in the
     order the spec classes declare them; hook wrappers and unknown names are not counted."""
-    found = set()
-    for attr, value in _members(plugin):
-        opts = getattr(value, _IMPL_ATTR, None)
-        if isinstance(opts, dict) and not (opts.get("wrapper") or opts.get("hookwrapper")):
-            found.add(opts.get("specname") or attr)
+    found = {hook for _, hook, _, opts in _hookimpls(plugin) if not (opts.get("wrapper") or opts.get("hookwrapper"))}
     return [name for name in hook_names() if name in found]
 
 
@@ -535,11 +542,7 @@ def hook_problems(plugin: Any, members: list[tuple[str, Any]] | None = None) -> 
     """
     known = hook_names()
     problems = []
-    for attr, value in _members(plugin) if members is None else members:
-        opts = getattr(value, _IMPL_ATTR, None)
-        if not isinstance(opts, dict):
-            continue
-        hook = opts.get("specname") or attr
+    for _, hook, _, _ in _hookimpls(plugin, members):
         if hook in known:
             continue
         import difflib  # only when a hook name is wrong: not paid at `import tracelet`
@@ -594,11 +597,7 @@ def signature_problems(plugin: Any, members: list[tuple[str, Any]] | None = None
     plugin's `_members`, when the caller has them already."""
     specs = _spec_arguments()
     problems = []
-    for attr, value in _members(plugin) if members is None else members:
-        opts = getattr(value, _IMPL_ATTR, None)
-        if not isinstance(opts, dict):
-            continue
-        hook = opts.get("specname") or attr
+    for attr, hook, value, _ in _hookimpls(plugin, members):
         if hook not in specs:
             continue  # an unknown hook name: hook_problems says so
         allowed = specs[hook]
