@@ -76,15 +76,27 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.kill()
 
 
+def _session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tracelet_testsupport.shared import session_root
+
+    return session_root(tmp_path_factory.getbasetemp(), os.environ.get("PYTEST_XDIST_WORKER"))
+
+
 @pytest.fixture(scope="session")
 def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow sqlite store made once per run (shared by the xdist workers): `sqlite_uri` fixtures copy it."""
     from tracelet_testsupport.mlflow import shared_empty_sqlite_store
 
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above each worker's own
-    return shared_empty_sqlite_store(root)
+    return shared_empty_sqlite_store(_session_root(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every distribution of the repository built into a wheel once per run (`<folder name>/<wheel>`), shared by
+    the xdist workers: the packaging and template tests install or inspect these."""
+    from tracelet_testsupport.packaging import wheelhouse
+
+    return wheelhouse(Path(__file__).parent, _session_root(tmp_path_factory))
 
 
 @pytest.fixture

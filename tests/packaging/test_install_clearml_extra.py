@@ -7,41 +7,26 @@ the project tests against. The run is an offline ClearML session in a bare HOME 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
+from tracelet_testsupport.packaging import VERSION, clean_env, fresh_venv, last_json, pick, pip_install
 
-REPO = Path(__file__).resolve().parents[2]
 CLEARML_PIN = "clearml==2.1.12"
 
 
 @pytest.mark.slow
-def test_pip_install_tracelet_clearml_extra_from_built_wheels(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    for package in ("tracelet-core", "tracelet-clearml"):
-        run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=REPO / "packages" / package,
-            env=clean_env(), timeout=300)  # fmt: skip
+def test_pip_install_tracelet_clearml_extra_from_built_wheels(tmp_path: Path, wheelhouse: Path) -> None:
+    wheels = pick(wheelhouse, ["tracelet-core", "tracelet-clearml"], tmp_path / "wheels")
     built = sorted(w.name for w in wheels.glob("*.whl"))
     assert built == [f"tracelet-{VERSION}-py3-none-any.whl", f"tracelet_clearml-{VERSION}-py3-none-any.whl"]
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"{CLEARML_PIN}\n")
-    run(
-        [
-            str(python), "-m", "pip", "install", "--disable-pip-version-check",
-            "--find-links", str(wheels), "-c", str(constraints), f"tracelet[clearml]=={VERSION}",
-        ],
-        env=clean_env(), timeout=900,
-    )  # fmt: skip
+    python = fresh_venv(venv)
+    pip_install(python, wheels, f"tracelet[clearml]=={VERSION}", [CLEARML_PIN], tmp_path / "constraints.txt")
 
     script = textwrap.dedent(
         """
@@ -66,8 +51,7 @@ def test_pip_install_tracelet_clearml_extra_from_built_wheels(tmp_path: Path) ->
     cache = tmp_path / "cache"
     env = {**clean_env(), "HOME": str(home), "CLEARML_CACHE_DIR": str(cache), "TRACELET_DIR": str(tmp_path / "runs")}
     env = {k: v for k, v in env.items() if not k.startswith(("CLEARML_API", "CLEARML_CONFIG", "CLEARML_OFFLINE"))}
-    out = run([str(python), "-c", script], cwd=tmp_path, env=env, timeout=300)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = last_json(python, script, cwd=tmp_path, env=env)
     assert result["tracelet"].startswith(str(venv)) and result["plugin"].startswith(str(venv))
     assert result["clearml"] == CLEARML_PIN.split("==")[1]
     details = result["details"]

@@ -1,45 +1,33 @@
 """`pip install "tracelet[mlflow]"` from freshly built wheels into a new virtual environment, then a real run.
 
-Wheels of every distribution under packages/ are built with `hatch build`; pip installs ours from them
+The wheels of every distribution under packages/ (built with `hatch build`, once per session: the `wheelhouse`
+fixture) are offered; pip installs ours from them
 (`--find-links`, versions pinned: an unrelated `tracelet` exists on the public index) and third-party
 dependencies from the registry as usual, with `mlflow` pinned to the version the project tests against.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import textwrap
 from pathlib import Path
 
-from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
+from tracelet_testsupport.packaging import VERSION, clean_env, fresh_venv, last_json, pick, pip_install
 
 REPO = Path(__file__).resolve().parents[2]
 MLFLOW_PIN = "mlflow==3.17.2"
 
 
-def test_pip_install_tracelet_mlflow_extra_from_built_wheels(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    packages = sorted(p for p in (REPO / "packages").iterdir() if (p / "pyproject.toml").exists())
-    assert {p.name for p in packages} >= {"tracelet-core", "tracelet-mlflow"}
-    for package in packages:
-        run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=package, env=clean_env(), timeout=300)
+def test_pip_install_tracelet_mlflow_extra_from_built_wheels(tmp_path: Path, wheelhouse: Path) -> None:
+    # Every distribution under packages/, as a release publishes them; pip picks what the extra names.
+    names = sorted(p.name for p in (REPO / "packages").iterdir() if (p / "pyproject.toml").exists())
+    assert {"tracelet-core", "tracelet-mlflow"} <= set(names)
+    wheels = pick(wheelhouse, names, tmp_path / "wheels")
     built = sorted(w.name for w in wheels.glob("*.whl"))
     assert f"tracelet-{VERSION}-py3-none-any.whl" in built and f"tracelet_mlflow-{VERSION}-py3-none-any.whl" in built
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"{MLFLOW_PIN}\n")
-    run(
-        [
-            str(python), "-m", "pip", "install", "--disable-pip-version-check",
-            "--find-links", str(wheels), "-c", str(constraints), f"tracelet[mlflow]=={VERSION}",
-        ],
-        env=clean_env(), timeout=900,
-    )  # fmt: skip
+    python = fresh_venv(venv)
+    pip_install(python, wheels, f"tracelet[mlflow]=={VERSION}", [MLFLOW_PIN], tmp_path / "constraints.txt")
 
     script = textwrap.dedent(
         """
@@ -68,8 +56,7 @@ def test_pip_install_tracelet_mlflow_extra_from_built_wheels(tmp_path: Path) -> 
     )
     workdir = tmp_path / "work"
     workdir.mkdir()
-    out = run([str(python), "-c", script, str(workdir / "mlflow.db")], cwd=workdir, env=clean_env(), timeout=300)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = last_json(python, script, str(workdir / "mlflow.db"), cwd=workdir, env=clean_env())
     assert result["tracelet"].startswith(str(venv)) and result["plugin"].startswith(str(venv))
     assert result["mlflow"] == MLFLOW_PIN.split("==")[1]
     assert result["status"] == "FINISHED" and result["name"] == "wheel-run"

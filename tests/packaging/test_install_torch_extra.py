@@ -8,40 +8,25 @@ test fails if any `nvidia-*` distribution was installed).
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
+from tracelet_testsupport.packaging import VERSION, clean_env, fresh_venv, last_json, pick, pip_install, run
 
-REPO = Path(__file__).resolve().parents[2]
 TORCH_PIN = "torch==2.13.0"
 
 
 @pytest.mark.slow
-def test_pip_install_tracelet_torch_extra_from_built_wheels(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    for package in ("tracelet-core", "tracelet-torch"):
-        run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=REPO / "packages" / package,
-            env=clean_env(), timeout=300)  # fmt: skip
+def test_pip_install_tracelet_torch_extra_from_built_wheels(tmp_path: Path, wheelhouse: Path) -> None:
+    wheels = pick(wheelhouse, ["tracelet-core", "tracelet-torch"], tmp_path / "wheels")
     built = sorted(w.name for w in wheels.glob("*.whl"))
     assert built == [f"tracelet-{VERSION}-py3-none-any.whl", f"tracelet_torch-{VERSION}-py3-none-any.whl"]
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"{TORCH_PIN}\n")
-    run(
-        [
-            str(python), "-m", "pip", "install", "--disable-pip-version-check",
-            "--find-links", str(wheels), "-c", str(constraints), f"tracelet[torch]=={VERSION}",
-        ],
-        env=clean_env(), timeout=900,
-    )  # fmt: skip
+    python = fresh_venv(venv)
+    pip_install(python, wheels, f"tracelet[torch]=={VERSION}", [TORCH_PIN], tmp_path / "constraints.txt")
     listed = run([str(python), "-m", "pip", "list", "--format=json"], env=clean_env(), timeout=120).stdout
     names = {d["name"].lower() for d in json.loads(listed)}
     assert {"tracelet", "tracelet-torch", "torch"} <= names
@@ -76,8 +61,7 @@ def test_pip_install_tracelet_torch_extra_from_built_wheels(tmp_path: Path) -> N
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {**clean_env(), "TRACELET_TRACK_SYSTEM": "false", "TRACELET_TRACK_GIT": "false"}
-    out = run([str(python), "-c", script], cwd=workdir, env=env, timeout=300)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = last_json(python, script, cwd=workdir, env=env)
     assert result["tracelet"].startswith(str(venv)) and result["plugin"].startswith(str(venv))
     assert result["torch"].split("+")[0] == TORCH_PIN.split("==")[1]
     assert {"pytorch", "tensorboard", "lightning"} <= set(result["frameworks"])

@@ -7,47 +7,25 @@ ones from the registry, with `wandb` pinned to the version the project tests aga
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tracelet_testsupport.packaging import VERSION, clean_env, hatch_command, run
-
-REPO = Path(__file__).resolve().parents[2]
+from tracelet_testsupport.packaging import VERSION, clean_env, fresh_venv, last_json, pick, pip_install
 
 WANDB_PIN = "wandb==0.31.0"
 
 
 @pytest.mark.slow
-def test_pip_install_tracelet_wandb_extra_from_built_wheels(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    for name in ("tracelet-core", "tracelet-wandb"):
-        run(
-            [*hatch_command(), "build", "-t", "wheel", str(wheels)],
-            cwd=REPO / "packages" / name,
-            env=clean_env(),
-            timeout=300,
-        )
+def test_pip_install_tracelet_wandb_extra_from_built_wheels(tmp_path: Path, wheelhouse: Path) -> None:
+    wheels = pick(wheelhouse, ["tracelet-core", "tracelet-wandb"], tmp_path / "wheels")
     built = sorted(w.name for w in wheels.glob("*.whl"))
     assert built == [f"tracelet-{VERSION}-py3-none-any.whl", f"tracelet_wandb-{VERSION}-py3-none-any.whl"]
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"{WANDB_PIN}\n")
-    run(
-        [
-            str(python), "-m", "pip", "install", "--disable-pip-version-check",
-            "--find-links", str(wheels), "-c", str(constraints), f"tracelet[wandb]=={VERSION}",
-        ],
-        env=clean_env(), timeout=900,
-    )  # fmt: skip
+    python = fresh_venv(venv)
+    pip_install(python, wheels, f"tracelet[wandb]=={VERSION}", [WANDB_PIN], tmp_path / "constraints.txt")
 
     script = textwrap.dedent(
         """
@@ -77,9 +55,7 @@ def test_pip_install_tracelet_wandb_extra_from_built_wheels(tmp_path: Path) -> N
     env = {k: v for k, v in env.items() if not k.startswith("WANDB_")}
     env.update(WANDB_DIR=str(workdir), WANDB_CONFIG_DIR=str(workdir / "config"), WANDB_CACHE_DIR=str(workdir / "cache"))
     env["WANDB_DATA_DIR"] = str(workdir / "data")
-    out = subprocess.run([str(python), "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-4000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = last_json(python, script, cwd=workdir, env=env)
     assert result["tracelet"].startswith(str(venv)) and result["plugin"].startswith(str(venv))
     assert result["wandb"] == WANDB_PIN.split("==")[1]
     assert result["details"]["mode"] == "offline"

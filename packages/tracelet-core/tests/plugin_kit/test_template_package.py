@@ -17,29 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tracelet_testsupport.packaging import VERSION, clean_env, fresh_venv, pick, run
+
 REPO = Path(__file__).resolve().parents[4]
 TEMPLATE = REPO / "examples" / "tracelet-backend-template"
 GUIDE = REPO / "docs" / "plugins.md"
 INSTALL_MARKER = "<!-- install-lines:"
-VERSION = "0.1.0"
-
-
-def clean_env() -> dict[str, str]:
-    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
-    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith(("TRACELET_", "HATCH_ENV"))}
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    assert out.returncode == 0, f"{cmd}\n--- stdout\n{out.stdout[-6000:]}\n--- stderr\n{out.stderr[-4000:]}"
-    return out
-
-
-def hatch_command() -> list[str]:
-    found = shutil.which("hatch") or (
-        str(Path(sys.executable).parent / "hatch") if (Path(sys.executable).parent / "hatch").exists() else None
-    )
-    return [found] if found else [sys.executable, "-m", "hatch"]
 
 
 def test_template_passes_the_conformance_kit_from_source(tmp_path: Path) -> None:
@@ -54,16 +37,15 @@ def test_template_passes_the_conformance_kit_from_source(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_template_wheel_installs_next_to_the_tracelet_wheel_and_passes_its_tests(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    for package in (REPO / "packages" / "tracelet-core", TEMPLATE):
-        run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=package, env=clean_env(), timeout=300)
+def test_template_wheel_installs_next_to_the_tracelet_wheel_and_passes_its_tests(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    wheels = pick(wheelhouse, ["tracelet-core", TEMPLATE.name], tmp_path / "wheels")
     built = sorted(w.name for w in wheels.glob("*.whl"))
     assert built == [f"tracelet-{VERSION}-py3-none-any.whl", f"tracelet_backend_template-{VERSION}-py3-none-any.whl"]
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], env=clean_env(), timeout=120)
-    python = venv / "bin" / "python"
+    python = fresh_venv(venv)
     run(
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--find-links", str(wheels),
          f"tracelet=={VERSION}", f"tracelet-backend-template[test]=={VERSION}", f"pytest=={pytest.__version__}"],
@@ -104,12 +86,12 @@ def test_the_template_readme_gives_the_guides_install_lines() -> None:
 
 
 @pytest.mark.slow
-def test_the_guides_install_lines_install_the_template_in_a_fresh_venv_and_pass_the_kit(tmp_path: Path) -> None:
+def test_the_guides_install_lines_install_the_template_in_a_fresh_venv_and_pass_the_kit(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
     """The guide's lines, run as written in a copy of the template; the only input is `WHEELS`, the folder of
     Tracelet's wheels the guide tells the author to fetch or build (here: built from this checkout)."""
-    wheels = tmp_path / "wheels"
-    core = REPO / "packages" / "tracelet-core"
-    run([*hatch_command(), "build", "-t", "wheel", str(wheels)], cwd=core, env=clean_env(), timeout=300)
+    wheels = pick(wheelhouse, ["tracelet-core"], tmp_path / "wheels")
     assert sorted(w.name for w in wheels.glob("*.whl")) == [f"tracelet-{VERSION}-py3-none-any.whl"]
 
     work = tmp_path / "tracelet-backend-template"

@@ -12,26 +12,17 @@ import glob
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tracelet_testsupport.mlflow import MlflowServer, free_port
 
 PG_USER = "tracelet"  # the database role (superuser, trust auth on loopback only)
 PG_DATABASE = "mlflow"
 OS_USER = "tracelet-pg"  # created when running as root and the machine has no `postgres` user
 START_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pg_bindir() -> Path:
@@ -134,63 +125,9 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class MlflowPgServer:
+class MlflowPgServer(MlflowServer):
     """`mlflow server --backend-store-uri postgresql://...` on 127.0.0.1; killed and restarted on one port."""
 
     def __init__(self, pg: Postgres, root: Path, workers: int = 2) -> None:
+        super().__init__(root, store_uri=pg.uri, workers=workers)
         self.pg = pg
-        self.root = root
-        self.port = free_port()
-        self.artifacts = root / "artifacts"
-        self.log = root / "mlflow-server.log"
-        self.workers = workers
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers), "--backend-store-uri", self.pg.uri,
-            "--artifacts-destination", str(self.artifacts),
-        ]  # fmt: skip
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_TRACKING", "RANK"))}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited early:\n{self.log.read_text()[-3000:]}")
-            if self.healthy():
-                return
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"mlflow server did not become healthy:\n{self.log.read_text()[-3000:]}")
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL to the server's process group, as a crash would."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
-        self.proc = None
-        deadline = time.monotonic() + 10
-        while self.healthy() and time.monotonic() < deadline:
-            time.sleep(0.05)

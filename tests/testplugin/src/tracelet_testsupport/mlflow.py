@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet.core.engine import journal
+from tracelet_testsupport.shared import made_once
 
 
 def journal_metrics(run_dir: str | os.PathLike[str]) -> list[tuple[Any, ...]]:
@@ -48,16 +49,7 @@ def empty_sqlite_store(folder: Path) -> Path:
 def shared_empty_sqlite_store(root: Path) -> Path:
     """`empty_sqlite_store` made once under `root` by whichever process asks first (pytest-xdist workers share the
     folder above their own temporary folders); the others wait on a lock and take the same file."""
-    import fcntl
-
-    folder = root / "mlflow-sqlite-template"
-    with open(root / "mlflow-sqlite-template.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "mlflow.db").exists():
-            shutil.rmtree(folder, ignore_errors=True)  # a half-made one from a process that died making it
-            folder.mkdir()
-            empty_sqlite_store(folder)
-    return folder / "mlflow.db"
+    return made_once(root / "mlflow-sqlite-template", empty_sqlite_store) / "mlflow.db"
 
 
 def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None) -> str:
@@ -77,7 +69,7 @@ def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None) -> str:
 
 
 MLFLOW_CLI = [sys.executable, "-m", "mlflow"]
-SERVER_START_TIMEOUT = 90.0
+SERVER_START_TIMEOUT = 120.0
 
 
 def free_port() -> int:
@@ -87,12 +79,15 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """`mlflow server` on 127.0.0.1 with a sqlite store; can be killed and restarted on the same port/store."""
+    """`mlflow server` on 127.0.0.1, by default on a sqlite store in `root`, else on `store_uri`; it can be killed
+    (as a crash) and restarted on the same port and store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store_uri: str | None = None, workers: int = 1) -> None:
         self.root = root
         self.port = free_port()
         self.db = root / "server.db"
+        self.store_uri = store_uri or f"sqlite:///{self.db}"
+        self.workers = workers
         self.artifacts = root / "artifacts"
         self.log = root / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -101,16 +96,20 @@ class MlflowServer:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_TRACKING"))}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        cmd = [
-            *MLFLOW_CLI, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.db}", "--artifacts-destination", str(self.artifacts),
+    def command(self) -> list[str]:
+        return [
+            *MLFLOW_CLI, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            "--backend-store-uri", self.store_uri, "--artifacts-destination", str(self.artifacts),
         ]  # fmt: skip
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_TRACKING", "RANK"))}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with open(self.log, "ab") as log:
-            # Its own session, so stopping it takes the uvicorn worker down too.
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            # Its own session, so stopping it takes the uvicorn workers down too.
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
