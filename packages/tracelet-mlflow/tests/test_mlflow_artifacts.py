@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import mlflow.pytorch
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -111,6 +110,8 @@ def test_torch_model_is_logged_in_mlflow_pytorch_format_and_as_state_dict(
     assert result.metadata["model_uri"] == f"runs:/{run_id}/net/v1/model"
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)  # for MLflow to resolve the runs:/ URI
+    import mlflow.pytorch  # here, not at the top: it imports Lightning (seconds of CPU) in every worker that collects
+
     loaded = mlflow.pytorch.load_model(result.metadata["model_uri"])  # MLflow's own format, no input example
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in logged_weights.items())
     x = torch.randn(5, 4)
