@@ -67,6 +67,7 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the sync ended before it could be killed: {proc.stderr.read()!r}"
+    assert cursor > 0, "the sync recorded no delivered batch within 120 s"
     proc.send_signal(sig)
     code = proc.wait(timeout=30)
     if sig == signal.SIGINT:  # Ctrl-C: the command stops delivering, keeps its place and says so
@@ -85,6 +86,26 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
     assert history(sqlite_uri, res.run_id, "loss") == expected(run.path, "loss")
     assert history(sqlite_uri, res.run_id, "val/acc") == expected(run.path, "val/acc")
     assert mlrun.data.params == {"lr": "0.01", "layers": "3"}
+
+
+def test_a_cursor_is_proven_before_it_is_written_so_a_ctrl_c_between_keeps_it(tmp_path: Path) -> None:
+    """Ctrl-C is handled on the main thread while a worker thread records a confirmed cursor: whatever the
+    interrupted sync then records (`confirmed_at`) must be at least what run.json already says."""
+    from tracelet.transfer.sync import JournalSource, SyncState
+
+    written: list[tuple[int, int]] = []  # (cursor written to run.json, what a cancel would record right then)
+
+    class Recording(SyncState):
+        def update(self, name: str, **fields: object) -> None:
+            if "cursor" in fields:
+                written.append((int(fields["cursor"]), source.confirmed_at))  # type: ignore[call-overload]
+            super().update(name, **fields)
+
+    source = JournalSource(tmp_path, "run", 100, "mlflow", Recording(tmp_path, {}))
+    source.confirmed(40)
+    source.confirmed(100)
+    assert written == [(40, 40), (100, 100)]
+    assert json.loads((tmp_path / journal.META_FILE).read_text())["sync"]["mlflow"]["cursor"] == 100
 
 
 CHILD = textwrap.dedent(

@@ -195,9 +195,10 @@ def test_a_process_killed_with_batches_in_flight_is_synced_from_its_checkpoint_w
     total = len(events)
     held = next(i for i, e in enumerate(events) if e[0] == "m" and e[3] == 300)
     # The checkpoint stops before the stuck batch (at the latest, the first point of step 300), however much
-    # landed after it.
-    assert 1 <= checkpoint <= held
-    assert run.dead and run.meta["progress"]["mlflow"] == checkpoint
+    # landed after it. The run may have written a later one between the last look above and the kill (it
+    # checkpoints every couple of seconds): what it left is at least what was seen, and still before that batch.
+    seen, checkpoint = checkpoint, run.meta["progress"]["mlflow"]
+    assert run.dead and 1 <= seen <= checkpoint <= held
     before = run.meta["backend_runs"]["mlflow"]["run_id"]
 
     report = tracelet.sync(run, dir=tmp_path / "tracelet-runs")  # into its own MLflow run, from the checkpoint

@@ -215,8 +215,10 @@ class JournalSource:
         record it now; a sync stopped from here on resumes there."""
         if self.cancelled or cursor == self._recorded:  # after a cancel, hook calls reached no plugin
             return
-        self.state.update(self.name, cursor=cursor)
+        # Proven before it is written: a Ctrl-C handled on the main thread between the two must still record it
+        # (the record on disk is what a watcher, or the user, acts on; `_wrap_up` records `confirmed_at`).
         self._recorded = self.confirmed_at = cursor
+        self.state.update(self.name, cursor=cursor)
 
     def _first_event(self, cursor: int) -> int:
         """Where delivery starts: `cursor` when the backend reopened the run that far along, else event 0.
