@@ -13,6 +13,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tracelet import cli, store
 from tracelet.transfer.tbimport import import_tb
+from tracelet_testsupport.sync import to_mlflow
 
 
 def _write_logs(logdir: Path) -> None:
@@ -72,22 +73,7 @@ def test_import_tb_reads_back_from_the_local_store_and_mlflow(
     assert all(r.existing for r in again) and len(store.list_runs(runs_dir)) == 4
 
     # Then anywhere: MLflow gets the original steps and timestamps.
-    assert (
-        cli.main(
-            [
-                "sync",
-                "--project",
-                "tbproj",
-                "--dir",
-                str(runs_dir),
-                "--to",
-                "mlflow",
-                "--config",
-                f"tracking_uri={sqlite_uri}",
-            ]
-        )
-        == 0
-    )
+    assert cli.main(["sync", "--project", "tbproj", *to_mlflow(runs_dir, sqlite_uri)]) == 0
     client = MlflowClient(sqlite_uri)
     exp = client.get_experiment_by_name("tbproj")
     (mlrun,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`tracelet.run_id` = '{run.id}'")
@@ -108,21 +94,7 @@ def test_without_media_histograms_are_skipped_and_counted_and_to_syncs_at_once(
     writer.add_scalar("loss", 1.0, 0)
     writer.add_histogram("w", torch.zeros(4), 0)
     writer.close()
-    assert (
-        cli.main(
-            [
-                "import-tb",
-                str(logdir),
-                "--dir",
-                str(runs_dir),
-                "--to",
-                "mlflow",
-                "--config",
-                f"tracking_uri={sqlite_uri}",
-            ]
-        )
-        == 0
-    )
+    assert cli.main(["import-tb", str(logdir), *to_mlflow(runs_dir, sqlite_uri)]) == 0
     (run,) = store.list_runs(runs_dir)
     assert run.name == "tb" and run.project == "tb" and run.artifacts() == []
     assert run.meta["import"]["skipped"] == {"histograms": 1}

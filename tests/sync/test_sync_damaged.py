@@ -11,7 +11,7 @@ import pytest
 from tracelet import cli
 from tracelet.core.engine import journal
 from tracelet.transfer.sync import sync
-from tracelet_testsupport.sync import history, local_run, mlflow_runs
+from tracelet_testsupport.sync import history, local_run, mlflow_runs, to_mlflow
 
 
 def _frames(path: Path) -> list[tuple[int, int, int, int]]:
@@ -51,10 +51,7 @@ def test_a_damaged_journal_syncs_its_good_events_then_repairs_and_stays_in_step(
 
     assert cli.main(["verify", "--dir", str(runs_dir), run.id]) == 1
     assert cli.main(["verify", "--repair", "--dir", str(runs_dir), run.id]) == 0
-    assert (
-        cli.main(["sync", "--dir", str(runs_dir), run.id, "--to", "mlflow", "--config", f"tracking_uri={sqlite_uri}"])
-        == 0
-    )
+    assert cli.main(["sync", run.id, *to_mlflow(runs_dir, sqlite_uri)]) == 0
     out = capsys.readouterr().out
     assert "mlflow: up to date" in out  # the repaired journal keeps the sequence numbers the cursor counts
     assert list(journal.read_events(path)) == good

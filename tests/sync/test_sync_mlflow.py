@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 import tracelet
 from tracelet import cli
-from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
+from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs, to_mlflow
 
 
 def test_sync_to_a_new_store_twice_delivers_everything_once(runs_dir: Path, sqlite_uri: str, tmp_path: Path) -> None:
@@ -55,19 +55,7 @@ def test_dry_run_says_what_would_go_where_and_delivers_nothing(
     runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = local_run(runs_dir, "dry", 50)
-    code = cli.main(
-        [
-            "sync",
-            "--all",
-            "--dir",
-            str(runs_dir),
-            "--to",
-            "mlflow",
-            "--config",
-            f"tracking_uri={sqlite_uri}",
-            "--dry-run",
-        ]
-    )
+    code = cli.main(["sync", "--all", *to_mlflow(runs_dir, sqlite_uri), "--dry-run"])
     assert code == 0
     out = capsys.readouterr().out
     assert f"{run.id} (dry, FINISHED): mlflow <- " in out and "from #0 into a new run" in out
@@ -78,22 +66,7 @@ def test_dry_run_says_what_would_go_where_and_delivers_nothing(
 def test_selection_and_clear_errors(runs_dir: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     a = local_run(runs_dir, "a", 10, project="sel-p1")
     local_run(runs_dir, "b", 10, project="sel-p2")
-    assert (
-        cli.main(
-            [
-                "sync",
-                "--project",
-                "sel-p1",
-                "--dir",
-                str(runs_dir),
-                "--to",
-                "mlflow",
-                "--config",
-                f"tracking_uri={sqlite_uri}",
-            ]
-        )
-        == 0
-    )
+    assert cli.main(["sync", "--project", "sel-p1", *to_mlflow(runs_dir, sqlite_uri)]) == 0
     assert len(mlflow_runs(sqlite_uri, "sel-p1", a.id)) == 1
     assert MlflowClient(sqlite_uri).get_experiment_by_name("sel-p2") is None
     assert cli.main(["sync", "--dir", str(runs_dir), "--to", "mlflow"]) == 1
@@ -105,23 +78,7 @@ def test_selection_and_clear_errors(runs_dir: Path, sqlite_uri: str, capsys: pyt
     assert cli.main(["sync", "--since", "yesterday-ish", "--dir", str(runs_dir), "--to", "mlflow"]) == 1
     assert "--since" in capsys.readouterr().err
     assert (
-        cli.main(
-            [
-                "sync",
-                "--since",
-                "1h",
-                "--project",
-                "sel-p2",
-                "--dir",
-                str(runs_dir),
-                "--to",
-                "mlflow",
-                "--config",
-                f"tracking_uri={sqlite_uri}",
-                "--dry-run",
-            ]
-        )
-        == 0
+        cli.main(["sync", "--since", "1h", "--project", "sel-p2", *to_mlflow(runs_dir, sqlite_uri), "--dry-run"]) == 0
     )
     assert "(b, FINISHED)" in capsys.readouterr().out
 

@@ -15,7 +15,7 @@ import pytest
 import tracelet
 from tracelet import cli, store
 from tracelet.core.engine import journal
-from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs
+from tracelet_testsupport.sync import expected, history, local_run, mlflow_runs, to_mlflow
 
 # The sync in a child whose MLflow store takes 1.5 s per metrics batch (a slow tracker): the signal below lands
 # while batches remain however long a loaded machine keeps the test from seeing the first checkpoint (with the
@@ -45,19 +45,7 @@ def test_a_sync_killed_halfway_resumes_and_delivers_each_point_once(
 ) -> None:
     run = local_run(runs_dir, "big", 40_000)  # 4 batches of the worker: killed after the first (a wide window)
     meta_path = run.path / journal.META_FILE
-    args = [
-        sys.executable,
-        "-c",
-        SYNC_CHILD,
-        "sync",
-        run.id,
-        "--dir",
-        str(runs_dir),
-        "--to",
-        "mlflow",
-        "--config",
-        f"tracking_uri={sqlite_uri}",
-    ]
+    args = [sys.executable, "-c", SYNC_CHILD, "sync", run.id, *to_mlflow(runs_dir, sqlite_uri)]
     proc = subprocess.Popen(args, env=python_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     cursor, deadline = 0, time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

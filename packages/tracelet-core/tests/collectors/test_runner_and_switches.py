@@ -14,7 +14,7 @@ import pytest
 
 import tracelet
 from tracelet import hookimpl
-from tracelet_testsupport.collectors import make_experiment, run_json, stored
+from tracelet_testsupport.collectors import ALL_OFF, make_experiment, run_json, stored
 
 CALLS: list[tuple[str, str]] = []
 
@@ -98,14 +98,7 @@ def test_hooks_run_on_the_documented_threads_and_failures_are_reported_once(
     assert run_json(exp)["metadata"]["probe"] == {"api_key": "***", "max_tokens": 3}  # redacted by the core
 
 
-ALL = dict(
-    track_environment=True,
-    track_args=True,
-    track_stdout=True,
-    track_checkpoints=True,
-    track_system_metrics=True,
-    track_git=True,
-)
+ALL = {switch: True for switch in ALL_OFF if switch != "track_metrics"}  # every collector switch on
 
 
 @pytest.mark.parametrize(

@@ -46,3 +46,8 @@ def local_run(runs_dir: Path, name: str, points: int, project: str = "sync-proj"
             exp.log_metric("val/acc", i / points, i * 100)  # a second step scale
     exp.stop()
     return store.open_run(exp.id, runs_dir)
+
+
+def to_mlflow(runs_dir: Path, uri: str) -> list[str]:
+    """The arguments that end a `tracelet sync` / `import-tb` command line here: the runs folder and the MLflow store."""
+    return ["--dir", str(runs_dir), "--to", "mlflow", "--config", f"tracking_uri={uri}"]
