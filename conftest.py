@@ -66,11 +66,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_sqlite_template: Path) -> Iterator[Any]:
     """One real `mlflow server` on 127.0.0.1 per session, shared by the MLflow tests and the multi-tracker ones."""
     from tracelet_testsupport.mlflow import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), template=mlflow_sqlite_template)
     server.start()
     yield server
     server.kill()

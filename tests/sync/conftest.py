@@ -30,9 +30,9 @@ def runs_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def down_server(tmp_path: Path) -> Iterator[MlflowServer]:
+def down_server(tmp_path: Path, mlflow_sqlite_template: Path) -> Iterator[MlflowServer]:
     """An `mlflow server` that is not started yet (its port is chosen): the test brings it up when it wants."""
-    server = MlflowServer(tmp_path / "mlflow-server")
+    server = MlflowServer(tmp_path / "mlflow-server", template=mlflow_sqlite_template)
     server.root.mkdir()
     yield server
     server.kill()

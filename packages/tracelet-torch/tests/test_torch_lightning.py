@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, TensorDataset
 import tracelet
 from tracelet.store import open_run
 from tracelet_testsupport.torch import config, event_scalars, store_points
-from tracelet_torch.lightning import TraceletLogger
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
@@ -29,6 +28,10 @@ logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
 PACKAGES = ["lightning.pytorch", "pytorch_lightning"]
+
+# Importing Lightning costs seconds of CPU, and every pytest-xdist worker collects every module: the tests import
+# it (and `tracelet_torch.lightning`, which imports it) themselves, and share one worker, so one process pays.
+pytestmark = pytest.mark.xdist_group("lightning")
 
 
 def make_module(pl: Any) -> Any:
@@ -87,6 +90,8 @@ def as_list(points: dict[str, list[tuple[int, float, float]]]) -> list[tuple[str
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_tracelet_logger_logs_hparams_metrics_checkpoints_and_ends_its_run(tmp_path: Path, package: str) -> None:
+    from tracelet_torch.lightning import TraceletLogger
+
     pl = importlib.import_module(package)
     logger = TraceletLogger("lit", project="lit-proj", backend="local", config=config(enable_artifacts=True))
     reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
@@ -115,6 +120,8 @@ def test_tracelet_logger_logs_hparams_metrics_checkpoints_and_ends_its_run(tmp_p
 
 def test_tracelet_logger_reuses_the_active_experiment_and_leaves_it_running(tmp_path: Path) -> None:
     import lightning.pytorch as pl
+
+    from tracelet_torch.lightning import TraceletLogger
 
     exp = tracelet.start_logging("outer", backend="local", config=config())
     logger = TraceletLogger(log_checkpoints=False)
@@ -152,6 +159,8 @@ def test_plain_trainer_inside_a_run_is_captured_through_tensorboard(tmp_path: Pa
 def test_tracelet_logger_and_capture_together_give_no_duplicates(tmp_path: Path) -> None:
     import lightning.pytorch as pl
 
+    from tracelet_torch.lightning import TraceletLogger
+
     exp = tracelet.start_logging("both", backend="local", config=config(enable_artifacts=True))
     tb_logger = pl.loggers.TensorBoardLogger(tmp_path / "tb", name="both")
     reference = pl.loggers.CSVLogger(tmp_path / "csv", name="ref")
@@ -170,6 +179,8 @@ def test_tracelet_logger_and_capture_together_give_no_duplicates(tmp_path: Path)
 def test_a_writer_the_script_creates_in_a_hook_is_captured_while_lightnings_own_are_not(tmp_path: Path) -> None:
     import lightning.pytorch as pl
     from torch.utils.tensorboard import SummaryWriter
+
+    from tracelet_torch.lightning import TraceletLogger
 
     class OwnWriterModule(pl.LightningModule):
         """Writes its own TensorBoard scalars from a writer it creates in a hook (the trainer's loops are above)."""
@@ -209,6 +220,8 @@ def test_a_writer_the_script_creates_in_a_hook_is_captured_while_lightnings_own_
 
 def test_a_trainer_with_a_subclass_of_tracelet_logger_leaves_checkpoints_to_it(tmp_path: Path) -> None:
     import lightning.pytorch as pl
+
+    from tracelet_torch.lightning import TraceletLogger
 
     class ProjectLogger(TraceletLogger):  # a project's own flavour, defined outside tracelet_torch
         pass

@@ -52,17 +52,18 @@ def shared_empty_sqlite_store(root: Path) -> Path:
     return made_once(root / "mlflow-sqlite-template", empty_sqlite_store) / "mlflow.db"
 
 
-def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None) -> str:
+def copy_sqlite_store(template: Path, db: Path, cwd: Path | None = None, artifacts: str | None = None) -> str:
     """A fresh, empty MLflow sqlite store at `db` (a copy of `template`, from `empty_sqlite_store`), as MLflow
     would have created it from `cwd` (default: the current folder): its Default experiment's artifacts under
-    `cwd/mlruns/0`. Returns its tracking URI. Tests that are about MLflow creating a store use their own URI."""
+    `cwd/mlruns/0`, or under `artifacts` (`<artifacts>/0`) where given. Returns its tracking URI. Tests that are
+    about MLflow creating a store use their own URI."""
     db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, db)
+    location = f"{artifacts}/0" if artifacts is not None else str((cwd or Path.cwd()).resolve() / "mlruns" / "0")
     con = sqlite3.connect(db)
     try:
         with con:
-            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                        (str((cwd or Path.cwd()).resolve() / "mlruns" / "0"),))  # fmt: skip
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (location,))
     finally:
         con.close()
     return f"sqlite:///{db}"
@@ -78,12 +79,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The Default experiment's artifact root in a store `mlflow server` created (it serves the artifacts itself).
+SERVED_ARTIFACTS = "mlflow-artifacts:"
+
+
 class MlflowServer:
     """`mlflow server` on 127.0.0.1, by default on a sqlite store in `root`, else on `store_uri`; it can be killed
-    (as a crash) and restarted on the same port and store."""
+    (as a crash) and restarted on the same port and store.
 
-    def __init__(self, root: Path, store_uri: str | None = None, workers: int = 1) -> None:
+    With `template` (`empty_sqlite_store`), the sqlite store starts as a copy of it, as the server would have
+    created it: a fresh store costs the server its schema migrations, seconds of CPU at every first start."""
+
+    def __init__(
+        self, root: Path, store_uri: str | None = None, workers: int = 1, template: Path | None = None
+    ) -> None:
         self.root = root
+        self.template = template if store_uri is None else None
         self.port = free_port()
         self.db = root / "server.db"
         self.store_uri = store_uri or f"sqlite:///{self.db}"
@@ -103,6 +114,8 @@ class MlflowServer:
         ]  # fmt: skip
 
     def start(self) -> None:
+        if self.template is not None and not self.db.exists():
+            copy_sqlite_store(self.template, self.db, artifacts=SERVED_ARTIFACTS)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACELET_", "MLFLOW_TRACKING", "RANK"))}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with open(self.log, "ab") as log:
